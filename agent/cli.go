@@ -1,0 +1,283 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/alecthomas/kingpin/v2"
+	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/prometheus/common/promslog"
+	promslogflag "github.com/prometheus/common/promslog/flag"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+)
+
+// DefaultListenAddress is the documented default of --web.listen-address. It
+// lies outside 9090-9100, where Prometheus, Alertmanager, Pushgateway and
+// node_exporter listen.
+const DefaultListenAddress = ":9847"
+
+const programName = "azurelinux-probe"
+
+// options are the parsed command line.
+type options struct {
+	web             *web.FlagConfig
+	telemetryPath   string
+	maxRequests     int
+	rootfs          string
+	procfs          string
+	sysfs           string
+	configFile      string
+	disableDefaults bool
+	collectorFlags  map[string]*bool
+	explicit        map[string]bool
+	log             promslog.Config
+	format          string
+}
+
+// Main runs the probe with args (without the program name) and returns the
+// process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	o := &options{collectorFlags: map[string]*bool{}, explicit: map[string]bool{}}
+	app := kingpin.New(programName,
+		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
+	app.UsageWriter(stdout)
+	app.ErrorWriter(stderr)
+	app.Terminate(nil)
+	app.HelpFlag.Short('h')
+
+	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
+	app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
+		Default("40").IntVar(&o.maxRequests)
+	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
+	app.Flag("path.procfs", "procfs mount point (default: <path.rootfs>/proc).").PlaceHolder("<rootfs>/proc").StringVar(&o.procfs)
+	app.Flag("path.sysfs", "sysfs mount point (default: <path.rootfs>/sys).").PlaceHolder("<rootfs>/sys").StringVar(&o.sysfs)
+	app.Flag("config.file", "YAML configuration file laid over the embedded default.").PlaceHolder("FILE").StringVar(&o.configFile)
+	app.Flag("collector.disable-defaults", "Disable every collector that is not enabled explicitly with --collector.<name>.").
+		Default("false").BoolVar(&o.disableDefaults)
+	for _, s := range collectors.Specs() {
+		help := fmt.Sprintf("Enable the %s collector (default: %s).", s.Name, map[bool]string{true: "enabled", false: "disabled"}[s.DefaultEnabled])
+		name := s.Name
+		o.collectorFlags[name] = app.Flag("collector."+name, help).
+			Default(fmt.Sprint(s.DefaultEnabled)).
+			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
+	}
+	promslogflag.AddFlags(app, &o.log)
+	app.Version(version.Print(programName))
+
+	serveCmd := app.Command("serve", "Serve metrics over HTTP (the default).").Default()
+	factsCmd := app.Command("facts", "Run every enabled collector once and print the facts.")
+	factsCmd.Flag("format", "Output format: prometheus, json or table (default: table on a terminal, prometheus otherwise).").
+		EnumVar(&o.format, "prometheus", "json", "table")
+	checkCmd := app.Command("check", "Evaluate the compatibility checks once (not available in this build yet).")
+	versionCmd := app.Command("version", "Print the version.")
+
+	cmd, err := app.Parse(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 2
+	}
+	if o.log.Writer == nil {
+		o.log.Writer = stderr
+	}
+	logger := promslog.New(&o.log)
+
+	switch cmd {
+	case versionCmd.FullCommand():
+		fmt.Fprintln(stdout, version.Print(programName))
+		return 0
+	case checkCmd.FullCommand():
+		fmt.Fprintf(stderr, "%s: the check command is not available in this build yet\n", programName)
+		return 2
+	case factsCmd.FullCommand():
+		return o.facts(stdout, logger)
+	case serveCmd.FullCommand():
+		if err := o.serve(logger); err != nil {
+			logger.Error("exiting", "err", err)
+			return 1
+		}
+		return 0
+	}
+	return 2
+}
+
+func (o *options) paths() collectors.Paths {
+	p := collectors.DefaultPaths(o.rootfs)
+	if o.procfs != "" {
+		p.ProcFS = o.procfs
+	}
+	if o.sysfs != "" {
+		p.SysFS = o.sysfs
+	}
+	return p
+}
+
+// enabled returns the names of the collectors to run.
+func (o *options) enabled() []string {
+	var out []string
+	for _, s := range collectors.Specs() {
+		on := *o.collectorFlags[s.Name]
+		if o.disableDefaults && !o.explicit[s.Name] {
+			on = false
+		}
+		if on {
+			out = append(out, s.Name)
+		}
+	}
+	return out
+}
+
+// build loads the configuration and builds the enabled collectors.
+func (o *options) build(logger *slog.Logger) (*Set, error) {
+	cfg, err := LoadConfig(o.configFile)
+	if err != nil {
+		return nil, err
+	}
+	return BuildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger})
+}
+
+func (o *options) facts(stdout io.Writer, logger *slog.Logger) int {
+	set, err := o.build(logger)
+	if err != nil {
+		logger.Error("invalid configuration", "err", err)
+		return 2
+	}
+	sched := NewScheduler(logger)
+	sched.Load(set)
+	sched.RunOnce(context.Background())
+
+	format := o.format
+	if format == "" {
+		format = "prometheus"
+		if isTerminal(stdout) {
+			format = "table"
+		}
+	}
+	if err := WriteFacts(stdout, sched, format); err != nil {
+		logger.Error("print facts", "err", err)
+		return 1
+	}
+	for _, snap := range sched.Snapshots() {
+		if snap == nil || !snap.Success {
+			return 1
+		}
+	}
+	return 0
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+func (o *options) serve(logger *slog.Logger) error {
+	logger.Info("starting "+programName, "version", version.Info(), "build_context", version.BuildContext())
+	if !strings.HasPrefix(o.telemetryPath, "/") {
+		return fmt.Errorf("--web.telemetry-path %q must start with /", o.telemetryPath)
+	}
+	if *o.web.WebConfigFile != "" {
+		if err := web.Validate(*o.web.WebConfigFile); err != nil {
+			return fmt.Errorf("web config: %w", err)
+		}
+	}
+	set, err := o.build(logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
+
+	sched := NewScheduler(logger)
+	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger})
+	if err != nil {
+		return err
+	}
+	listeners, err := o.listen()
+	if err != nil {
+		return err
+	}
+	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- web.ServeMultiple(listeners, server, o.web, logger) }()
+	sched.Start(set)
+	notify(logger, "READY=1")
+	stopWatchdog := startWatchdog(logger)
+	defer stopWatchdog()
+
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(signals)
+	for {
+		select {
+		case err := <-served:
+			sched.Stop()
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				notify(logger, "RELOADING=1\n"+monotonicUsec())
+				if set, err := o.build(logger); err != nil {
+					logger.Error("reload failed, keeping the running configuration", "err", err)
+				} else {
+					sched.Start(set)
+					logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
+				}
+				notify(logger, "READY=1")
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			notify(logger, "STOPPING=1")
+			sched.Stop()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			err := server.Shutdown(ctx)
+			cancel()
+			return err
+		}
+	}
+}
+
+// listen opens the listeners before serving starts, so that READY=1 is sent
+// only once connections are accepted.
+func (o *options) listen() ([]net.Listener, error) {
+	if o.web.WebSystemdSocket != nil && *o.web.WebSystemdSocket {
+		ls, err := activation.Listeners()
+		if err != nil {
+			return nil, fmt.Errorf("systemd socket activation: %w", err)
+		}
+		if len(ls) == 0 {
+			return nil, errors.New("systemd socket activation: no sockets passed")
+		}
+		return ls, nil
+	}
+	var ls []net.Listener
+	for _, addr := range *o.web.WebListenAddresses {
+		l, err := net.Listen("tcp", addr)
+		if err != nil {
+			for _, prev := range ls {
+				prev.Close()
+			}
+			return nil, fmt.Errorf("listen: %w", err)
+		}
+		ls = append(ls, l)
+	}
+	return ls, nil
+}

@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+)
+
+// WriteFacts prints the latest snapshots of sched in format: "prometheus"
+// (the text exposition format: facts and azurelinux_probe_collector_success,
+// without timings, so the output of a fixture tree is reproducible), "json"
+// or "table".
+func WriteFacts(w io.Writer, sched *Scheduler, format string) error {
+	switch format {
+	case "prometheus":
+		families, err := gather(&factsCollector{sched: sched})
+		if err != nil {
+			return err
+		}
+		enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
+		for _, mf := range families {
+			if err := enc.Encode(mf); err != nil {
+				return err
+			}
+		}
+		return nil
+	case "json", "table":
+		reports, err := reportsOf(sched)
+		if err != nil {
+			return err
+		}
+		if format == "table" {
+			return writeTable(w, reports)
+		}
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		return enc.Encode(struct {
+			Collectors []collectorReport `json:"collectors"`
+		}{reports})
+	}
+	return fmt.Errorf("unknown format %q", format)
+}
+
+type collectorReport struct {
+	Name            string   `json:"name"`
+	Success         bool     `json:"success"`
+	Error           string   `json:"error,omitempty"`
+	DurationSeconds float64  `json:"duration_seconds"`
+	Metrics         []sample `json:"metrics"`
+}
+
+type sample struct {
+	Name   string            `json:"name"`
+	Labels map[string]string `json:"labels,omitempty"`
+	Value  float64           `json:"value"`
+}
+
+func reportsOf(sched *Scheduler) ([]collectorReport, error) {
+	snaps := sched.Snapshots()
+	var out []collectorReport
+	for _, name := range sched.Names() {
+		r := collectorReport{Name: name, Metrics: []sample{}}
+		snap := snaps[name]
+		if snap == nil {
+			r.Error = "no refresh has finished"
+			out = append(out, r)
+			continue
+		}
+		r.Success, r.DurationSeconds = snap.Success, snap.Duration.Seconds()
+		if snap.Err != nil {
+			r.Error = snap.Err.Error()
+		}
+		families, err := gather(metricList(snap.Metrics))
+		if err != nil {
+			return nil, fmt.Errorf("collector %s: %w", name, err)
+		}
+		for _, mf := range families {
+			for _, m := range mf.GetMetric() {
+				s := sample{Name: mf.GetName(), Value: value(mf.GetType(), m)}
+				if len(m.GetLabel()) > 0 {
+					s.Labels = map[string]string{}
+					for _, l := range m.GetLabel() {
+						s.Labels[l.GetName()] = l.GetValue()
+					}
+				}
+				r.Metrics = append(r.Metrics, s)
+			}
+		}
+		out = append(out, r)
+	}
+	return out, nil
+}
+
+func writeTable(w io.Writer, reports []collectorReport) error {
+	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
+	for i, r := range reports {
+		if i > 0 {
+			fmt.Fprintln(tw)
+		}
+		status := "ok"
+		if !r.Success {
+			status = "FAILED: " + r.Error
+		}
+		fmt.Fprintf(tw, "%s: %s (%.3fs)\n", r.Name, status, r.DurationSeconds)
+		for _, s := range r.Metrics {
+			fmt.Fprintf(tw, "  %s\t%s\n", seriesName(s), strconv.FormatFloat(s.Value, 'g', -1, 64))
+		}
+	}
+	return tw.Flush()
+}
+
+func seriesName(s sample) string {
+	if len(s.Labels) == 0 {
+		return s.Name
+	}
+	keys := make([]string, 0, len(s.Labels))
+	for k := range s.Labels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + strconv.Quote(s.Labels[k])
+	}
+	return s.Name + "{" + strings.Join(parts, ",") + "}"
+}
+
+func value(t dto.MetricType, m *dto.Metric) float64 {
+	switch t {
+	case dto.MetricType_COUNTER:
+		return m.GetCounter().GetValue()
+	case dto.MetricType_GAUGE:
+		return m.GetGauge().GetValue()
+	case dto.MetricType_UNTYPED:
+		return m.GetUntyped().GetValue()
+	}
+	return math.NaN()
+}
+
+// metricList is a collector over a fixed list of metrics.
+type metricList []prometheus.Metric
+
+func (l metricList) Describe(chan<- *prometheus.Desc) {}
+
+func (l metricList) Collect(ch chan<- prometheus.Metric) {
+	for _, m := range l {
+		ch <- m
+	}
+}
+
+func gather(c prometheus.Collector) ([]*dto.MetricFamily, error) {
+	reg := prometheus.NewPedanticRegistry()
+	if err := reg.Register(c); err != nil {
+		return nil, err
+	}
+	return reg.Gather()
+}

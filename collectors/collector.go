@@ -1,0 +1,136 @@
+// Package collectors holds azurelinux-probe's fact collectors: one file per
+// fact domain, each registered by name in init and read only through the
+// root-prefixed paths of an [Env], so the same code runs against a live host
+// and against a fixture tree under testdata/.
+//
+// A collector knows nothing about scheduling, caching or HTTP. The agent calls
+// Update on the collector's own interval and under its own timeout, and serves
+// what the last Update emitted.
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Namespace prefixes every fact metric.
+const Namespace = "azurelinux"
+
+// ErrNoData tells the agent that the collector's source does not exist on this
+// host (no GPU, not a Hyper-V guest): the collector still succeeded.
+var ErrNoData = errors.New("collector returned no data")
+
+// Collector gathers the facts of one domain.
+type Collector interface {
+	// Update emits the current facts into m. It returns ErrNoData when the
+	// source is absent, and any other error when a fact could not be read;
+	// facts emitted before an error are still current and are served. Update
+	// must honour ctx: the agent abandons a run whose deadline has passed.
+	Update(ctx context.Context, m *Metrics) error
+}
+
+// Spec describes a collector to the registry.
+type Spec struct {
+	Name string
+	// DefaultEnabled is whether the collector runs without a
+	// --collector.<name> flag.
+	DefaultEnabled bool
+	// Interval and Timeout are the refresh defaults; the config file may
+	// override them.
+	Interval time.Duration
+	Timeout  time.Duration
+	// Options returns a pointer to the collector's options set to their
+	// defaults, or nil when it has none. The agent decodes the config file's
+	// section for the collector into it (unknown keys are an error).
+	Options func() any
+	// New builds the collector from the value Options returned (nil when it
+	// has none). It fails only on invalid options, never on what the host
+	// lacks.
+	New func(env Env, opts any) (Collector, error)
+}
+
+var registry = map[string]Spec{}
+
+func register(s Spec) {
+	if _, dup := registry[s.Name]; dup {
+		panic("collectors: duplicate registration of " + s.Name)
+	}
+	registry[s.Name] = s
+}
+
+// Specs returns every registered collector, sorted by name.
+func Specs() []Spec {
+	out := make([]Spec, 0, len(registry))
+	for _, s := range registry {
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Lookup returns the registered collector called name.
+func Lookup(name string) (Spec, bool) {
+	s, ok := registry[name]
+	return s, ok
+}
+
+// Env is what a collector is built with.
+type Env struct {
+	Paths  Paths
+	Logger *slog.Logger
+}
+
+// Metrics accumulates the facts of one Update.
+type Metrics struct {
+	list []prometheus.Metric
+	errs []error
+}
+
+// Gauge emits a gauge sample. A label count that does not match desc is
+// recorded as an error (returned by Err) rather than a panic.
+func (m *Metrics) Gauge(desc *prometheus.Desc, value float64, labels ...string) {
+	m.add(desc, prometheus.GaugeValue, value, labels)
+}
+
+// Counter emits a counter sample.
+func (m *Metrics) Counter(desc *prometheus.Desc, value float64, labels ...string) {
+	m.add(desc, prometheus.CounterValue, value, labels)
+}
+
+// Bool emits a 0/1 gauge.
+func (m *Metrics) Bool(desc *prometheus.Desc, value bool, labels ...string) {
+	m.Gauge(desc, b2f(value), labels...)
+}
+
+func (m *Metrics) add(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
+	metric, err := prometheus.NewConstMetric(desc, t, v, labels...)
+	if err != nil {
+		m.errs = append(m.errs, fmt.Errorf("build metric: %w", err))
+		return
+	}
+	m.list = append(m.list, metric)
+}
+
+// List returns what was emitted.
+func (m *Metrics) List() []prometheus.Metric { return m.list }
+
+// Err returns the errors met while building metrics, if any.
+func (m *Metrics) Err() error { return errors.Join(m.errs...) }
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// newDesc builds a fact metric's descriptor: azurelinux_<subsystem>_<name>.
+func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, labels, nil)
+}
