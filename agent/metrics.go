@@ -8,16 +8,20 @@ import (
 )
 
 var (
-	successDesc = prometheus.NewDesc("azurelinux_probe_collector_success",
-		"1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out.",
-		[]string{"collector"}, nil)
-	durationDesc = prometheus.NewDesc("azurelinux_probe_collector_duration_seconds",
-		"How long the collector's latest refresh took.",
-		[]string{"collector"}, nil)
-	lastSuccessDesc = prometheus.NewDesc("azurelinux_probe_collector_last_success_timestamp_seconds",
-		"When the collector's latest successful refresh finished, as a Unix timestamp.",
-		[]string{"collector"}, nil)
+	successDesc     = selfDesc("azurelinux_probe_collector_success")
+	durationDesc    = selfDesc("azurelinux_probe_collector_duration_seconds")
+	lastSuccessDesc = selfDesc("azurelinux_probe_collector_last_success_timestamp_seconds")
 )
+
+// selfDesc builds the descriptor of a self metric documented in selfMetrics.
+func selfDesc(name string) *prometheus.Desc {
+	for _, d := range selfMetrics {
+		if d.Name == name {
+			return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
+		}
+	}
+	panic("agent: undocumented self metric " + name)
+}
 
 // factsCollector serves the snapshots of the scheduled collectors whose names
 // pass filter, with the per-collector self metrics. It reads only published
@@ -59,11 +63,8 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 }
 
 func buildInfo() prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name:        "azurelinux_probe_build_info",
-		Help:        "Version of azurelinux-probe; constant 1.",
-		ConstLabels: prometheus.Labels{"version": version.Version, "revision": version.Revision, "goversion": runtime.Version()},
-	}, func() float64 { return 1 })
+	return metricList{prometheus.MustNewConstMetric(selfDesc("azurelinux_probe_build_info"), prometheus.GaugeValue, 1,
+		version.Version, version.Revision, runtime.Version())}
 }
 
 func b2f(b bool) float64 {

@@ -139,11 +139,19 @@ func (s *Scheduler) Start(set *Set) {
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	start := time.Now()
+	var remaining atomic.Int64
+	remaining.Store(int64(len(jobs)))
+	firstDone := func() {
+		if remaining.Add(-1) == 0 {
+			s.logger.Info("first snapshot complete", "collectors", len(jobs), "elapsed", time.Since(start))
+		}
+	}
 	for _, j := range jobs {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.loop(ctx, j)
+			s.loop(ctx, j, firstDone)
 		}()
 	}
 }
@@ -159,16 +167,21 @@ func (s *Scheduler) Stop() {
 	}
 }
 
-func (s *Scheduler) loop(ctx context.Context, j *job) {
+// loop refreshes j at once and then every interval until ctx ends, calling
+// firstDone after the first refresh.
+func (s *Scheduler) loop(ctx context.Context, j *job, firstDone func()) {
 	t := time.NewTimer(0)
 	defer t.Stop()
-	for {
+	for first := true; ; first = false {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
 		s.refresh(ctx, j)
+		if first && ctx.Err() == nil {
+			firstDone()
+		}
 		t.Reset(j.interval)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,7 +131,37 @@ func b2f(b bool) float64 {
 	return 0
 }
 
-// newDesc builds a fact metric's descriptor: azurelinux_<subsystem>_<name>.
+// newDesc builds a fact metric's descriptor, azurelinux_<subsystem>_<name>,
+// and records it in the catalog from which docs/metrics.md is generated.
 func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
-	return prometheus.NewDesc(prometheus.BuildFQName(Namespace, subsystem, name), help, labels, nil)
+	fq := prometheus.BuildFQName(Namespace, subsystem, name)
+	catalogMu.Lock()
+	catalog[fq] = MetricDoc{Name: fq, Help: help, Labels: labels, Subsystem: subsystem}
+	catalogMu.Unlock()
+	return prometheus.NewDesc(fq, help, labels, nil)
+}
+
+// MetricDoc describes a fact metric for the documentation.
+type MetricDoc struct {
+	Name, Help, Subsystem string
+	Labels                []string
+}
+
+var (
+	catalogMu sync.Mutex
+	catalog   = map[string]MetricDoc{}
+)
+
+// Catalog returns every fact metric described by the collectors built so far
+// in this process, sorted by name. Building each registered collector once
+// fills it.
+func Catalog() []MetricDoc {
+	catalogMu.Lock()
+	defer catalogMu.Unlock()
+	out := make([]MetricDoc, 0, len(catalog))
+	for _, d := range catalog {
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
 }

@@ -86,7 +86,7 @@ var taintFlags = [...]struct{ letter, reason string }{
 // comparison rather than an absent() query.
 var knownLSMs = []string{
 	"capability", "lockdown", "yama", "loadpin", "safesetid", "integrity", "selinux", "smack",
-	"tomoyo", "apparmor", "bpf", "landlock", "ipe",
+	"tomoyo", "apparmor", "bpf", "landlock", "ipe", "ima", "evm",
 }
 
 var seriesRE = regexp.MustCompile(`^(\d+)\.(\d+)`)

@@ -1,0 +1,56 @@
+# azurelinux-probe: `make run` serves this host's facts on the default
+# address with the embedded default configuration; `make test` runs every
+# test (installing the tools they need when missing).
+
+GO        ?= go
+VERSION   ?= $(shell cat VERSION)
+REVISION  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
+BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+VERSION_PKG := github.com/prometheus/common/version
+LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
+	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILDDATE)
+BIN := build/azurelinux-probe
+ARGS ?=
+
+# Tools the tests need: command:debian-package:azure-linux-package.
+TEST_TOOLS := promtool:prometheus:golang-github-prometheus
+
+.PHONY: all build run test vet unit promtool-check tools fmt-check clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/azurelinux-probe
+
+run: build
+	./$(BIN) $(ARGS)
+
+tools:
+	scripts/need-tools.sh $(TEST_TOOLS)
+
+test: tools fmt-check vet unit promtool-check
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change: $$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+# Unit, golden end-to-end, live (this host's kernel) and serve tests.
+unit:
+	scripts/with-kernel-fs.sh $(GO) test -count=1 ./...
+
+# The golden output of every fixture tree (all collectors) and the facts of
+# this host must pass promtool's metric lint; the served /metrics is checked
+# by the serve end-to-end test.
+promtool-check: build
+	@set -e; for f in collectors/testdata/golden/*.prom; do \
+		echo "promtool check metrics $$f"; promtool check metrics < $$f; \
+	done; \
+	./$(BIN) facts --format=prometheus --log.level=error > build/facts.prom || true; \
+	echo "promtool check metrics (this host)"; promtool check metrics < build/facts.prom
+
+clean:
+	rm -rf build dist

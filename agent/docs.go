@@ -1,0 +1,102 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+)
+
+// selfMetrics documents the metrics the agent itself serves.
+var selfMetrics = []collectors.MetricDoc{
+	{Name: "azurelinux_probe_build_info", Labels: []string{"version", "revision", "goversion"},
+		Help: "Version of azurelinux-probe; constant 1."},
+	{Name: "azurelinux_probe_collector_success", Labels: []string{"collector"},
+		Help: "1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out."},
+	{Name: "azurelinux_probe_collector_duration_seconds", Labels: []string{"collector"},
+		Help: "How long the collector's latest refresh took."},
+	{Name: "azurelinux_probe_collector_last_success_timestamp_seconds", Labels: []string{"collector"},
+		Help: "When the collector's latest successful refresh finished, as a Unix timestamp."},
+}
+
+// MetricsDoc renders docs/metrics.md: every collector with its defaults and
+// every metric the probe can serve, from the descriptors the collectors
+// build, so that the document cannot drift from the code.
+func MetricsDoc() (string, error) {
+	cfg, err := LoadConfig("")
+	if err != nil {
+		return "", err
+	}
+	var names []string
+	for _, s := range collectors.Specs() {
+		names = append(names, s.Name)
+	}
+	// Building every collector once fills the catalog of descriptors.
+	logger := slog.New(slog.DiscardHandler)
+	if _, err := BuildSet(cfg, names, collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: logger}); err != nil {
+		return "", err
+	}
+
+	var b strings.Builder
+	b.WriteString(`# Metrics
+
+Generated from the code by ` + "`go test ./cmd/azurelinux-probe -run TestMetricsDoc -update`" + `; a test fails when
+this file and the code disagree. Metric names and labels are a contract: alerts and dashboards
+depend on them.
+
+Every collector refreshes in the background on its interval and a scrape serves the latest snapshot.
+A collector whose source does not exist on the host (no GPU, not a Hyper-V guest) serves no facts and
+keeps ` + "`azurelinux_probe_collector_success` at 1" + `; a collector that fails or times out serves
+only what it read in that refresh, never an older refresh's facts, and reports success 0.
+
+## Collectors
+
+| collector | default | interval | timeout |
+|---|---|---|---|
+`)
+	for _, s := range collectors.Specs() {
+		cc := cfg.Collectors[s.Name]
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", s.Name,
+			map[bool]string{true: "enabled", false: "disabled"}[s.DefaultEnabled], cc.Interval, cc.Timeout)
+	}
+	b.WriteString("\n## Probe self metrics\n\n")
+	writeMetricTable(&b, selfMetrics)
+	b.WriteString("\nThe standard `go_*`, `process_*` and `promhttp_*` metrics of client_golang are served too.\n")
+
+	bySubsystem := map[string][]collectors.MetricDoc{}
+	for _, d := range collectors.Catalog() {
+		bySubsystem[d.Subsystem] = append(bySubsystem[d.Subsystem], d)
+	}
+	for _, s := range collectors.Specs() {
+		docs := bySubsystem[s.Name]
+		if len(docs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n## `%s` collector\n\n", s.Name)
+		writeMetricTable(&b, docs)
+		delete(bySubsystem, s.Name)
+	}
+	if len(bySubsystem) > 0 {
+		return "", fmt.Errorf("metrics whose subsystem names no collector: %v", bySubsystem)
+	}
+	return b.String(), nil
+}
+
+func writeMetricTable(w io.Writer, docs []collectors.MetricDoc) {
+	fmt.Fprintln(w, "| metric | type | labels | meaning |")
+	fmt.Fprintln(w, "|---|---|---|---|")
+	for _, d := range docs {
+		typ := "gauge"
+		if strings.HasSuffix(d.Name, "_total") {
+			typ = "counter"
+		}
+		labels := make([]string, len(d.Labels))
+		for i, l := range d.Labels {
+			labels[i] = "`" + l + "`"
+		}
+		fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", d.Name, typ, strings.Join(labels, ", "),
+			strings.ReplaceAll(d.Help, "|", `\|`))
+	}
+}
