@@ -59,6 +59,11 @@ type Scheduler struct {
 	mu     sync.Mutex // guards cancel and wg across Start and Stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// events, when set (by tests), receives "published <name>" after each
+	// snapshot is stored and "idle <name>" when an Update returns, even one
+	// abandoned at its timeout.
+	events chan string
 }
 
 // Set is a built set of enabled collectors with their schedules.
@@ -224,12 +229,18 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 	defer cancel()
 	done := make(chan outcome, 1)
 	go func() {
-		defer j.running.Store(false)
+		defer func() {
+			j.running.Store(false)
+			s.event("idle " + j.name)
+		}()
 		m := &collectors.Metrics{}
 		var err error
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
+					// A collector that panicked is in an unknown state:
+					// nothing it emitted is served.
+					m = &collectors.Metrics{}
 					err = fmt.Errorf("panic: %v", r)
 					s.logger.Debug("collector panic", "collector", j.name, "stack", string(debug.Stack()))
 				}
@@ -278,6 +289,13 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 		s.logger.Debug("collector still failing", "collector", j.name, "err", err)
 	}
 	j.snap.Store(snap)
+	s.event("published " + j.name)
+}
+
+func (s *Scheduler) event(e string) {
+	if s.events != nil {
+		s.events <- e
+	}
 }
 
 // Snapshots returns the latest snapshot of each scheduled collector (nil
