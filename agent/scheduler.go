@@ -55,6 +55,9 @@ type job struct {
 type Scheduler struct {
 	logger *slog.Logger
 	jobs   atomic.Pointer[[]*job]
+	// generation changes whenever a snapshot is published or the set of
+	// collectors changes, so that rendered output can be cached until then.
+	generation atomic.Uint64
 
 	mu     sync.Mutex // guards cancel and wg across Start and Stop
 	cancel context.CancelFunc
@@ -139,6 +142,7 @@ func (s *Scheduler) Start(set *Set) {
 	}
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
+	s.generation.Add(1)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -210,6 +214,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) {
 func (s *Scheduler) Load(set *Set) {
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
+	s.generation.Add(1)
 }
 
 type outcome struct {
@@ -239,10 +244,13 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 			defer func() {
 				if r := recover(); r != nil {
 					// A collector that panicked is in an unknown state:
-					// nothing it emitted is served.
+					// nothing it emitted is served. A panic is a bug, so
+					// every one is logged with its stack (once per
+					// refresh, never in a loop: the next try waits for
+					// the interval).
 					m = &collectors.Metrics{}
 					err = fmt.Errorf("panic: %v", r)
-					s.logger.Debug("collector panic", "collector", j.name, "stack", string(debug.Stack()))
+					s.logger.Error("collector panicked", "collector", j.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				}
 			}()
 			err = j.c.Update(rctx, m)
@@ -289,6 +297,7 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 		s.logger.Debug("collector still failing", "collector", j.name, "err", err)
 	}
 	j.snap.Store(snap)
+	s.generation.Add(1)
 	s.event("published " + j.name)
 }
 

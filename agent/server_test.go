@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"compress/gzip"
 	"io"
 	"log/slog"
 	"net/http"
@@ -70,5 +71,70 @@ func TestMaxRequests(t *testing.T) {
 	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "limit of 2 concurrent scrapes") {
 		t.Errorf("status %d %q", rec.Code, rec.Body.String())
+	}
+}
+
+func TestCachedBody(t *testing.T) {
+	f := &fakeCollector{facts: []string{"before"}}
+	s := newTestScheduler(testJob("os", f))
+	s.RunOnce(t.Context())
+	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func(hdr map[string]string) *http.Response {
+		req := httptest.NewRequest(http.MethodGet, "/metrics", nil)
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec.Result()
+	}
+	body := func(r *http.Response) string {
+		var rd io.Reader = r.Body
+		if r.Header.Get("Content-Encoding") == "gzip" {
+			zr, err := gzip.NewReader(r.Body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rd = zr
+		}
+		b, err := io.ReadAll(rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+
+	plain := get(nil)
+	if ct := plain.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/plain; version=0.0.4") {
+		t.Errorf("plain Content-Type %q", ct)
+	}
+	if !strings.Contains(body(plain), `azurelinux_test_fact{n="before"} 1`) {
+		t.Error("plain body lacks the fact")
+	}
+
+	// What Prometheus 3 sends.
+	zipped := get(map[string]string{"Accept-Encoding": "gzip",
+		"Accept": "application/openmetrics-text;version=1.0.0;escaping=allow-utf-8;q=0.5,application/openmetrics-text;version=0.0.1;q=0.4,text/plain;version=1.0.0;escaping=allow-utf-8;q=0.3,text/plain;version=0.0.4;q=0.2,*/*;q=0.1"})
+	if zipped.Header.Get("Content-Encoding") != "gzip" {
+		t.Error("gzip not used though accepted")
+	}
+	if ct := zipped.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/openmetrics-text") {
+		t.Errorf("negotiated Content-Type %q, want OpenMetrics", ct)
+	}
+	if b := body(zipped); !strings.Contains(b, `azurelinux_test_fact{n="before"} 1`) || !strings.HasSuffix(b, "# EOF\n") {
+		t.Errorf("OpenMetrics body wrong:\n%s", b)
+	}
+	if get(map[string]string{"Accept-Encoding": "gzip;q=0"}).Header.Get("Content-Encoding") == "gzip" {
+		t.Error("gzip used though refused with q=0")
+	}
+
+	// A new snapshot is served at once, whatever the cache holds.
+	f.facts = []string{"after"}
+	s.RunOnce(t.Context())
+	if b := body(get(nil)); !strings.Contains(b, `n="after"`) || strings.Contains(b, `n="before"`) {
+		t.Error("the cached body outlived the snapshot it was rendered from")
 	}
 }
