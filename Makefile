@@ -16,7 +16,9 @@ ARGS ?=
 # Tools the tests need: command:debian-package:azure-linux-package.
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus
 
-.PHONY: all build run test vet unit promtool-check tools fmt-check clean
+FUZZTIME ?= 30s
+
+.PHONY: all build run test vet unit race promtool-check tools fmt-check bench fuzz clean
 
 all: build
 
@@ -29,7 +31,7 @@ run: build
 tools:
 	scripts/need-tools.sh $(TEST_TOOLS)
 
-test: tools fmt-check vet unit promtool-check
+test: tools fmt-check vet unit race promtool-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -38,9 +40,15 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, golden end-to-end, live (this host's kernel) and serve tests.
+# Unit, golden end-to-end, live (this host's kernel) and serve tests. The
+# 30-second concurrency test runs in full under the race detector below.
 unit:
-	scripts/with-kernel-fs.sh $(GO) test -count=1 ./...
+	scripts/with-kernel-fs.sh $(GO) test -count=1 -short ./...
+
+# The agent (scheduler, cache, HTTP) under the race detector, with 64
+# concurrent scrapers for 30 s against continuously refreshing collectors.
+race:
+	$(GO) test -count=1 -race ./agent/...
 
 # The golden output of every fixture tree (all collectors) and the facts of
 # this host must pass promtool's metric lint; the served /metrics is checked
@@ -51,6 +59,21 @@ promtool-check: build
 	done; \
 	./$(BIN) facts --format=prometheus --log.level=error > build/facts.prom || true; \
 	echo "promtool check metrics (this host)"; promtool check metrics < build/facts.prom
+
+# Side-by-side benchmark against node_exporter and a static server;
+# writes docs/benchmarks.md.
+bench:
+	scripts/bench.sh
+
+# Every fuzz target of every package for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for fz in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -d' ' -f2); do \
+			echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$fz$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 clean:
 	rm -rf build dist
