@@ -13,12 +13,16 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
 BIN := build/azurelinux-probe
 ARGS ?=
 
-# Tools the tests need: command:debian-package:azure-linux-package.
+# Tools the tests need: command (or file):debian-package:azure-linux-package.
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus
+# What `make generate` needs to rebuild the eBPF canary (bpf/). Building the
+# probe does not: the generated object and Go code are committed. Outside CI
+# the test comparing them with a regeneration runs only when clang is there.
+BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers.h:libbpf-dev:libbpf-devel
 
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet unit race promtool-check tools fmt-check bench fuzz clean
+.PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean
 
 all: build
 
@@ -29,7 +33,12 @@ run: build
 	./$(BIN) $(ARGS)
 
 tools:
-	scripts/need-tools.sh $(TEST_TOOLS)
+	scripts/need-tools.sh $(TEST_TOOLS) $(if $(filter true,$(CI)),$(BPF_TOOLS))
+
+# Rebuild bpf/canary_bpfel.{o,go} from bpf/canary.c with bpf2go.
+generate:
+	scripts/need-tools.sh $(BPF_TOOLS)
+	$(GO) generate ./bpf/...
 
 test: tools fmt-check vet unit race promtool-check
 
@@ -40,8 +49,9 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, golden end-to-end, live (this host's kernel) and serve tests. The
-# 30-second concurrency test runs in full under the race detector below.
+# Unit, golden end-to-end, live (this host's kernel) and serve tests; in bpf/,
+# the check that the committed canary object is what its source compiles to.
+# The 30-second concurrency test runs in full under the race detector below.
 unit:
 	scripts/with-kernel-fs.sh $(GO) test -count=1 -short ./...
 
