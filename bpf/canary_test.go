@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/asm"
 )
 
 // requireBPF skips a live test where the process cannot load tracing
@@ -175,4 +176,24 @@ func TestRunLeaksNothing(t *testing.T) {
 		t.Errorf("open descriptors: %d before, %d after 20 runs", fds, got)
 	}
 	awaitUnloaded(t, ids...)
+}
+
+// TestVerifierLogInError: a program the verifier rejects fails with the
+// verifier's own log, not only its last line, which the collector logs.
+func TestVerifierLogInError(t *testing.T) {
+	requireBPF(t)
+	_, err := ebpf.NewProgram(&ebpf.ProgramSpec{
+		Type: ebpf.RawTracepoint, License: "GPL",
+		// Returns R2, which was never written.
+		Instructions: asm.Instructions{asm.Mov.Reg(asm.R0, asm.R2), asm.Return()},
+	})
+	if err == nil {
+		t.Fatal("the verifier accepted a read of an uninitialised register")
+	}
+	got := withVerifierLog(err).Error()
+	for _, want := range []string{"R2 !read_ok", "\n\tprocessed 1 insns"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("error lacks %q from the verifier log:\n%s", want, got)
+		}
+	}
 }

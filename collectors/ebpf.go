@@ -1,7 +1,6 @@
 package collectors
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -413,31 +412,35 @@ func (c *ebpfCollector) btfAvailable() (bool, error) {
 }
 
 // bpffsMounted looks for a mount of file system type bpf in
-// <procfs>/self/mounts (fstab format: device, mount point, type, options,
-// dump, pass).
+// <procfs>/self/mounts.
 func (c *ebpfCollector) bpffsMounted() (bool, error) {
 	path := c.paths.Proc("self/mounts")
 	text, err := readText(path, maxFileSize)
 	if err != nil {
 		return false, err
 	}
+	found, err := hasBPFFS(text)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return found, nil
+}
+
+// hasBPFFS reports whether a mounts table (fstab format: device, mount
+// point, type, options, dump, pass) has a file system of type bpf.
+func hasBPFFS(text string) (bool, error) {
 	found := false
-	sc := bufio.NewScanner(strings.NewReader(text))
-	sc.Buffer(make([]byte, 0, 4096), maxValueSize*4)
-	for line := 1; sc.Scan(); line++ {
-		if strings.TrimSpace(sc.Text()) == "" {
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		f := strings.Fields(sc.Text())
+		f := strings.Fields(line)
 		if len(f) != 6 {
-			return false, fmt.Errorf("%s: line %d: %d fields, want 6", path, line, len(f))
+			return false, fmt.Errorf("line %d: %d fields, want 6", i+1, len(f))
 		}
 		if f[2] == "bpf" {
 			found = true
 		}
-	}
-	if err := sc.Err(); err != nil {
-		return false, fmt.Errorf("%s: %w", path, err)
 	}
 	return found, nil
 }

@@ -788,3 +788,24 @@ func BenchmarkEBPFInventory(b *testing.B) {
 		}
 	})
 }
+
+// FuzzHasBPFFS: any input gives an answer or an error naming a line, and a
+// table with a bpf line among well-formed ones is always found.
+func FuzzHasBPFFS(f *testing.F) {
+	f.Add("bpf /sys/fs/bpf bpf rw,nosuid,nodev,noexec,relatime,mode=700 0 0\n")
+	f.Add("proc /proc proc rw 0 0\n\n")
+	f.Add("a b c\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		found, err := hasBPFFS(text)
+		if err != nil {
+			if found || !strings.HasPrefix(err.Error(), "line ") {
+				t.Fatalf("hasBPFFS(%q) = %v, %v", text, found, err)
+			}
+			return
+		}
+		withBPF := text + "\nbpf /sys/fs/bpf bpf rw 0 0\n"
+		if ok, err := hasBPFFS(withBPF); err != nil || !ok {
+			t.Fatalf("hasBPFFS(%q) = %v, %v after appending a bpf mount", withBPF, ok, err)
+		}
+	})
+}
