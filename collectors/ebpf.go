@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -280,7 +281,15 @@ func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
 	perfmonCapable := caps.has(capPerfmon) || caps.has(capSysAdmin)
 
 	if c.skipUnless(bpfCapable, "features", "eBPF feature probes skipped: the probe lacks CAP_BPF (or CAP_SYS_ADMIN)") {
-		c.updateFeatures(m)
+		var lacking []string
+		if !caps.has(capSysAdmin) {
+			for _, pc := range probeCapabilities {
+				if (pc.bit == capNetAdmin || pc.bit == capPerfmon) && !caps.has(pc.bit) {
+					lacking = append(lacking, "CAP_"+strings.ToUpper(pc.name))
+				}
+			}
+		}
+		c.updateFeatures(m, lacking)
 	}
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
@@ -312,9 +321,16 @@ func (c *ebpfCollector) logOnce(level slog.Level, topic, msg string, args ...any
 		return
 	}
 	c.logged[topic] = sig
-	if msg != "" {
-		c.logger.Log(context.Background(), level, msg, args...)
+	ctx := context.Background()
+	if msg == "" || !c.logger.Enabled(ctx, level) {
+		return
 	}
+	// Attribute the record to logOnce's caller, not to logOnce.
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:])
+	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
+	r.Add(args...)
+	_ = c.logger.Handler().Handle(ctx, r)
 }
 
 // skipUnless logs, once, why a part is skipped when ok is false, and returns
@@ -473,22 +489,26 @@ func (c *ebpfCollector) capabilities() (capSet, error) {
 // updateFeatures probes each watched program and map type. cilium/ebpf
 // caches conclusive answers for the life of the process, so only the first
 // refresh pays for them (about half a second); an inconclusive probe is
-// retried on the next refresh.
-func (c *ebpfCollector) updateFeatures(m *Metrics) {
+// retried on the next refresh (about 15ms each for tracing and lsm, which
+// parse the kernel BTF). lacking names the capabilities the probe lacks that
+// some types need (CAP_NET_ADMIN for xdp, sched_cls, cgroup_sock...,
+// CAP_PERFMON for tracing types), for the log.
+func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
 	for _, t := range c.progTypes {
 		c.feature(m, c.progSupported, "program", typeName(progTypeNames, t),
-			features.HaveProgramType(ebpf.ProgramType(t)))
+			features.HaveProgramType(ebpf.ProgramType(t)), lacking)
 	}
 	for _, t := range c.mapTypes {
 		c.feature(m, c.mapSupported, "map", typeName(mapTypeNames, t),
-			features.HaveMapType(ebpf.MapType(t)))
+			features.HaveMapType(ebpf.MapType(t)), lacking)
 	}
 }
 
 // feature emits one probe's answer. Only success and ErrNotSupported are
 // answers: any other error (EPERM from a kernel that refuses the probe
-// program, say) is logged and gives no series, never a false 0.
-func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name string, err error) {
+// program, or from missing capabilities) is logged and gives no series,
+// never a false 0.
+func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name string, err error, lacking []string) {
 	topic := "probe " + kind + " " + name
 	switch {
 	case err == nil:
@@ -499,7 +519,11 @@ func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name st
 		c.logOnce(slog.LevelInfo, topic, "")
 	default:
 		m.Gauge(c.probeInconclusive, 1, kind, name)
-		c.logOnce(slog.LevelError, topic, "eBPF feature probe inconclusive", "kind", kind, "type", name, "err", err)
+		args := []any{"kind", kind, "type", name, "err", err}
+		if errors.Is(err, unix.EPERM) && len(lacking) > 0 {
+			args = append(args, "hint", "the probe lacks "+strings.Join(lacking, " and ")+", which some types need")
+		}
+		c.logOnce(slog.LevelError, topic, "eBPF feature probe inconclusive", args...)
 	}
 }
 

@@ -809,3 +809,44 @@ func FuzzHasBPFFS(f *testing.F) {
 		}
 	})
 }
+
+// TestEBPFFeatureAnswers: only success and ErrNotSupported are answers;
+// anything else is an inconclusive series and one error log line, never a
+// false 0.
+func TestEBPFFeatureAnswers(t *testing.T) {
+	eperm := fmt.Errorf("detect support for XDP: load program: %w", unix.EPERM)
+	for _, tc := range []struct {
+		err                error
+		lacking            []string
+		want, inconclusive string // series expected, "" for none
+		log                string
+	}{
+		{nil, nil, "1", "", ""},
+		{fmt.Errorf("xdp: %w", ebpf.ErrNotSupported), nil, "0", "", ""},
+		{eperm, []string{"CAP_NET_ADMIN"}, "", "1", `hint="the probe lacks CAP_NET_ADMIN, which some types need"`},
+		{eperm, nil, "", "1", "operation not permitted"},
+		{errors.New("no feature probe for 99"), []string{"CAP_PERFMON"}, "", "1", "no feature probe for 99"},
+	} {
+		var logs bytes.Buffer
+		c := newTestEBPF(t, DefaultPaths("/"), slog.New(slog.NewTextHandler(&logs, nil)), nil)
+		for range 2 {
+			m := &Metrics{}
+			c.feature(m, c.progSupported, "program", "xdp", tc.err, tc.lacking)
+			got := ebpfSamples(t, m)
+			if v, ok := got[`azurelinux_ebpf_program_type_supported{type="xdp"}`]; tc.want == "" && ok ||
+				tc.want != "" && (!ok || strconv.FormatFloat(v, 'g', -1, 64) != tc.want) {
+				t.Errorf("%v: supported series %v (present %v), want %q", tc.err, v, ok, tc.want)
+			}
+			if _, ok := got[`azurelinux_ebpf_feature_probe_inconclusive{kind="program",type="xdp"}`]; ok != (tc.inconclusive != "") {
+				t.Errorf("%v: inconclusive series present %v", tc.err, ok)
+			}
+		}
+		lines := strings.Count(logs.String(), "\n")
+		switch {
+		case tc.log == "" && lines != 0:
+			t.Errorf("%v: logged %q", tc.err, logs.String())
+		case tc.log != "" && (lines != 1 || !strings.Contains(logs.String(), tc.log) || !strings.Contains(logs.String(), "level=ERROR")):
+			t.Errorf("%v: log %q, want one error line with %q", tc.err, logs.String(), tc.log)
+		}
+	}
+}
