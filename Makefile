@@ -35,7 +35,7 @@ run: build
 tools:
 	scripts/need-tools.sh $(TEST_TOOLS) $(if $(filter true,$(CI)),$(BPF_TOOLS))
 
-# Rebuild bpf/canary_bpfel.{o,go} from bpf/canary.c with bpf2go.
+# Rebuild bpf/canary_bpf{el,eb}.{o,go} from bpf/canary.c with bpf2go.
 generate:
 	scripts/need-tools.sh $(BPF_TOOLS)
 	$(GO) generate ./bpf/...

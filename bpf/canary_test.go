@@ -1,3 +1,5 @@
+//go:build linux
+
 package bpf
 
 import (
@@ -31,7 +33,7 @@ func self(t *testing.T) Target {
 	if err := syscall.Stat("/proc/self/ns/pid", &st); err != nil {
 		t.Fatal(err)
 	}
-	return Target{PIDNamespaceDev: st.Dev, PIDNamespaceIno: st.Ino, TGID: uint32(os.Getpid())}
+	return Target{PIDNamespaceDev: uint64(st.Dev), PIDNamespaceIno: uint64(st.Ino), TGID: uint32(os.Getpid())}
 }
 
 // TestRun runs the canary on this machine's kernel: it must load through

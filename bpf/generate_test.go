@@ -13,7 +13,7 @@ import (
 )
 
 // generatedWithClang is the clang major version that built the committed
-// canary_bpfel.o (Debian 12's clang 14). bpf2go's output is byte-reproducible
+// canary_bpf*.o (Debian 12's clang 14). bpf2go's output is byte-reproducible
 // for a given compiler (it passes -fno-ident and maps the source directory
 // out of the debug info), but another clang version emits different code and
 // BTF, so the comparison below is meaningful only with the same major
@@ -54,7 +54,7 @@ func TestGeneratedUpToDate(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("go tool bpf2go %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
-	for _, f := range []string{"canary_bpfel.go", "canary_bpfel.o"} {
+	for _, f := range []string{"canary_bpfel.go", "canary_bpfel.o", "canary_bpfeb.go", "canary_bpfeb.o"} {
 		want, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)

@@ -10,15 +10,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
-	"unsafe"
 
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sys/unix"
 
 	"github.com/azurelinux-probe/azurelinux-probe/bpf"
 )
@@ -522,7 +519,7 @@ func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name st
 	default:
 		m.Gauge(c.probeInconclusive, 1, kind, name)
 		args := []any{"kind", kind, "type", name, "err", err}
-		if errors.Is(err, unix.EPERM) && len(lacking) > 0 {
+		if errors.Is(err, os.ErrPermission) && len(lacking) > 0 {
 			args = append(args, "hint", "the probe lacks "+strings.Join(lacking, " and ")+", which some types need")
 		}
 		c.logOnce(slog.LevelError, topic, "eBPF feature probe inconclusive", args...)
@@ -533,12 +530,12 @@ func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name st
 // a fact about the kernel, not a failure of the collector: it is logged
 // with the verifier's or the kernel's own error text.
 func (c *ebpfCollector) updateCanary(m *Metrics) error {
-	var st syscall.Stat_t
 	nsPath := c.paths.Proc("self/ns/pid")
-	if err := syscall.Stat(nsPath, &st); err != nil {
-		return fmt.Errorf("canary: %s: %w", nsPath, err)
+	dev, ino, err := fileID(nsPath)
+	if err != nil {
+		return fmt.Errorf("canary: %w", err)
 	}
-	res := bpf.Run(bpf.Target{PIDNamespaceDev: st.Dev, PIDNamespaceIno: st.Ino, TGID: uint32(os.Getpid())})
+	res := bpf.Run(bpf.Target{PIDNamespaceDev: dev, PIDNamespaceIno: ino, TGID: uint32(os.Getpid())})
 	c.lastCanary = res.ProgramID
 	for _, s := range bpf.Stages {
 		m.Bool(c.canarySuccess, res.Succeeded(s), string(s))
@@ -676,25 +673,9 @@ func emitCounts(m *Metrics, desc *prometheus.Desc, names []string, objs map[uint
 	}
 }
 
+// errNoLinkIteration is linkGetNextID's answer on a kernel without
+// BPF_LINK_GET_NEXT_ID.
 var errNoLinkIteration = errors.New("link iteration not supported")
-
-// linkGetNextID is BPF_LINK_GET_NEXT_ID, which cilium/ebpf exposes only
-// through link.Iterator, which opens every link. Before Linux 5.8 the
-// command does not exist (EINVAL).
-func linkGetNextID(id uint32) (uint32, error) {
-	attr := struct{ startID, nextID, openFlags uint32 }{startID: id}
-	_, _, errno := unix.Syscall(unix.SYS_BPF, unix.BPF_LINK_GET_NEXT_ID,
-		uintptr(unsafe.Pointer(&attr)), unsafe.Sizeof(attr))
-	switch {
-	case errno == 0:
-		return attr.nextID, nil
-	case errno == unix.ENOENT:
-		return 0, os.ErrNotExist
-	case errno == unix.EINVAL && id == 0:
-		return 0, errNoLinkIteration
-	}
-	return 0, errno
-}
 
 func linkType(id uint32) (uint32, error) {
 	l, err := link.NewFromID(link.ID(id))
