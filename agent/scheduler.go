@@ -57,10 +57,18 @@ type job struct {
 type Scheduler struct {
 	logger *slog.Logger
 	jobs   atomic.Pointer[[]*job]
+	// generation changes whenever a snapshot is published or the set of
+	// collectors changes, so that rendered output can be cached until then.
+	generation atomic.Uint64
 
 	mu     sync.Mutex // guards cancel and wg across Start and Stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	// events, when set (by tests), receives "published <name>" after each
+	// snapshot is stored and "idle <name>" when an Update returns, even one
+	// abandoned at its timeout.
+	events chan string
 }
 
 // Set is a built set of enabled collectors with their schedules.
@@ -145,6 +153,7 @@ func (s *Scheduler) Start(set *Set) {
 			}
 		}
 	}
+	s.generation.Add(1)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -216,6 +225,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) {
 func (s *Scheduler) Load(set *Set) {
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
+	s.generation.Add(1)
 }
 
 type outcome struct {
@@ -235,14 +245,23 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 	defer cancel()
 	done := make(chan outcome, 1)
 	go func() {
-		defer j.running.Store(false)
+		defer func() {
+			j.running.Store(false)
+			s.event("idle " + j.name)
+		}()
 		m := &collectors.Metrics{}
 		var err error
 		func() {
 			defer func() {
 				if r := recover(); r != nil {
+					// A collector that panicked is in an unknown state:
+					// nothing it emitted is served. A panic is a bug, so
+					// every one is logged with its stack (once per
+					// refresh, never in a loop: the next try waits for
+					// the interval).
+					m = &collectors.Metrics{}
 					err = fmt.Errorf("panic: %v", r)
-					s.logger.Debug("collector panic", "collector", j.name, "stack", string(debug.Stack()))
+					s.logger.Error("collector panicked", "collector", j.name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
 				}
 			}()
 			err = j.c.Update(rctx, m)
@@ -289,6 +308,14 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 		s.logger.Debug("collector still failing", "collector", j.name, "err", err)
 	}
 	j.snap.Store(snap)
+	s.generation.Add(1)
+	s.event("published " + j.name)
+}
+
+func (s *Scheduler) event(e string) {
+	if s.events != nil {
+		s.events <- e
+	}
 }
 
 // Snapshots returns the latest snapshot of each scheduled collector (nil

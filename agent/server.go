@@ -38,6 +38,7 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 	mh := &metricsHandler{
 		sched:    sched,
 		exporter: exporter,
+		logger:   o.Logger,
 		opts: promhttp.HandlerOpts{
 			ErrorLog:      slog.NewLogLogger(o.Logger.Handler(), slog.LevelError),
 			ErrorHandling: promhttp.ContinueOnError,
@@ -47,7 +48,7 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 		mh.inFlight = make(chan struct{}, o.MaxRequests)
 	}
 	mh.all = promhttp.InstrumentMetricHandler(exporter,
-		promhttp.HandlerFor(prometheus.Gatherers{exporter, facts}, mh.opts))
+		&cachedHandler{sched: sched, gatherer: prometheus.Gatherers{exporter, facts}, logger: o.Logger})
 
 	mux := http.NewServeMux()
 	mux.Handle(o.TelemetryPath, mh)
@@ -80,6 +81,7 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 type metricsHandler struct {
 	sched    *Scheduler
 	exporter *prometheus.Registry
+	logger   *slog.Logger
 	opts     promhttp.HandlerOpts
 	all      http.Handler
 	inFlight chan struct{}

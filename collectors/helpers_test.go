@@ -19,9 +19,9 @@ func (l listCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// samples renders what m holds as exposition sample lines
+// sampleLines renders what m holds as exposition sample lines
 // (`name{label="value"} 1`), sorted, without HELP and TYPE lines.
-func samples(t *testing.T, m *Metrics) []string {
+func sampleLines(t *testing.T, m *Metrics) []string {
 	t.Helper()
 	if err := m.Err(); err != nil {
 		t.Fatalf("building metrics: %v", err)

@@ -439,7 +439,7 @@ func update(t *testing.T, c Collector, timeout time.Duration) ([]string, error) 
 	defer cancel()
 	var m Metrics
 	err := c.Update(ctx, &m)
-	return samples(t, &m), err
+	return sampleLines(t, &m), err
 }
 
 // TestSystemdFake reads every metric from the test double over a real bus.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -169,12 +170,17 @@ var listenRE = regexp.MustCompile(`msg="Listening on" address=(\S+)`)
 // startProbe runs the program with args and waits until it listens.
 func startProbe(t *testing.T, args ...string) *probe {
 	t.Helper()
+	return startProbeEnv(t, nil, args...)
+}
+
+func startProbeEnv(t *testing.T, env []string, args ...string) *probe {
+	t.Helper()
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
 	cmd := exec.Command(exe, args...)
-	cmd.Env = append(os.Environ(), runMainEnv+"=1")
+	cmd.Env = append(append(os.Environ(), runMainEnv+"=1"), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -244,9 +250,47 @@ func (p *probe) get(path string) (int, string) {
 // serving real facts; health endpoints, SIGHUP and SIGTERM must work.
 func TestServeEndToEnd(t *testing.T) {
 	broken, _ := filepath.Abs(filepath.Join(treesDir, "broken"))
-	p := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+broken,
+	// systemd's notify socket, as a Type=notify unit with WatchdogSec=1s
+	// provides it.
+	notifyPath := filepath.Join(t.TempDir(), "notify")
+	notifyConn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: notifyPath, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer notifyConn.Close()
+	notes := make(chan string, 100)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, err := notifyConn.Read(buf)
+			if err != nil {
+				close(notes)
+				return
+			}
+			notes <- string(buf[:n])
+		}
+	}()
+	waitNote := func(want string) {
+		t.Helper()
+		deadline := time.After(20 * time.Second)
+		for {
+			select {
+			case n := <-notes:
+				if strings.Contains(n, want) {
+					return
+				}
+			case <-deadline:
+				t.Fatalf("no %q sent to the notify socket within 20s", want)
+			}
+		}
+	}
+
+	p := startProbeEnv(t, []string{"NOTIFY_SOCKET=" + notifyPath, "WATCHDOG_USEC=400000"},
+		"--web.listen-address=127.0.0.1:0", "--path.rootfs="+broken,
 		"--path.procfs=/proc", "--path.sysfs=/sys", "--collector.disable-defaults",
 		"--collector.os", "--collector.kernel")
+	waitNote("READY=1")
+	waitNote("WATCHDOG=1")
 	p.waitLog("first snapshot complete")
 
 	code, body := p.get("/metrics")
@@ -300,9 +344,12 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 
 	p.cmd.Process.Signal(syscall.SIGHUP)
+	waitNote("RELOADING=1")
 	p.waitLog("configuration reloaded")
+	waitNote("READY=1")
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	p.waitLog("shutting down")
+	waitNote("STOPPING=1")
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("exit after SIGTERM: %v", err)
 	}
