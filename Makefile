@@ -14,7 +14,12 @@ BIN := build/azurelinux-probe
 ARGS ?=
 
 # Tools the tests need: command:debian-package:azure-linux-package.
-TEST_TOOLS := promtool:prometheus:golang-github-prometheus
+# debootstrap, systemd-nspawn and nsenter boot the real systemd the systemd
+# collector's live test reads; dbus-daemon hosts its fault tests; rpm makes
+# a real rpm database for the userland collector's test.
+TEST_TOOLS := promtool:prometheus:golang-github-prometheus \
+	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
+	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
 
 .PHONY: all build run test vet unit promtool-check tools fmt-check clean
 
@@ -38,9 +43,10 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, golden end-to-end, live (this host's kernel) and serve tests.
+# Unit, golden end-to-end, live (this host's kernel, a real systemd booted in
+# a container) and serve tests.
 unit:
-	scripts/with-kernel-fs.sh $(GO) test -count=1 ./...
+	scripts/with-kernel-fs.sh scripts/with-systemd-container.sh $(GO) test -count=1 ./...
 
 # The golden output of every fixture tree (all collectors) and the facts of
 # this host must pass promtool's metric lint; the served /metrics is checked
