@@ -181,6 +181,9 @@ func (c *systemdCollector) Update(ctx context.Context, m *Metrics) error {
 		return err
 	}
 	if err := c.collect(ctx, m); err != nil {
+		if errors.Is(err, ErrNoData) {
+			return err
+		}
 		// Whatever failed (a deadline, a broken pipe, a restarted bus), the
 		// connection is suspect: the next refresh dials a new one.
 		c.closeLocked()
@@ -217,6 +220,13 @@ func (c *systemdCollector) busAddresses() ([]string, error) {
 			c.paths.Root("run/systemd/system"))
 	}
 	return nil, ErrNoData
+}
+
+// noSystemdExpected reports whether a missing systemd is no data rather
+// than a failure: the bus address was not configured and the root was not
+// booted with systemd.
+func (c *systemdCollector) noSystemdExpected() bool {
+	return c.opts.Address == "" && c.getenv("DBUS_SYSTEM_BUS_ADDRESS") == "" && !exists(c.paths.Root("run/systemd/system"))
 }
 
 // isPrivate reports whether addr is systemd's private socket, which is a
@@ -308,10 +318,22 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 	var props map[string]dbus.Variant
 	// go-systemd's GetManagerProperty has no context; GetAll through godbus
 	// does, and reads every manager property in one round trip.
+	// NoAutoStart: on a bus without systemd, dbus-daemon would otherwise
+	// try to activate it.
 	err := c.call(ctx, "read manager properties", func(ctx context.Context) error {
 		return c.sysconn.Object(systemdBusName, systemdObjectPath).
-			CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, systemdManager).Store(&props)
+			CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", dbus.FlagNoAutoStart, systemdManager).Store(&props)
 	})
+	var derr dbus.Error
+	if errors.As(err, &derr) && (derr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
+		derr.Name == "org.freedesktop.DBus.Error.ServiceUnknown") {
+		if c.noSystemdExpected() {
+			// A system bus without systemd on it (a container running
+			// dbus-daemon alone): no systemd facts, as without a bus.
+			return ErrNoData
+		}
+		return fmt.Errorf("systemd is not on this bus: %w", err)
+	}
 	if err != nil {
 		return err
 	}

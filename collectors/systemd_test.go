@@ -281,6 +281,9 @@ type fakeSystemd struct {
 	restarts map[string]uint32
 	hang     chan struct{} // non-nil: calls block until it is closed
 	calls    int
+	// noNRestarts plays a systemd older than 235, whose services have no
+	// NRestarts property.
+	noNRestarts bool
 }
 
 func newFakeSystemd() *fakeSystemd {
@@ -404,7 +407,7 @@ func (p fakeProperties) Get(msg dbus.Message, iface, prop string) (dbus.Variant,
 	p.f.mu.Lock()
 	defer p.f.mu.Unlock()
 	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-	if iface == "org.freedesktop.systemd1.Service" && prop == "NRestarts" {
+	if iface == "org.freedesktop.systemd1.Service" && prop == "NRestarts" && !p.f.noNRestarts {
 		for name, u := range p.f.units {
 			if u.Path == path {
 				return dbus.MakeVariant(p.f.restarts[name]), nil
@@ -482,6 +485,21 @@ func TestSystemdFake(t *testing.T) {
 	if n := len(withPrefix(got, "azurelinux_systemd_system_state{")); n != len(systemStates) {
 		t.Errorf("%d system_state series, want %d", n, len(systemStates))
 	}
+
+	// A systemd without NRestarts: no restart counts, no failure.
+	f.mu.Lock()
+	f.noNRestarts = true
+	f.props["Version"] = dbus.MakeVariant("234")
+	f.mu.Unlock()
+	got, err = update(t, c, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := withPrefix(got, "azurelinux_systemd_unit_restarts_total"); len(r) != 0 {
+		t.Errorf("restart counts without NRestarts: %v", r)
+	}
+	wantSamples(t, got, `azurelinux_systemd_version 234`,
+		`azurelinux_systemd_unit_info{active_state="active",load_state="loaded",name="waagent.service",sub_state="running"} 1`)
 }
 
 // TestSystemdFailedUnitsCapped: 2,000 failed units make at most
@@ -631,3 +649,32 @@ func TestSystemdDeadlineDuringSetup(t *testing.T) {
 // listenUnix listens on a unix socket and never accepts: connecting
 // succeeds (the backlog holds it) but nothing ever answers.
 func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", path) }
+
+// TestSystemdBusWithoutSystemd: a system bus with no systemd on it (a
+// container running dbus-daemon alone) is no data when the bus was found
+// under the root of a host not booted with systemd, and a failure when the
+// bus was configured or the root was booted with systemd.
+func TestSystemdBusWithoutSystemd(t *testing.T) {
+	b := startBus(t, t.TempDir())
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "run/dbus"), 0o755)
+	if err := os.Symlink(strings.TrimPrefix(b.addr, "unix:path="), filepath.Join(root, "run/dbus/system_bus_socket")); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestSystemd(t, DefaultPaths(root), &systemdOptions{})
+	c.getenv = func(string) string { return "" }
+	if _, err := update(t, c, 5*time.Second); !errors.Is(err, ErrNoData) {
+		t.Errorf("found bus without systemd: got %v, want ErrNoData", err)
+	}
+
+	configured := newTestSystemd(t, DefaultPaths(root), &systemdOptions{Address: b.addr})
+	if _, err := update(t, configured, 5*time.Second); err == nil || errors.Is(err, ErrNoData) ||
+		!strings.Contains(err.Error(), "systemd is not on this bus") {
+		t.Errorf("configured bus without systemd: got %v, want a failure", err)
+	}
+
+	os.MkdirAll(filepath.Join(root, "run/systemd/system"), 0o755)
+	if _, err := update(t, c, 5*time.Second); err == nil || errors.Is(err, ErrNoData) {
+		t.Errorf("booted with systemd, systemd not on the bus: got %v, want a failure", err)
+	}
+}
