@@ -290,7 +290,10 @@ func (c *systemdCollector) dial(ctx context.Context, addr string) error {
 		if conn != nil {
 			conn.Close()
 		}
-		return fmt.Errorf("connection set-up: %w", context.Cause(callCtx))
+		if ctx.Err() == nil {
+			return fmt.Errorf("no answer within %s during connection set-up", c.opts.CallTimeout)
+		}
+		return fmt.Errorf("connection set-up: %w", context.Cause(ctx))
 	}
 	if err != nil {
 		cancel()

@@ -321,6 +321,9 @@ func (c *userlandCollector) version(ctx context.Context, t tool, path string) (s
 			return v, nil
 		}
 	}
+	if err != nil && out == "" {
+		return "", fmt.Errorf("%s: %w", cmd, err)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%s: %w (output %s)", cmd, err, quoteOutput(out))
 	}
