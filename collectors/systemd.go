@@ -213,9 +213,10 @@ func (c *systemdCollector) busAddresses() ([]string, error) {
 	if len(out) > 0 {
 		return out, nil
 	}
-	// sd_booted(3): /run/systemd/system exists when systemd is PID 1. Then a
-	// missing bus is a failure, not an absent source.
-	if exists(c.paths.Root("run/systemd/system")) {
+	// sd_booted(3): /run/systemd/system exists when systemd is PID 1. On
+	// the live host a missing bus is then a failure, not an absent source;
+	// a tree or image under another root has no sockets to offer.
+	if c.paths.Live() && exists(c.paths.Root("run/systemd/system")) {
 		return nil, fmt.Errorf("systemd is running (%s exists) but neither the system bus socket nor the private socket exists",
 			c.paths.Root("run/systemd/system"))
 	}

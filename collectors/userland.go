@@ -504,7 +504,8 @@ func systemdFromFiles(c *userlandCollector) (string, string, error) {
 func rpmdbMagic(head []byte, backend string) bool {
 	switch backend {
 	case "sqlite":
-		return bytes.HasPrefix(head, []byte("SQLite format 3\x00"))
+		// SQLite opens a zero-length file as an empty database.
+		return len(head) == 0 || bytes.HasPrefix(head, []byte("SQLite format 3\x00"))
 	case "ndb":
 		return bytes.HasPrefix(head, []byte("RpmP"))
 	case "bdb":

@@ -250,6 +250,8 @@ func TestRPMDBReal(t *testing.T) {
 		{append(make([]byte, 12), 0x61, 0x15, 0x06, 0x00), "bdb", true},
 		{[]byte("SQLite format 3\x00"), "bdb", false},
 		{[]byte("SQLite format 2\x00"), "sqlite", false},
+		{nil, "sqlite", true},
+		{nil, "bdb", false},
 	} {
 		if got := rpmdbMagic(tc.head, tc.backend); got != tc.ok {
 			t.Errorf("rpmdbMagic(%q, %s) = %v", tc.head, tc.backend, got)
