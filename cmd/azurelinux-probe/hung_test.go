@@ -24,13 +24,13 @@ func TestServeHungSources(t *testing.T) {
 	config := filepath.Join(dir, "config.yml")
 	if err := os.WriteFile(config, []byte(`collectors:
   systemd:
-    interval: 1s
-    timeout: 1s
+    interval: 5s
+    timeout: 4s
     address: unix:path=`+sock+`
     call_timeout: 300ms
   userland:
-    interval: 1s
-    timeout: 1s
+    interval: 5s
+    timeout: 4s
     exec: always
     command_timeout: 600ms
 `), 0o644); err != nil {
@@ -43,7 +43,7 @@ func TestServeHungSources(t *testing.T) {
 	for range 5 {
 		start := time.Now()
 		code, body := p.get("/metrics")
-		if d := time.Since(start); d > 500*time.Millisecond {
+		if d := time.Since(start); d > time.Second {
 			t.Errorf("scrape took %s", d)
 		}
 		if code != 200 {
