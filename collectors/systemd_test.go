@@ -1,23 +1,22 @@
 package collectors
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/godbus/dbus/v5"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/systemdtest"
 )
 
 func TestParseSystemdVersion(t *testing.T) {
@@ -161,299 +160,6 @@ func newTestSystemd(t *testing.T, paths Paths, o *systemdOptions) *systemdCollec
 	return sc
 }
 
-// testBus is a private dbus-daemon listening on a socket in a temporary
-// directory.
-type testBus struct {
-	t         *testing.T
-	dir, name string
-	addr      string
-	cmd       *exec.Cmd
-	stderr    strings.Builder
-}
-
-const testBusConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <listen>unix:path=%s</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow user="*"/>
-    <allow own="*"/>
-    <allow send_destination="*"/>
-    <allow receive_sender="*"/>
-  </policy>
-</busconfig>
-`
-
-// startBus starts a dbus-daemon; in CI a missing dbus-daemon fails the test.
-func startBus(t *testing.T, dir string) *testBus {
-	t.Helper()
-	return startBusAt(t, dir, "bus")
-}
-
-// startBusAt starts a dbus-daemon listening on dir/name.
-func startBusAt(t *testing.T, dir, name string) *testBus {
-	t.Helper()
-	if _, err := exec.LookPath("dbus-daemon"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("dbus-daemon is not installed (make test installs it)")
-		}
-		t.Skip("dbus-daemon is not installed (make test installs it)")
-	}
-	b := &testBus{t: t, dir: dir, name: name}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *testBus) start() {
-	b.t.Helper()
-	sock := filepath.Join(b.dir, b.name)
-	os.Remove(sock)
-	conf := filepath.Join(b.t.TempDir(), "bus.conf")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, testBusConfig, sock), 0o644); err != nil {
-		b.t.Fatal(err)
-	}
-	b.cmd = exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--nopidfile", "--print-address=1")
-	out, err := b.cmd.StdoutPipe()
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	// dbus-daemon complains when it cannot raise its fd limit; show
-	// what it says only when a test fails.
-	b.cmd.Stderr = &b.stderr
-	if err := b.cmd.Start(); err != nil {
-		b.t.Fatal(err)
-	}
-	// The daemon prints its address once it listens.
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		b.t.Fatalf("dbus-daemon did not print its address: %v", err)
-	}
-	b.addr = "unix:path=" + sock
-	_ = line
-}
-
-func (b *testBus) stop() {
-	if b.cmd != nil && b.cmd.ProcessState == nil {
-		b.cmd.Process.Kill()
-		b.cmd.Wait()
-	}
-	if b.t.Failed() && b.stderr.Len() > 0 {
-		b.t.Logf("dbus-daemon stderr:\n%s", b.stderr.String())
-	}
-}
-
-// connect opens a client connection to the bus.
-func (b *testBus) connect() *dbus.Conn {
-	b.t.Helper()
-	conn, err := dbus.Connect(b.addr)
-	if err != nil {
-		b.t.Fatalf("connect to test bus: %v", err)
-	}
-	b.t.Cleanup(func() { conn.Close() })
-	return conn
-}
-
-// peers returns how many connections the bus has, waiting (up to 10s) for
-// the count to reach want: the daemon notices a closed peer asynchronously.
-func (b *testBus) peers(want int) int {
-	b.t.Helper()
-	obs := b.connect()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		var names []string
-		if err := obs.BusObject().Call("org.freedesktop.DBus.ListNames", 0).Store(&names); err != nil {
-			b.t.Fatal(err)
-		}
-		n := 0
-		for _, name := range names {
-			if strings.HasPrefix(name, ":") && name != obs.Names()[0] {
-				n++
-			}
-		}
-		if n == want || time.Now().After(deadline) {
-			obs.Close()
-			return n
-		}
-		runtime.Gosched()
-		time.Sleep(10 * time.Millisecond) // polling the daemon for a condition, bounded by the deadline
-	}
-}
-
-// unitTuple is one entry of ListUnits* answers, signature (ssssssouso).
-type unitTuple struct {
-	Name, Description, LoadState, ActiveState, SubState, Followed string
-	Path                                                          dbus.ObjectPath
-	JobID                                                         uint32
-	JobType                                                       string
-	JobPath                                                       dbus.ObjectPath
-}
-
-// fakeSystemd exports the parts of org.freedesktop.systemd1 the collector
-// uses, with state a test can change, and can stop answering.
-type fakeSystemd struct {
-	mu       sync.Mutex
-	props    map[string]dbus.Variant
-	units    map[string]unitTuple
-	restarts map[string]uint32
-	hang     chan struct{} // non-nil: calls block until it is closed
-	calls    int
-	// noNRestarts plays a systemd older than 235, whose services have no
-	// NRestarts property.
-	noNRestarts bool
-}
-
-func newFakeSystemd() *fakeSystemd {
-	u := func(v uint64) dbus.Variant { return dbus.MakeVariant(v) }
-	f := &fakeSystemd{
-		props: map[string]dbus.Variant{
-			"Version":                     dbus.MakeVariant("258.4-4.azl4"),
-			"SystemState":                 dbus.MakeVariant("degraded"),
-			"NFailedUnits":                dbus.MakeVariant(uint32(1)),
-			"Virtualization":              dbus.MakeVariant("microsoft"),
-			"ConfidentialVirtualization":  dbus.MakeVariant("sev-snp"),
-			"Tainted":                     dbus.MakeVariant("unmerged-usr:support-ended"),
-			"FirmwareTimestampMonotonic":  u(3_000_000),
-			"LoaderTimestampMonotonic":    u(1_000_000),
-			"KernelTimestamp":             u(1_780_000_000_000_000),
-			"KernelTimestampMonotonic":    u(0),
-			"InitRDTimestampMonotonic":    u(2_000_000),
-			"UserspaceTimestampMonotonic": u(5_000_000),
-			"FinishTimestampMonotonic":    u(12_500_000),
-			"Architecture":                dbus.MakeVariant("x86-64"),
-		},
-		units:    map[string]unitTuple{},
-		restarts: map[string]uint32{"waagent.service": 2},
-	}
-	f.addUnit("waagent.service", "loaded", "active", "running")
-	f.addUnit("cloud-init.service", "loaded", "failed", "failed")
-	f.addUnit("sshd.service", "loaded", "active", "running")
-	return f
-}
-
-func (f *fakeSystemd) addUnit(name, load, active, sub string) {
-	f.units[name] = unitTuple{Name: name, LoadState: load, ActiveState: active, SubState: sub,
-		Path: dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + pathEscape(name)), JobPath: "/"}
-}
-
-func pathEscape(s string) string {
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' && i > 0 {
-			b.WriteByte(c)
-		} else {
-			fmt.Fprintf(&b, "_%02x", c)
-		}
-	}
-	return b.String()
-}
-
-// enter counts a call and blocks while the fake hangs.
-func (f *fakeSystemd) enter() {
-	f.mu.Lock()
-	f.calls++
-	h := f.hang
-	f.mu.Unlock()
-	if h != nil {
-		<-h
-	}
-}
-
-func (f *fakeSystemd) setHang(on bool) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	if on && f.hang == nil {
-		f.hang = make(chan struct{})
-	} else if !on && f.hang != nil {
-		close(f.hang)
-		f.hang = nil
-	}
-}
-
-type fakeManager struct{ f *fakeSystemd }
-
-func (m fakeManager) ListUnitsFiltered(states []string) ([]unitTuple, *dbus.Error) {
-	m.f.enter()
-	m.f.mu.Lock()
-	defer m.f.mu.Unlock()
-	var out []unitTuple
-	for _, u := range m.f.units {
-		if slices.Contains(states, u.ActiveState) || slices.Contains(states, u.LoadState) || slices.Contains(states, u.SubState) {
-			out = append(out, u)
-		}
-	}
-	return out, nil
-}
-
-func (m fakeManager) ListUnitsByNames(names []string) ([]unitTuple, *dbus.Error) {
-	m.f.enter()
-	m.f.mu.Lock()
-	defer m.f.mu.Unlock()
-	var out []unitTuple
-	for _, n := range names {
-		u, ok := m.f.units[n]
-		if !ok {
-			u = unitTuple{Name: n, LoadState: "not-found", ActiveState: "inactive", SubState: "dead",
-				Path: dbus.ObjectPath("/org/freedesktop/systemd1/unit/" + pathEscape(n)), JobPath: "/"}
-		}
-		out = append(out, u)
-	}
-	return out, nil
-}
-
-type fakeProperties struct{ f *fakeSystemd }
-
-func (p fakeProperties) GetAll(msg dbus.Message, iface string) (map[string]dbus.Variant, *dbus.Error) {
-	p.f.enter()
-	p.f.mu.Lock()
-	defer p.f.mu.Unlock()
-	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-	if path != systemdObjectPath || iface != systemdManager {
-		return nil, dbus.MakeFailedError(fmt.Errorf("no interface %s at %s", iface, path))
-	}
-	out := map[string]dbus.Variant{}
-	for k, v := range p.f.props {
-		out[k] = v
-	}
-	return out, nil
-}
-
-func (p fakeProperties) Get(msg dbus.Message, iface, prop string) (dbus.Variant, *dbus.Error) {
-	p.f.enter()
-	p.f.mu.Lock()
-	defer p.f.mu.Unlock()
-	path, _ := msg.Headers[dbus.FieldPath].Value().(dbus.ObjectPath)
-	if iface == "org.freedesktop.systemd1.Service" && prop == "NRestarts" && !p.f.noNRestarts {
-		for name, u := range p.f.units {
-			if u.Path == path {
-				return dbus.MakeVariant(p.f.restarts[name]), nil
-			}
-		}
-	}
-	return dbus.Variant{}, &dbus.Error{Name: "org.freedesktop.DBus.Error.UnknownProperty",
-		Body: []any{fmt.Sprintf("no property %s.%s at %s", iface, prop, path)}}
-}
-
-// serve exports f on bus under systemd's well-known name.
-func (f *fakeSystemd) serve(t *testing.T, b *testBus) *dbus.Conn {
-	t.Helper()
-	conn := b.connect()
-	if err := conn.Export(fakeManager{f}, systemdObjectPath, systemdManager); err != nil {
-		t.Fatal(err)
-	}
-	if err := conn.ExportSubtree(fakeProperties{f}, systemdObjectPath, "org.freedesktop.DBus.Properties"); err != nil {
-		t.Fatal(err)
-	}
-	reply, err := conn.RequestName(systemdBusName, dbus.NameFlagDoNotQueue)
-	if err != nil || reply != dbus.RequestNameReplyPrimaryOwner {
-		t.Fatalf("request %s: %v %v", systemdBusName, reply, err)
-	}
-	t.Cleanup(func() { f.setHang(false) })
-	return conn
-}
-
 func update(t *testing.T, c Collector, timeout time.Duration) ([]string, error) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -465,10 +171,10 @@ func update(t *testing.T, c Collector, timeout time.Duration) ([]string, error) 
 
 // TestSystemdFake reads every metric from the test double over a real bus.
 func TestSystemdFake(t *testing.T) {
-	b := startBus(t, t.TempDir())
-	f := newFakeSystemd()
-	f.serve(t, b)
-	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.addr,
+	b := systemdtest.StartBus(t, t.TempDir())
+	f := systemdtest.NewFake()
+	f.Serve(t, b)
+	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.Addr,
 		Units: []string{"waagent", "sshd.service", "kubelet", "cloud-init"}})
 	got, err := update(t, c, 10*time.Second)
 	if err != nil {
@@ -494,8 +200,8 @@ func TestSystemdFake(t *testing.T) {
 		`azurelinux_systemd_boot_phase_seconds{phase="initrd"} 3`,
 		`azurelinux_systemd_boot_phase_seconds{phase="userspace"} 7.5`,
 		`azurelinux_systemd_virtualization_info{confidential="sev-snp",virtualization="microsoft"} 1`,
-		`azurelinux_systemd_tainted_info{taint="unmerged-usr"} 1`,
 		`azurelinux_systemd_tainted_info{taint="support-ended"} 1`,
+		`azurelinux_systemd_tainted_info{taint="local-hwclock"} 1`,
 	)
 	if r := withPrefix(got, `azurelinux_systemd_unit_restarts_total{name="kubelet`); len(r) > 0 {
 		t.Errorf("a unit that is not found has no restart count: %v", r)
@@ -505,10 +211,10 @@ func TestSystemdFake(t *testing.T) {
 	}
 
 	// A systemd without NRestarts: no restart counts, no failure.
-	f.mu.Lock()
-	f.noNRestarts = true
-	f.props["Version"] = dbus.MakeVariant("234")
-	f.mu.Unlock()
+	f.Mu.Lock()
+	f.NoNRestarts = true
+	f.Props["Version"] = dbus.MakeVariant("234")
+	f.Mu.Unlock()
 	got, err = update(t, c, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -523,14 +229,14 @@ func TestSystemdFake(t *testing.T) {
 // TestSystemdFailedUnitsCapped: 2,000 failed units make at most
 // max_failed_units series, and the counter says how many were left out.
 func TestSystemdFailedUnitsCapped(t *testing.T) {
-	b := startBus(t, t.TempDir())
-	f := newFakeSystemd()
+	b := systemdtest.StartBus(t, t.TempDir())
+	f := systemdtest.NewFake()
 	for i := range 2000 {
-		f.addUnit(fmt.Sprintf("app-%04d.service", i), "loaded", "failed", "failed")
+		f.AddUnit(fmt.Sprintf("app-%04d.service", i), "loaded", "failed", "failed")
 	}
-	f.props["NFailedUnits"] = dbus.MakeVariant(uint32(2001))
-	f.serve(t, b)
-	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.addr, MaxFailedUnits: 50})
+	f.Props["NFailedUnits"] = dbus.MakeVariant(uint32(2001))
+	f.Serve(t, b)
+	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.Addr, MaxFailedUnits: 50})
 	for round := 1; round <= 2; round++ {
 		got, err := update(t, c, 10*time.Second)
 		if err != nil {
@@ -553,11 +259,11 @@ func TestSystemdFailedUnitsCapped(t *testing.T) {
 // refresh reconnects; however many refreshes, the collector holds one
 // go-systemd connection (two bus peers) and leaks no goroutines.
 func TestSystemdHungBus(t *testing.T) {
-	b := startBus(t, t.TempDir())
-	f := newFakeSystemd()
-	f.serve(t, b)
-	base := b.peers(1) // the fake
-	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.addr, CallTimeout: 300 * time.Millisecond})
+	b := systemdtest.StartBus(t, t.TempDir())
+	f := systemdtest.NewFake()
+	f.Serve(t, b)
+	base := b.Peers(1) // the fake
+	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.Addr, CallTimeout: 300 * time.Millisecond})
 
 	if _, err := update(t, c, 5*time.Second); err != nil {
 		t.Fatal(err)
@@ -571,11 +277,11 @@ func TestSystemdHungBus(t *testing.T) {
 	if c.dials != 1 {
 		t.Errorf("20 healthy refreshes dialled %d times, want 1", c.dials)
 	}
-	if n := b.peers(base + 2); n != base+2 {
+	if n := b.Peers(base + 2); n != base+2 {
 		t.Errorf("bus has %d collector peers, want 2 (one go-systemd connection)", n-base)
 	}
 
-	f.setHang(true)
+	f.SetHang(true)
 	for i := range 3 {
 		start := time.Now()
 		got, err := update(t, c, 5*time.Second)
@@ -589,13 +295,13 @@ func TestSystemdHungBus(t *testing.T) {
 			t.Errorf("hung refresh emitted %v", got)
 		}
 	}
-	f.setHang(false)
+	f.SetHang(false)
 	got, err := update(t, c, 5*time.Second)
 	if err != nil {
 		t.Fatalf("after the bus answers again: %v", err)
 	}
 	wantSamples(t, got, `azurelinux_systemd_system_state{state="degraded"} 1`)
-	if n := b.peers(base + 2); n != base+2 {
+	if n := b.Peers(base + 2); n != base+2 {
 		t.Errorf("after reconnecting the bus has %d collector peers, want 2", n-base)
 	}
 	for range 20 {
@@ -607,7 +313,7 @@ func TestSystemdHungBus(t *testing.T) {
 		t.Errorf("goroutines grew from %d to %d", goroutines, g)
 	}
 	c.Close()
-	if n := b.peers(base); n != base {
+	if n := b.Peers(base); n != base {
 		t.Errorf("after Close the bus has %d collector peers, want 0", n-base)
 	}
 }
@@ -616,27 +322,27 @@ func TestSystemdHungBus(t *testing.T) {
 // error naming the address) and comes back (the next refresh recovers).
 func TestSystemdBusRestart(t *testing.T) {
 	dir := t.TempDir()
-	b := startBus(t, dir)
-	f := newFakeSystemd()
-	fc := f.serve(t, b)
-	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.addr})
+	b := systemdtest.StartBus(t, dir)
+	f := systemdtest.NewFake()
+	fc := f.Serve(t, b)
+	c := newTestSystemd(t, DefaultPaths(t.TempDir()), &systemdOptions{Address: b.Addr})
 	if _, err := update(t, c, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	b.stop()
+	b.Stop()
 	fc.Close()
 	for range 2 {
 		_, err := update(t, c, 5*time.Second)
-		if err == nil || !strings.Contains(err.Error(), b.addr) {
-			t.Fatalf("bus gone: got %v, want an error naming %s", err, b.addr)
+		if err == nil || !strings.Contains(err.Error(), b.Addr) {
+			t.Fatalf("bus gone: got %v, want an error naming %s", err, b.Addr)
 		}
 		if errors.Is(err, ErrNoData) {
 			t.Fatalf("a configured bus that is gone is a failure, not no data: %v", err)
 		}
 		t.Logf("bus gone: %v", err)
 	}
-	b.start()
-	f.serve(t, b)
+	b.Start()
+	f.Serve(t, b)
 	got, err := update(t, c, 5*time.Second)
 	if err != nil {
 		t.Fatalf("bus back: %v", err)
@@ -675,7 +381,7 @@ func listenUnix(path string) (net.Listener, error) { return net.Listen("unix", p
 func TestSystemdBusWithoutSystemd(t *testing.T) {
 	root := t.TempDir()
 	os.MkdirAll(filepath.Join(root, "run/dbus"), 0o755)
-	b := startBusAt(t, filepath.Join(root, "run/dbus"), "system_bus_socket")
+	b := systemdtest.StartBusAt(t, filepath.Join(root, "run/dbus"), "system_bus_socket")
 	c := newTestSystemd(t, DefaultPaths(root), &systemdOptions{})
 	c.getenv = func(string) string { return "" }
 	if _, err := update(t, c, 5*time.Second); !errors.Is(err, ErrNoData) {
@@ -685,7 +391,7 @@ func TestSystemdBusWithoutSystemd(t *testing.T) {
 		t.Errorf("the bus under the root was not used (%d dials)", c.dials)
 	}
 
-	configured := newTestSystemd(t, DefaultPaths(root), &systemdOptions{Address: b.addr})
+	configured := newTestSystemd(t, DefaultPaths(root), &systemdOptions{Address: b.Addr})
 	if _, err := update(t, configured, 5*time.Second); err == nil || errors.Is(err, ErrNoData) ||
 		!strings.Contains(err.Error(), "systemd is not on this bus") {
 		t.Errorf("configured bus without systemd: got %v, want a failure", err)
