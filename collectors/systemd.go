@@ -192,9 +192,10 @@ func (c *systemdCollector) Update(ctx context.Context, m *Metrics) error {
 	return nil
 }
 
-// busAddresses returns the addresses to try, in order, and whether each
-// speaks to a bus daemon (which wants a Hello) or to systemd directly. No
-// address at all means this root was not booted with systemd: no data.
+// busAddresses returns the addresses to try, in order: the configured one,
+// else $DBUS_SYSTEM_BUS_ADDRESS, else the system bus socket and (as root)
+// systemd's private socket under the root. Neither socket there means no
+// systemd to ask: no data, except on a live host booted with systemd.
 func (c *systemdCollector) busAddresses() ([]string, error) {
 	if c.opts.Address != "" {
 		return []string{c.opts.Address}, nil
