@@ -92,7 +92,8 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 	}
 	anyLoaded := false
 	for _, drv := range gpuDrivers {
-		loaded := modules[drv] || exists(c.paths.Sys("module", drv)) ||
+		_, listed := modules[drv]
+		loaded := listed || exists(c.paths.Sys("module", drv)) ||
 			(drv == "nvidia" && exists(c.paths.Proc("driver/nvidia/version")))
 		always := drv == gpuAlwaysDrivers[0] || drv == gpuAlwaysDrivers[1]
 		if always || loaded {
@@ -102,7 +103,7 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 			continue
 		}
 		anyLoaded = true
-		version, flavor, err := c.driverVersion(drv)
+		version, flavor, err := c.driverVersion(drv, modules)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -177,9 +178,9 @@ func (c *gpuCollector) gpus(ctx context.Context) ([]gpuDevice, error) {
 }
 
 // driverVersion returns the version and flavor of a loaded GPU driver.
-func (c *gpuCollector) driverVersion(drv string) (version, flavor string, err error) {
+func (c *gpuCollector) driverVersion(drv string, modules map[string]string) (version, flavor string, err error) {
 	if drv == "nvidia" {
-		return c.nvidiaVersion()
+		return c.nvidiaVersion(modules)
 	}
 	// An in-tree module declares no MODULE_VERSION, so it has no version
 	// attribute; an out-of-tree (DKMS) build such as amdgpu-dkms does.
@@ -190,18 +191,40 @@ func (c *gpuCollector) driverVersion(drv string) (version, flavor string, err er
 	if !isNotExist(verr) {
 		return "", "dkms", fmt.Errorf("%s driver version: %w", drv, verr)
 	}
-	release, rerr := readValue(c.paths.Proc("sys/kernel/osrelease"))
-	if rerr != nil && !isNotExist(rerr) {
+	release, rerr := c.kernelRelease()
+	if rerr != nil {
 		return "", "in-tree", fmt.Errorf("%s driver version: kernel release: %w", drv, rerr)
 	}
 	return release, "in-tree", nil
 }
 
+// kernelRelease returns the running kernel's release from
+// /proc/sys/kernel/osrelease, or the third word of /proc/version; "" when
+// neither exists.
+func (c *gpuCollector) kernelRelease() (string, error) {
+	release, err := readValue(c.paths.Proc("sys/kernel/osrelease"))
+	if !isNotExist(err) {
+		return release, err
+	}
+	version, err := readValue(c.paths.Proc("version"))
+	if isNotExist(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", err
+	}
+	f := strings.Fields(version)
+	if len(f) < 3 || f[0] != "Linux" || f[1] != "version" {
+		return "", fmt.Errorf("%s: not \"Linux version <release> ...\"", c.paths.Proc("version"))
+	}
+	return f[2], nil
+}
+
 // nvidiaVersion reads the NVIDIA driver's version and flavor from
 // /proc/driver/nvidia/version, falling back on /sys/module/nvidia/version
-// and, for the flavor, on the module's taint: only the proprietary license
-// taints P.
-func (c *gpuCollector) nvidiaVersion() (version, flavor string, err error) {
+// and, for the flavor, on the module's taint in sysfs or in modules (from
+// /proc/modules): only the proprietary license taints P.
+func (c *gpuCollector) nvidiaVersion(modules map[string]string) (version, flavor string, err error) {
 	var errs []error
 	path := c.paths.Proc("driver/nvidia/version")
 	text, rerr := readText(path, maxValueSize)
@@ -222,13 +245,20 @@ func (c *gpuCollector) nvidiaVersion() (version, flavor string, err error) {
 		errs = append(errs, fmt.Errorf("nvidia driver version: %w", verr))
 	}
 	taint, terr := readText(c.paths.Sys("module/nvidia/taint"), maxValueSize)
+	if isNotExist(terr) {
+		// /proc/modules shows the same letters: "(POE)".
+		taint, terr = modules["nvidia"], nil
+		if taint == "" {
+			return version, "", errors.Join(errs...)
+		}
+	}
 	switch {
-	case terr == nil && strings.Contains(taint, "P"):
-		flavor = "proprietary"
-	case terr == nil:
-		flavor = "open"
-	case !isNotExist(terr):
+	case terr != nil:
 		errs = append(errs, fmt.Errorf("nvidia driver flavor: %w", terr))
+	case strings.Contains(taint, "P"):
+		flavor = "proprietary"
+	default:
+		flavor = "open"
 	}
 	return version, flavor, errors.Join(errs...)
 }
@@ -289,9 +319,10 @@ func parseNvidiaInformation(text string) (map[string]string, error) {
 	return out, nil
 }
 
-// loadedModules returns the modules listed in /proc/modules; none when the
-// file does not exist (a kernel without module support).
-func loadedModules(p Paths) (map[string]bool, error) {
+// loadedModules returns the modules listed in /proc/modules with their
+// taint letters ("POE" from a trailing "(POE)", "" when untainted); none
+// when the file does not exist (a kernel without module support).
+func loadedModules(p Paths) (map[string]string, error) {
 	text, err := readText(p.Proc("modules"), maxFileSize)
 	if isNotExist(err) {
 		return nil, nil
@@ -299,11 +330,17 @@ func loadedModules(p Paths) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("loaded modules: %w", err)
 	}
-	out := map[string]bool{}
+	out := map[string]string{}
 	for _, line := range strings.Split(text, "\n") {
-		if name, _, _ := strings.Cut(line, " "); name != "" {
-			out[normalizeModule(name)] = true
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
 		}
+		taint := ""
+		if last := f[len(f)-1]; len(f) > 1 && strings.HasPrefix(last, "(") && strings.HasSuffix(last, ")") {
+			taint = strings.Trim(last, "()")
+		}
+		out[normalizeModule(f[0])] = taint
 	}
 	return out, nil
 }

@@ -234,6 +234,17 @@ func TestGPUDrivers(t *testing.T) {
 			`azurelinux_gpu_devices{driver="i915",vendor="intel"}`,
 			`azurelinux_gpu_driver_info{driver="i915",flavor="in-tree",version="6.18.31-1.3.azl4.x86_64"}`,
 		}},
+		{"flavor from /proc/modules taint, release from /proc/version", func(b *fsBuilder) {
+			b.pci("pci0000:00/0000:00:01.0", "0000:01:00.0", "0x10de", "0x2330", "0x030200", "nvidia")
+			b.pci("pci0000:00/0000:00:02.0", "0000:02:00.0", "0x1002", "0x740f", "0x038000", "amdgpu")
+			b.file("proc/modules", "nvidia_uvm 1765376 0 - Live 0x0000000000000000 (POE)\nnvidia 56823808 1 nvidia_uvm, Live 0x0000000000000000 (POE)\namdgpu 19578880 0 - Live 0x0000000000000000\n")
+			b.file("proc/version", "Linux version 6.18.31-1.3.azl4.x86_64 (mockbuild@azl) (gcc (GCC) 15.2.1, GNU ld version 2.45-1.azl4) #1 SMP PREEMPT_DYNAMIC Tue Sep 15 18:22:41 UTC 2026\n")
+		}, []string{
+			`azurelinux_gpu_devices{driver="amdgpu",vendor="amd"}`,
+			`azurelinux_gpu_devices{driver="nvidia",vendor="nvidia"}`,
+			`azurelinux_gpu_driver_info{driver="amdgpu",flavor="in-tree",version="6.18.31-1.3.azl4.x86_64"}`,
+			`azurelinux_gpu_driver_info{driver="nvidia",flavor="proprietary",version=""}`,
+		}},
 		{"driver loaded, GPU gone from the bus", func(b *fsBuilder) {
 			b.file("proc/modules", "nvidia 14049280 0 - Live 0x0000000000000000 (O)\n")
 			b.file("proc/driver/nvidia/version", "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  595.58.03  Release Build  (mockbuild@)  Thu Apr  9 18:12:07 UTC 2026\n")

@@ -169,14 +169,19 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 }
 
 // readDMI reads the DMI attributes that exist; a missing one is left out,
-// a garbled one is an error naming it.
+// a garbled one is an error naming it. /sys/class/dmi/id links to
+// /sys/devices/virtual/dmi/id, which is read where the link is missing.
 func (c *hypervCollector) readDMI() (map[string]string, error) {
 	out := map[string]string{}
 	var errs []error
+	dir := c.paths.sysLink(c.paths.Sys("class/dmi/id"))
+	if !exists(dir) {
+		dir = c.paths.Sys("devices/virtual/dmi/id")
+	}
 	for _, name := range dmiFiles {
 		// Firmware leaves unused strings blank, so an empty attribute is
 		// an empty value, not a broken file.
-		v, err := readText(c.paths.Sys("class/dmi/id", name), maxValueSize)
+		v, err := readText(filepath.Join(dir, name), maxValueSize)
 		switch {
 		case err == nil:
 			out[name] = strings.TrimSpace(v)
@@ -201,7 +206,8 @@ func dmiHyperV(dmi map[string]string) bool {
 // vmGeneration tells Gen2 (UEFI: /sys/firmware/efi, "Hyper-V UEFI Release"
 // BIOS) from Gen1 (BIOS: the synthetic IDE controller, the emulated
 // Hyper-V VGA at 1414:5353, VMBus under the PCI root PNP0A03, a non-UEFI
-// BIOS version such as 090008). It returns 0 when nothing decides.
+// BIOS version such as 090008, or a /sys/firmware without efi). It
+// returns 0 when nothing decides, as for a tree without /sys/firmware.
 func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice, pci map[string]string) int {
 	if exists(c.paths.Sys("firmware/efi")) || strings.Contains(dmi["bios_version"], "UEFI") {
 		return 2
@@ -220,6 +226,9 @@ func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice
 				return 1
 			}
 		}
+	}
+	if exists(c.paths.Sys("firmware")) {
+		return 1 // booted by BIOS: Gen2 firmware is UEFI only
 	}
 	return 0
 }
@@ -242,7 +251,7 @@ func (c *hypervCollector) vmbusDevices(ctx context.Context) ([]vmbusDevice, erro
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		d := vmbusDevice{instance: strings.ToLower(e.Name()), path: filepath.Join(dir, e.Name()), class: "unknown"}
+		d := vmbusDevice{instance: strings.ToLower(e.Name()), path: c.paths.sysLink(filepath.Join(dir, e.Name())), class: "unknown"}
 		if real, err := filepath.EvalSymlinks(d.path); err == nil {
 			d.real = real
 		}

@@ -352,3 +352,58 @@ func TestPassthroughByDomain(t *testing.T) {
 		t.Errorf("got %v, want %v", p, want)
 	}
 }
+
+// TestAbsoluteSysfsLinks: a tree whose sysfs links are absolute (a copy
+// made with cp -a of a host's /sys links, or by hand) still reads inside
+// the tree, and DMI is read without the /sys/class/dmi/id link.
+func TestAbsoluteSysfsLinks(t *testing.T) {
+	const node = "/sys/devices/LNXSYSTM:00/LNXSYBUS:00/ACPI0004:00/VMBUS:00/"
+	const inst = "56475055-0001-0000-3130-303237344131"
+	b := newFS(t)
+	b.file(node+inst+"/class_id", "{44c4f61d-4444-4400-9d52-802e27ede19f}\n")
+	b.link(node+inst+"/driver", "/sys/bus/vmbus/drivers/hv_pci")
+	b.link("sys/bus/vmbus/devices/"+inst, node+inst)
+	fn := node + inst + "/pci0001:00/0001:00:00.0"
+	b.file(fn+"/vendor", "0x10de\n").file(fn+"/device", "0x2330\n").file(fn+"/class", "0x030200\n")
+	b.link(fn+"/driver", "/sys/bus/pci/drivers/nvidia")
+	b.link("sys/bus/pci/devices/0001:00:00.0", fn)
+	b.file("sys/devices/virtual/dmi/id/chassis_asset_tag", "7783-7084-3265-9085-8269-3286-77\n")
+	b.file("sys/firmware/efi/fw_platform_size", "64\n")
+	got, err := runCollector(t, "hyperv", b.paths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{
+		`azurelinux_hyperv_vmbus_device_info{class="pci_passthrough",class_id="44c4f61d-4444-4400-9d52-802e27ede19f",driver="hv_pci",instance="56475055-0001-0000-3130-303237344131"}`,
+		`azurelinux_hyperv_pci_passthrough_device_info{class="0x030200",device_id="0x2330",driver="nvidia",pci_address="0001:00:00.0",vendor_id="0x10de"}`,
+		"azurelinux_hyperv_azure", "azurelinux_hyperv_generation",
+	} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("missing %s", k)
+		}
+	}
+	if got["azurelinux_hyperv_azure"] != 1 || got["azurelinux_hyperv_generation"] != 2 {
+		t.Errorf("azure %v generation %v", got["azurelinux_hyperv_azure"], got["azurelinux_hyperv_generation"])
+	}
+	g, err := runCollector(t, "gpu", b.paths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g[`azurelinux_gpu_devices{driver="nvidia",vendor="nvidia"}`] != 1 {
+		t.Errorf("gpu through absolute links: %v", seriesOf(g, "azurelinux_gpu_devices"))
+	}
+}
+
+// TestGenerationFromFirmwareDir: /sys/firmware without efi is a BIOS boot.
+func TestGenerationFromFirmwareDir(t *testing.T) {
+	b := newFS(t)
+	b.vmbus("fd149e91-82e0-4a7d-afa6-2a4166cbd7c0", "57164f39-9115-4e78-ab55-382f3bd5422d", "hv_utils")
+	b.file("sys/firmware/acpi/pm_profile", "0\n")
+	got, err := runCollector(t, "hyperv", b.paths())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := got["azurelinux_hyperv_generation"]; !ok || v != 1 {
+		t.Errorf("generation %v (present %v), want 1", v, ok)
+	}
+}

@@ -107,8 +107,28 @@ func pciDevices(p Paths) (map[string]string, error) {
 	out := map[string]string{}
 	for _, e := range entries {
 		if pciAddrRE.MatchString(e.Name()) {
-			out[strings.ToLower(e.Name())] = filepath.Join(dir, e.Name())
+			out[strings.ToLower(e.Name())] = p.sysLink(filepath.Join(dir, e.Name()))
 		}
 	}
 	return out, nil
+}
+
+// sysLink returns path, a sysfs entry such as /sys/bus/pci/devices/<addr>,
+// with an absolute link target under /sys re-rooted at SysFS. The kernel
+// links relatively, which resolves inside any tree by itself; a copied or
+// hand-made tree with absolute links would otherwise lead out of it into
+// the probe's own /sys.
+func (p Paths) sysLink(path string) string {
+	for hops := 0; hops < 8; hops++ {
+		target, err := os.Readlink(path)
+		if err != nil || !filepath.IsAbs(target) {
+			return path
+		}
+		rel, ok := strings.CutPrefix(filepath.Clean(target), "/sys/")
+		if !ok || filepath.Clean(p.SysFS) == "/sys" {
+			return path
+		}
+		path = p.Sys(rel)
+	}
+	return path
 }
