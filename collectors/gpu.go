@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -95,8 +96,7 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 		_, listed := modules[drv]
 		loaded := listed || exists(c.paths.Sys("module", drv)) ||
 			(drv == "nvidia" && exists(c.paths.Proc("driver/nvidia/version")))
-		always := drv == gpuAlwaysDrivers[0] || drv == gpuAlwaysDrivers[1]
-		if always || loaded {
+		if loaded || slices.Contains(gpuAlwaysDrivers, drv) {
 			m.Bool(c.driverLoaded, loaded, drv)
 		}
 		if !loaded {
