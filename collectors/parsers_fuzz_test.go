@@ -7,28 +7,10 @@ import (
 	"unicode/utf8"
 )
 
-// Fuzz targets for every parser of file contents. `go test` runs the seeds;
-// `go test -fuzz=FuzzX ./collectors` searches for panics and broken
-// invariants.
-
-func FuzzParseOSRelease(f *testing.F) {
-	for _, s := range []string{
-		"NAME=\"Azure Linux\"\nVERSION_ID=4.0\nID=azurelinux\n",
-		"PRETTY_NAME=\"Microsoft Azure Linux 3.0\n",
-		"# comment\n\nA='single'\nB=\"esc\\\"aped\\$\"\n",
-		"=\n=\"\nX=\"a\"b\n",
-	} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		vars, _ := parseOSRelease(s)
-		for k := range vars {
-			if !validEnvKey(k) {
-				t.Errorf("invalid key %q accepted", k)
-			}
-		}
-	})
-}
+// Fuzz targets for the parsers of the hyperv and gpu collectors (PCI ids,
+// VMBus GUIDs and modaliases, vPCI domains, NVIDIA procfs files). `go test`
+// runs the seeds; `go test -fuzz=FuzzX ./collectors` searches for panics
+// and broken invariants.
 
 var pciHexRE = regexp.MustCompile(`^0x[0-9a-f]+$`)
 
