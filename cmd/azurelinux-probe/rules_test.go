@@ -35,6 +35,7 @@ func TestRulesPromtool(t *testing.T) {
 	for _, args := range [][]string{
 		{"check", "rules", rulesFile},
 		{"test", "rules", rulesTestFile},
+		{"check", "config", "../../packaging/prometheus/prometheus-fleet.yml"},
 	} {
 		out, err := exec.Command(promtool, args...).CombinedOutput()
 		if err != nil {
