@@ -92,11 +92,11 @@ func seriesOf(got map[string]float64, name string) []string {
 
 // fsBuilder writes a small sysfs/procfs tree for a test.
 type fsBuilder struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 }
 
-func newFS(t *testing.T) *fsBuilder { return &fsBuilder{t: t, root: t.TempDir()} }
+func newFS(t testing.TB) *fsBuilder { return &fsBuilder{t: t, root: t.TempDir()} }
 
 func (b *fsBuilder) paths() Paths { return DefaultPaths(b.root) }
 

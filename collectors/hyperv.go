@@ -355,6 +355,21 @@ func vpciDomain(instance string) (string, bool) {
 // derived from the instance GUID.
 func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, devs []vmbusDevice, pci map[string]string) error {
 	found := map[string]string{} // address -> sysfs dir
+	// Each PCI function's real path, resolved once: resolving every
+	// function for every channel made a refresh quadratic in the number of
+	// pass-through channels.
+	var realPCI map[string]string
+	resolvePCI := func() map[string]string {
+		if realPCI == nil {
+			realPCI = make(map[string]string, len(pci))
+			for addr, dir := range pci {
+				if real, err := filepath.EvalSymlinks(dir); err == nil {
+					realPCI[addr] = real
+				}
+			}
+		}
+		return realPCI
+	}
 	for _, d := range devs {
 		if d.class != "pci_passthrough" {
 			continue
@@ -384,10 +399,10 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 			}
 		}
 		if d.real != "" {
-			for addr, dir := range pci {
-				if real, err := filepath.EvalSymlinks(dir); err == nil && strings.HasPrefix(real, d.real+string(filepath.Separator)) {
+			for addr, real := range resolvePCI() {
+				if strings.HasPrefix(real, d.real+string(filepath.Separator)) {
 					if _, ok := found[addr]; !ok {
-						found[addr] = dir
+						found[addr] = pci[addr]
 					}
 				}
 			}
