@@ -17,11 +17,13 @@ ARGS ?=
 # debootstrap, systemd-nspawn and nsenter boot the real systemd the systemd
 # collector's live test reads; dbus-daemon hosts its fault tests; rpm makes
 # a real rpm database for the userland collector's test.
-TEST_TOOLS := promtool:prometheus:golang-github-prometheus \
+TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus \
 	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
 	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
 
-.PHONY: all build run test vet unit promtool-check tools fmt-check clean
+FUZZTIME ?= 30s
+
+.PHONY: all build run test vet unit race promtool-check tools fmt-check bench fuzz clean
 
 all: build
 
@@ -34,7 +36,7 @@ run: build
 tools:
 	scripts/need-tools.sh $(TEST_TOOLS)
 
-test: tools fmt-check vet unit promtool-check
+test: tools fmt-check vet unit race promtool-check
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -44,9 +46,15 @@ vet:
 	$(GO) vet ./...
 
 # Unit, golden end-to-end, live (this host's kernel, a real systemd booted in
-# a container) and serve tests.
+# a container) and serve tests. The 30-second concurrency test runs in full
+# under the race detector below.
 unit:
-	scripts/with-kernel-fs.sh scripts/with-systemd-container.sh $(GO) test -count=1 ./...
+	scripts/with-kernel-fs.sh scripts/with-systemd-container.sh $(GO) test -count=1 -short ./...
+
+# The agent (scheduler, cache, HTTP) under the race detector, with 64
+# concurrent scrapers for 30 s against continuously refreshing collectors.
+race:
+	$(GO) test -count=1 -race ./agent/...
 
 # The golden output of every fixture tree (all collectors) and the facts of
 # this host must pass promtool's metric lint; the served /metrics is checked
@@ -57,6 +65,21 @@ promtool-check: build
 	done; \
 	./$(BIN) facts --format=prometheus --log.level=error > build/facts.prom || true; \
 	echo "promtool check metrics (this host)"; promtool check metrics < build/facts.prom
+
+# Side-by-side benchmark against node_exporter and a static server;
+# writes docs/benchmarks.md.
+bench:
+	scripts/bench.sh
+
+# Every fuzz target of every package for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for fz in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -d' ' -f2); do \
+			echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$fz$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 clean:
 	rm -rf build dist
