@@ -140,11 +140,23 @@ func newSystemdCollector(env Env, opts any) (Collector, error) {
 		tainted: newDesc("systemd", "tainted_info",
 			"1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).", "taint"),
 	}
-	for i, u := range c.opts.Units {
-		c.opts.Units[i] = unitName(u)
+	units := make([]string, len(o.Units))
+	for i, u := range o.Units {
+		// One bad name would fail the whole ListUnitsByNames call at
+		// every refresh: refuse it when the configuration is loaded.
+		if !validUnitName.MatchString(u) {
+			return nil, fmt.Errorf("units: %q is not a systemd unit name", u)
+		}
+		units[i] = unitName(u)
 	}
+	c.opts.Units = units
 	return c, nil
 }
+
+// validUnitName is the character set of systemd unit names
+// (systemd.unit(5): ASCII letters, digits, ":", "-", "_", ".", "\\", and
+// "@" for instances), at most 255 characters.
+var validUnitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]{1,255}$`)
 
 // unitName adds .service to a unit name without a type suffix.
 func unitName(u string) string {

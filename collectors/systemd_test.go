@@ -132,6 +132,8 @@ func TestSystemdOptionsValidated(t *testing.T) {
 		{CallTimeout: 0},
 		{CallTimeout: time.Second, MaxFailedUnits: -1},
 		{CallTimeout: time.Second, Address: "/run/dbus/system_bus_socket"},
+		{CallTimeout: time.Second, Units: []string{"sshd", "my unit"}},
+		{CallTimeout: time.Second, Units: []string{""}},
 	} {
 		if _, err := newSystemdCollector(Env{Paths: DefaultPaths("/")}, &o); err == nil {
 			t.Errorf("%+v: accepted", o)
