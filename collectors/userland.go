@@ -182,7 +182,7 @@ func newUserlandCollector(env Env, opts any) (Collector, error) {
 		rpmdb: newDescIn("userland", "rpmdb", "info",
 			"The rpm database and its backend (sqlite, ndb, bdb); constant 1.", "path", "backend"),
 		cryptoPolicy: newDescIn("userland", "crypto", "policy_info",
-			"The system-wide crypto policy applied (/etc/crypto-policies/state/current); constant 1.", "policy"),
+			"The system-wide crypto policy applied (/etc/crypto-policies/state/current, else the configured one); constant 1.", "policy"),
 		selinuxMode: newDescIn("userland", "selinux", "mode",
 			"SELinux mode: 0 disabled, 1 permissive, 2 enforcing (from selinuxfs, else the kernel command line and LSM list, else /etc/selinux/config)."),
 	}, nil
@@ -502,10 +502,15 @@ func systemdFromFiles(c *userlandCollector) (string, string, error) {
 // rpmdbMagic checks the first bytes of an rpm database file against its
 // backend's format.
 func rpmdbMagic(head []byte, backend string) bool {
+	if len(head) == 0 {
+		// SQLite opens a zero-length file as an empty database; for the
+		// others an empty file is taken at its name (an image that was
+		// emptied of its package data still says which backend it uses).
+		return true
+	}
 	switch backend {
 	case "sqlite":
-		// SQLite opens a zero-length file as an empty database.
-		return len(head) == 0 || bytes.HasPrefix(head, []byte("SQLite format 3\x00"))
+		return bytes.HasPrefix(head, []byte("SQLite format 3\x00"))
 	case "ndb":
 		return bytes.HasPrefix(head, []byte("RpmP"))
 	case "bdb":
@@ -573,10 +578,26 @@ func (c *userlandCollector) updateRPMDB(m *Metrics) error {
 var cryptoPolicyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(?::[A-Za-z0-9_-]+)*$`)
 
 // updateCryptoPolicy reads the policy update-crypto-policies applied last,
-// e.g. DEFAULT, FIPS or FIPS:OSPP.
+// e.g. DEFAULT, FIPS or FIPS:OSPP; where it never ran, the configured one
+// (/etc/crypto-policies/config, which may hold comments).
 func (c *userlandCollector) updateCryptoPolicy(m *Metrics) error {
 	p := c.paths.Root("etc/crypto-policies/state/current")
 	v, err := readValue(p)
+	if isNotExist(err) {
+		p = c.paths.Root("etc/crypto-policies/config")
+		var text string
+		text, err = readText(p, maxValueSize)
+		var lines []string
+		for _, l := range strings.Split(text, "\n") {
+			if l = strings.TrimSpace(l); l != "" && !strings.HasPrefix(l, "#") {
+				lines = append(lines, l)
+			}
+		}
+		v = strings.Join(lines, "\n")
+		if err == nil && v == "" {
+			err = fmt.Errorf("%s: no policy", p)
+		}
+	}
 	if isNotExist(err) {
 		return nil
 	}

@@ -251,11 +251,43 @@ func TestRPMDBReal(t *testing.T) {
 		{[]byte("SQLite format 3\x00"), "bdb", false},
 		{[]byte("SQLite format 2\x00"), "sqlite", false},
 		{nil, "sqlite", true},
-		{nil, "bdb", false},
+		{nil, "bdb", true},
 	} {
 		if got := rpmdbMagic(tc.head, tc.backend); got != tc.ok {
 			t.Errorf("rpmdbMagic(%q, %s) = %v", tc.head, tc.backend, got)
 		}
+	}
+}
+
+func TestCryptoPolicy(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		files   map[string]string
+		want    string // "" for no sample
+		wantErr string
+	}{
+		{"applied", map[string]string{"etc/crypto-policies/state/current": "FIPS:OSPP\n",
+			"etc/crypto-policies/config": "DEFAULT\n"}, "FIPS:OSPP", ""},
+		{"configured only", map[string]string{"etc/crypto-policies/config": "# set by the image\n\nFIPS\n"}, "FIPS", ""},
+		{"neither", map[string]string{}, "", ""},
+		{"config without a policy", map[string]string{"etc/crypto-policies/config": "# nothing\n"}, "", "no policy"},
+		{"garbage", map[string]string{"etc/crypto-policies/state/current": "DEFAULT; rm -rf\n"}, "", "not a policy name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			for p, text := range tc.files {
+				os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
+				os.WriteFile(filepath.Join(root, p), []byte(text), 0o644)
+			}
+			got, err := update(t, newTestUserland(t, root, execNever), 5*time.Second)
+			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
+				t.Errorf("error %v, want %q", err, tc.wantErr)
+			}
+			p := withPrefix(got, "azurelinux_crypto_policy_info")
+			if tc.want == "" && len(p) != 0 || tc.want != "" && (len(p) != 1 || p[0] != `azurelinux_crypto_policy_info{policy="`+tc.want+`"} 1`) {
+				t.Errorf("got %v, want %q", p, tc.want)
+			}
+		})
 	}
 }
 
