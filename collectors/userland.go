@@ -209,10 +209,7 @@ func (c *userlandCollector) Update(ctx context.Context, m *Metrics) error {
 	links := map[string]string{}        // tool name -> the tool it links to
 	var errs []error
 	for i, t := range tools {
-		path, target, err := c.lookup(t.bin)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", t.name, err))
-		}
+		path, target := c.lookup(t.bin)
 		found[i] = path
 		m.Bool(c.toolPresent, path != "", t.name)
 		if target != "" {
@@ -272,7 +269,7 @@ func (c *userlandCollector) Update(ctx context.Context, m *Metrics) error {
 // path inside the root ("/usr/bin/dnf5"), and when it is a symbolic link,
 // the name of what it finally resolves to. A dangling link or a file that
 // is not executable is not the tool.
-func (c *userlandCollector) lookup(bin string) (path, target string, err error) {
+func (c *userlandCollector) lookup(bin string) (path, target string) {
 	for _, dir := range binDirs {
 		full := filepath.Join(c.paths.Root(dir), bin)
 		li, lerr := os.Lstat(full)
@@ -296,9 +293,9 @@ func (c *userlandCollector) lookup(bin string) (path, target string, err error) 
 				target = "" // /bin/x -> /usr/bin/x: the same tool
 			}
 		}
-		return "/" + filepath.Join(dir, bin), target, nil
+		return "/" + filepath.Join(dir, bin), target
 	}
-	return "", "", nil
+	return "", ""
 }
 
 // version finds t's version: by running its version command where that is

@@ -335,7 +335,7 @@ func TestUserlandLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tl := range tools {
-		path, _, _ := c.lookup(tl.bin)
+		path, _ := c.lookup(tl.bin)
 		if path == "" {
 			wantSamples(t, got, fmt.Sprintf(`azurelinux_userland_tool_present{tool="%s"} 0`, tl.name))
 			continue
