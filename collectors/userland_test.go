@@ -162,6 +162,7 @@ func TestUserlandTrees(t *testing.T) {
 // them delays the refresh beyond one command timeout, and the facts that
 // could be read are still served.
 func TestUserlandBrokenTools(t *testing.T) {
+	before := hungChildren()
 	c := newTestUserland(t, tree(t, "broken"), execAlways)
 	start := time.Now()
 	got, err := update(t, c, 10*time.Second)
@@ -193,25 +194,27 @@ func TestUserlandBrokenTools(t *testing.T) {
 	if n := len(withPrefix(got, "azurelinux_userland_tool_info")); n != 0 {
 		t.Errorf("broken tools reported versions: %v", withPrefix(got, "azurelinux_userland_tool_info"))
 	}
-	// The hung tool's process group is gone: nothing of it keeps running.
-	out, _ := exec.Command("pgrep", "-f", "sleep 600").Output()
-	for _, pid := range strings.Fields(string(out)) {
-		cmdline, _ := os.ReadFile("/proc/" + pid + "/cmdline")
-		if strings.Contains(string(cmdline), "sleep") {
-			if ppid := parentOf(pid); ppid == "1" || ppid == fmt.Sprint(os.Getpid()) {
-				t.Errorf("the hung tool's child %s survives", pid)
-			}
+	// The hung tool's process group is gone: its child (sleep) was killed
+	// with it rather than left running.
+	for pid := range hungChildren() {
+		if !before[pid] {
+			t.Errorf("the hung tool's child %s survives", pid)
 		}
 	}
 }
 
-func parentOf(pid string) string {
-	b, _ := os.ReadFile("/proc/" + pid + "/stat")
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	if len(f) < 2 {
-		return ""
+// hungChildren returns the PIDs of processes running the broken tree's
+// hung python3's child, "sleep 599.123".
+func hungChildren() map[string]bool {
+	out := map[string]bool{}
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && string(cmdline) == "sleep\x00599.123\x00" {
+			out[e.Name()] = true
+		}
 	}
-	return f[1]
+	return out
 }
 
 // TestRPMDBReal: a database made by rpm itself (Debian's rpm package makes

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -63,5 +64,12 @@ func TestServeHungSources(t *testing.T) {
 		if !strings.Contains(p.log.String(), want) {
 			t.Errorf("log lacks %q", want)
 		}
+	}
+	// A clean stop cancels a refresh in flight, which kills a hung tool's
+	// process group; a killed probe would leave it running.
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	p.waitLog("shutting down")
+	if err := p.cmd.Wait(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
 	}
 }
