@@ -44,6 +44,7 @@ type options struct {
 	configFile      string
 	disableDefaults bool
 	collectorFlags  map[string]*bool
+	optionFlags     []*optionFlag
 	explicit        map[string]bool
 	gomaxprocs      int
 	log             promslog.Config
@@ -80,6 +81,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			Default(fmt.Sprint(s.DefaultEnabled)).
 			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
 	}
+	o.optionFlags = addOptionFlags(app)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
 
@@ -154,6 +156,7 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyOptionFlags(cfg, o.optionFlags)
 	return BuildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger})
 }
 

@@ -42,7 +42,7 @@ type azureOptions struct {
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Force asks the metadata service even when the host does not look
 	// like an Azure VM (the DMI chassis asset tag unreadable or unusual).
-	Force bool `yaml:"force"`
+	Force bool `yaml:"force" flag:"force" help:"Ask the Azure instance metadata service even where the host does not look like an Azure VM."`
 	// Tags is the allow-list of VM tag names exported by
 	// azurelinux_azure_instance_tag. Tags are not exported by default:
 	// their number is unbounded and people put secrets in them.
