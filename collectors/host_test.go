@@ -233,4 +233,3 @@ func countCPUList(s string) (int, error) {
 	}
 	return n, nil
 }
-
