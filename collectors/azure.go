@@ -108,7 +108,7 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 			return err
 		}
 		if !azure {
-			return ErrNoData
+			return fmt.Errorf("not an Azure VM (DMI), instance metadata not asked: %w", ErrNoData)
 		}
 	}
 	doc, err := c.fetch(ctx)
