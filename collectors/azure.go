@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -149,7 +150,7 @@ func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
 		if errors.As(err, &uerr) {
 			err = uerr.Err // the URL is in the configuration, not news
 		}
-		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout") {
+		if isTimeout(err) {
 			return nil, fmt.Errorf("no answer within %s", c.opts.RequestTimeout)
 		}
 		return nil, err
@@ -157,7 +158,7 @@ func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIMDSSize+1))
 	if err != nil {
-		if errors.Is(err, context.DeadlineExceeded) || strings.Contains(err.Error(), "Client.Timeout") {
+		if isTimeout(err) {
 			return nil, fmt.Errorf("no complete answer within %s", c.opts.RequestTimeout)
 		}
 		return nil, fmt.Errorf("read answer: %w", err)
@@ -169,6 +170,13 @@ func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
 		return nil, fmt.Errorf("answer larger than %d bytes", maxIMDSSize)
 	}
 	return parseIMDS(body)
+}
+
+// isTimeout reports whether err is the request timeout (or the collector's
+// own deadline) expiring.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 // imdsDocument is the part of /metadata/instance the collector reads. IMDS
