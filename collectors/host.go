@@ -79,8 +79,11 @@ func (c *hostCollector) Update(ctx context.Context, m *Metrics) error {
 	found := false
 
 	// gopsutil opens files without this package's guards (size limit, no
-	// FIFO, binary check), so every file is vetted with readText first; a
-	// missing file is a fact this host does not provide.
+	// FIFO, binary check), so the files it parses are vetted with readText
+	// first; a missing file is a fact this host does not provide. (gopsutil
+	// also reads cpufreq attributes under sysfs, which are not reported,
+	// and counts the cpuN lines of /proc/stat when cpuinfo lists no
+	// processor; a kernel provides both as regular files.)
 	cpuinfo := c.paths.Proc("cpuinfo")
 	model, haveModel := "", false
 	switch _, err := readText(cpuinfo, maxFileSize); {
