@@ -14,7 +14,7 @@ BIN := build/azurelinux-probe
 ARGS ?=
 
 # Tools the tests need: command:debian-package:azure-linux-package.
-TEST_TOOLS := promtool:prometheus:golang-github-prometheus
+TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus
 
 FUZZTIME ?= 30s
 

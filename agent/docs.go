@@ -19,6 +19,8 @@ var selfMetrics = []collectors.MetricDoc{
 		Help: "How long the collector's latest refresh took."},
 	{Name: "azurelinux_probe_collector_last_success_timestamp_seconds", Labels: []string{"collector"},
 		Help: "When the collector's latest successful refresh finished, as a Unix timestamp."},
+	{Name: "azurelinux_probe_collector_interval_seconds", Labels: []string{"collector"},
+		Help: "The collector's configured refresh interval; facts older than a few intervals are stale."},
 }
 
 // MetricsDoc renders docs/metrics.md: every collector with its defaults and
@@ -47,9 +49,9 @@ this file and the code disagree. Metric names and labels are a contract: alerts 
 depend on them.
 
 Every collector refreshes in the background on its interval and a scrape serves the latest snapshot.
-A collector whose source does not exist on the host (no GPU, not a Hyper-V guest) serves no facts and
-keeps ` + "`azurelinux_probe_collector_success` at 1" + `; a collector that fails or times out serves
-only what it read in that refresh, never an older refresh's facts, and reports success 0.
+A collector whose source does not exist on the host (no GPU, not a Hyper-V guest) serves only the facts
+that say so (such as ` + "`azurelinux_hyperv_guest 0`" + `) and keeps ` + "`azurelinux_probe_collector_success` at 1" + `;
+a collector that fails or times out serves only what it read in that refresh, never an older refresh's facts, and reports success 0.
 
 ## Collectors
 

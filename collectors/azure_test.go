@@ -81,7 +81,7 @@ func TestAzureInstanceDocuments(t *testing.T) {
 		{
 			name: "marketplace image, trusted launch, zone",
 			doc:  serveFile(t, "azl4-azure-gen2.json"),
-			want: `image_id="",image_offer="azure-linux-4",image_publisher="MicrosoftCBLMariner",image_sku="azure-linux-4-gen2",image_version="4.0.20260915",location="westus2",security_type="TrustedLaunch",vm_id="5c0f3a1e-8d4b-4e8a-9f4e-2b7c1d9a6e31",vm_size="Standard_D2ds_v5",zone="1"`,
+			want: `image_id="",image_offer="azure-linux-4",image_publisher="MicrosoftCBLMariner",image_sku="azure-linux-4-gen2",image_version="4.0.20260915",location="westus2",security_type="TrustedLaunch",vm_id="5c0f3a1e-8d4b-4e8a-9f4e-2b7c1d9a6e31",vm_size="Standard_NC80adis_H100_v5",zone="1"`,
 		},
 		{
 			name: "compute gallery image, no security type, no zone",
@@ -186,7 +186,9 @@ func TestAzureMetadataFailures(t *testing.T) {
 // TestAzureNotAzure: off Azure the collector reports no data and never
 // sends a request, unless forced.
 func TestAzureNotAzure(t *testing.T) {
-	for _, tree := range []string{"testdata/trees/azl4-baremetal", "testdata/trees/azl3", "testdata/trees/empty"} {
+	// hyperv-gen1-onprem is a Hyper-V guest whose asset tag is not Azure's.
+	for _, tree := range []string{"testdata/trees/azl4-baremetal", "testdata/trees/hyperv-gen1-onprem",
+		"testdata/trees/kvm-guest", "testdata/trees/amd-mi300x-baremetal", "testdata/trees/empty"} {
 		srv := newIMDS(t, serveFile(t, "azl4-azure-gen2.json"))
 		m, err := runAzure(t, tree, azureOpts(srv.URL))
 		if !errors.Is(err, ErrNoData) {
@@ -313,8 +315,8 @@ func TestIsAzure(t *testing.T) {
 		want  bool
 		err   string
 	}{
-		{"azure asset tag", with(hv, "chassis_asset_tag", []byte(AzureChassisAssetTag+"\n")), true, true, ""},
-		{"asset tag decides even without vmbus", map[string][]byte{"chassis_asset_tag": []byte(AzureChassisAssetTag + "\n")}, false, true, ""},
+		{"azure asset tag", with(hv, "chassis_asset_tag", []byte(azureAssetTag+"\n")), true, true, ""},
+		{"asset tag decides even without vmbus", map[string][]byte{"chassis_asset_tag": []byte(azureAssetTag + "\n")}, false, true, ""},
 		{"on-premises hyper-v: empty tag", with(hv, "chassis_asset_tag", []byte("\n")), true, false, ""},
 		{"other tag", with(hv, "chassis_asset_tag", []byte("Default string\n")), true, false, ""},
 		{"tag unreadable: hyper-v guest counts as azure", hv, true, true, ""},

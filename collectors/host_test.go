@@ -26,8 +26,8 @@ func TestHostTrees(t *testing.T) {
 	}{
 		// gopsutil finds no hv_utils module (Azure Linux 4.0 builds it in),
 		// so an Azure VM reads as no virtualization: see TestHostVirtualizationDisagreesWithAzure.
-		{"azl4-azure-gen2", want{info: `cpu_model="Intel(R) Xeon(R) Platinum 8370C CPU @ 2.80GHz",virtualization_role="",virtualization_system=""`,
-			cpus: 2, mem: 8129016 * 1024, bootTime: 1789457121}},
+		{"azl4-azure-gen2", want{info: `cpu_model="AMD EPYC 9V84 96-Core Processor",virtualization_role="",virtualization_system=""`,
+			cpus: 80, mem: 659714244 * 1024, bootTime: 1789457121}},
 		{"azl4-azure-boost", want{info: `cpu_model="Intel(R) Xeon(R) Platinum 8573C",virtualization_role="",virtualization_system=""`,
 			cpus: 4, mem: 16365112 * 1024, bootTime: 1789460022}},
 		{"azl4-baremetal", want{info: `cpu_model="Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",virtualization_role="host",virtualization_system="kvm"`,

@@ -20,15 +20,17 @@ func TestStorageTrees(t *testing.T) {
 		{
 			tree: "azl4-azure-gen2",
 			disks: []string{
+				`device="nvme0n1",driver="nvme",model="Microsoft NVMe Direct Disk",transport="nvme"`,
 				`device="sda",driver="hv_storvsc",model="Virtual Disk",transport="scsi"`,
 				`device="sdb",driver="hv_storvsc",model="Virtual Disk",transport="scsi"`,
 				`device="sdc",driver="hv_storvsc",model="Virtual Disk",transport="scsi"`,
 			},
-			sizes: map[string]float64{"sda": 30 << 30, "sdb": 75 << 30, "sdc": 128 << 30},
+			sizes: map[string]float64{"sda": 30 << 30, "sdb": 75 << 30, "sdc": 128 << 30, "nvme0n1": 3576 << 30},
 			links: map[string]string{
 				"os": "sda", "os-part1": "sda1", "os-part14": "sda14", "os-part15": "sda15",
 				"root": "sda", "root-part1": "sda1", "root-part14": "sda14", "root-part15": "sda15",
 				"resource": "sdb", "resource-part1": "sdb1", "data/by-lun/0": "sdc", "scsi1/lun0": "sdc",
+				"local/by-serial/f0451a1ba53a00000001": "nvme0n1",
 			},
 		},
 		{
