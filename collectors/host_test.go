@@ -32,6 +32,12 @@ func TestHostTrees(t *testing.T) {
 			cpus: 4, mem: 16365112 * 1024, bootTime: 1789460022}},
 		{"azl4-baremetal", want{info: `cpu_model="Intel(R) Xeon(R) Gold 6338 CPU @ 2.00GHz",virtualization_role="host",virtualization_system="kvm"`,
 			cpus: 8, mem: 263749304 * 1024, bootTime: 1788001200}},
+		// AZL3 builds hv_utils in as well: an on-premises Hyper-V guest reads
+		// as not virtualized too.
+		{"hyperv-gen1-onprem", want{info: `cpu_model="Intel(R) Xeon(R) CPU E5-2690 v4 @ 2.60GHz",virtualization_role="",virtualization_system=""`,
+			cpus: 4, mem: 8141564 * 1024, bootTime: 1787000400}},
+		{"kvm-guest", want{info: `cpu_model="QEMU Virtual CPU version 2.5+",virtualization_role="guest",virtualization_system="kvm"`,
+			cpus: 4, mem: 8131300 * 1024, bootTime: 1789990111}},
 		{"empty", want{err: ErrNoData.Error()}},
 		{"broken", want{err: `cpu model: <rootfs>/proc/cpuinfo: strconv.ParseInt: parsing "zero": invalid syntax
 cpu count: <rootfs>/proc/cpuinfo lists no processor

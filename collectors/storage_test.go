@@ -57,6 +57,18 @@ func TestStorageTrees(t *testing.T) {
 			sizes: map[string]float64{"nvme0n1": 7501476528 * 512, "nvme1n1": 7501476528 * 512, "sda": 937703088 * 512},
 			links: map[string]string{},
 		},
+		{
+			tree:  "hyperv-gen1-onprem", // IDE OS disk through hv_storvsc; the ata_piix DVD is left out
+			disks: []string{`device="sda",driver="hv_storvsc",model="Virtual Disk",transport="scsi"`},
+			sizes: map[string]float64{"sda": 127 << 30},
+			links: map[string]string{},
+		},
+		{
+			tree:  "kvm-guest",
+			disks: []string{`device="vda",driver="virtio_blk",model="",transport="virtio"`},
+			sizes: map[string]float64{"vda": 50 << 30},
+			links: map[string]string{},
+		},
 		{tree: "empty", err: ErrNoData.Error()},
 		{tree: "azl3", err: ErrNoData.Error()},
 		{
