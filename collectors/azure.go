@@ -123,8 +123,13 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 	m.Gauge(c.info, 1, inst.VMSize, inst.Location, inst.Zone, inst.VMID,
 		img.Publisher, img.Offer, img.SKU, img.Version, img.imageID(), inst.SecurityProfile.SecurityType)
 	if len(c.opts.Tags) > 0 {
+		// ARM tag names are unique, but a duplicate in a hand-made or
+		// garbled document must not become a duplicate series, which
+		// would fail the whole scrape.
+		seen := map[string]bool{}
 		for _, t := range inst.tags() {
-			if slices.Contains(c.opts.Tags, t.Name) {
+			if slices.Contains(c.opts.Tags, t.Name) && !seen[t.Name] {
+				seen[t.Name] = true
 				m.Gauge(c.tag, 1, t.Name, t.Value)
 			}
 		}

@@ -218,6 +218,8 @@ func TestAzureTags(t *testing.T) {
 			[]string{`name="env",value="lab"`, `name="owner",value="jdoe"`}},
 		{"tagsList wins, values with ; and :", `{"compute":{"vmId":"a","tags":"x:1","tagsList":[{"name":"url","value":"http://a;b"},{"name":"x","value":"1"}]}}`,
 			[]string{"url"}, []string{`name="url",value="http://a;b"`}},
+		{"a duplicate name is one series", `{"compute":{"vmId":"a","tagsList":[{"name":"env","value":"lab"},{"name":"env","value":"prod"}]}}`,
+			[]string{"env"}, []string{`name="env",value="lab"`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := newIMDS(t, serveBytes([]byte(tc.doc)))
