@@ -67,21 +67,21 @@ a collector that fails or times out serves only what it read in that refresh, ne
 	writeMetricTable(&b, selfMetrics)
 	b.WriteString("\nThe standard `go_*`, `process_*` and `promhttp_*` metrics of client_golang are served too.\n")
 
-	bySubsystem := map[string][]collectors.MetricDoc{}
+	byCollector := map[string][]collectors.MetricDoc{}
 	for _, d := range collectors.Catalog() {
-		bySubsystem[d.Subsystem] = append(bySubsystem[d.Subsystem], d)
+		byCollector[d.Collector] = append(byCollector[d.Collector], d)
 	}
 	for _, s := range collectors.Specs() {
-		docs := bySubsystem[s.Name]
+		docs := byCollector[s.Name]
 		if len(docs) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## `%s` collector\n\n", s.Name)
 		writeMetricTable(&b, docs)
-		delete(bySubsystem, s.Name)
+		delete(byCollector, s.Name)
 	}
-	if len(bySubsystem) > 0 {
-		return "", fmt.Errorf("metrics whose subsystem names no collector: %v", bySubsystem)
+	if len(byCollector) > 0 {
+		return "", fmt.Errorf("metrics whose collector is not registered: %v", byCollector)
 	}
 	return b.String(), nil
 }
