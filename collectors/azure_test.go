@@ -397,3 +397,20 @@ func TestLiveAzure(t *testing.T) {
 		t.Errorf("not Azure: error %v, %d metrics, %d requests; want ErrNoData and no request", err, len(m.List()), srv.hits.Load())
 	}
 }
+
+// TestIsAzureWithoutClassLink: where /sys/class/dmi/id is missing, the DMI
+// attributes are read from /sys/devices/virtual/dmi/id, as the hyperv
+// collector does.
+func TestIsAzureWithoutClassLink(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "sys/devices/virtual/dmi/id")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "chassis_asset_tag"), []byte(azureAssetTag+"\n"), 0o444); err != nil {
+		t.Fatal(err)
+	}
+	if azure, err := isAzure(DefaultPaths(root)); err != nil || !azure {
+		t.Errorf("isAzure = %v, %v; want true", azure, err)
+	}
+}
