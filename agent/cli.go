@@ -44,6 +44,7 @@ type options struct {
 	configFile      string
 	disableDefaults bool
 	collectorFlags  map[string]*bool
+	optionFlags     []*optionFlag
 	explicit        map[string]bool
 	gomaxprocs      int
 	log             promslog.Config
@@ -58,7 +59,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
+	// --help and --version print and then ask to exit; Main returns
+	// instead of calling os.Exit, so it records the request here.
+	exitStatus := -1
+	app.Terminate(func(code int) {
+		if exitStatus < 0 {
+			exitStatus = code
+		}
+	})
 	app.HelpFlag.Short('h')
 
 	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
@@ -80,6 +88,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			Default(fmt.Sprint(s.DefaultEnabled)).
 			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
 	}
+	o.optionFlags = addOptionFlags(app)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
 
@@ -91,6 +100,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
+	if exitStatus >= 0 {
+		return exitStatus
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 2
@@ -154,6 +166,7 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyOptionFlags(cfg, o.optionFlags)
 	return BuildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger})
 }
 

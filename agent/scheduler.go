@@ -290,7 +290,7 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 		snap.Success = true
 	case errors.Is(err, collectors.ErrNoData):
 		snap.Success = true
-		s.logger.Debug("collector found no data", "collector", j.name)
+		s.logger.Debug("collector found no data", "collector", j.name, "reason", err)
 		err = nil
 	default:
 		snap.Err = err
