@@ -59,13 +59,13 @@ type ebpfOptions struct {
 	ProgramTypes []string `yaml:"program_types"`
 	MapTypes     []string `yaml:"map_types"`
 	// Inventory counts the programs, maps and links loaded on the host.
-	Inventory bool `yaml:"inventory"`
+	Inventory bool `yaml:"inventory" flag:"inventory" help:"Count the eBPF programs, maps and links loaded on the host (needs CAP_SYS_ADMIN)."`
 	// InventoryLimit bounds the objects of each kind (programs, maps, links)
 	// one refresh walks; a host with more reports an error and no counts of
 	// that kind rather than a wrong count.
 	InventoryLimit int `yaml:"inventory_limit"`
 	// Canary loads, attaches and runs the canary program on every refresh.
-	Canary bool `yaml:"canary"`
+	Canary bool `yaml:"canary" flag:"canary" help:"Load, attach and run the CO-RE canary program on every refresh (needs CAP_BPF and CAP_PERFMON)."`
 }
 
 func defaultEBPFOptions() *ebpfOptions {
