@@ -179,6 +179,12 @@ func TestRPMKind(t *testing.T) {
 		{"rpm: {name: rpm, min_version: '6.0'}", false, "rpm-4.18.2-1.azl3.x86_64 is older than 6.0"},
 		{"rpm: tdnf", true, "tdnf-3.5.8-8.azl3.x86_64"},
 	})
+	// The package list is read once while the database is unchanged.
+	a, err1 := openRPMDB(collectors.DefaultPaths(root))
+	b, err2 := openRPMDB(collectors.DefaultPaths(root))
+	if err1 != nil || err2 != nil || a != b {
+		t.Errorf("database read twice: %p %p %v %v", a, b, err1, err2)
+	}
 	runCases(t, envAt(t.TempDir()), []kindCase{{"rpm: rpm", false, "no rpm database under"}})
 	corrupt := tree(t, map[string]string{"var/lib/rpm/rpmdb.sqlite": "SQLite format 3\x00garbage"})
 	runCases(t, envAt(corrupt), []kindCase{{"rpm: rpm", false, "rpm database /var/lib/rpm/rpmdb.sqlite:"}})

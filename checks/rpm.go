@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode"
 
 	// The sqlite driver for rpm ≥ 4.16 databases: pure Go, so the probe
@@ -49,6 +50,16 @@ func (p rpmPackage) String() string {
 	return s
 }
 
+// rpmCache keeps the package list of the database read last, keyed by its
+// path, size and modification time (and its write-ahead log's): the daemon
+// evaluates the checks every minute, and a host's database is tens of
+// megabytes that change only when packages do.
+var rpmCache struct {
+	sync.Mutex
+	key string
+	db  *rpmDB
+}
+
 type rpmDB struct {
 	path     string // inside the root
 	packages map[string][]rpmPackage
@@ -66,6 +77,15 @@ func openRPMDB(p interface{ Root(...string) string }) (*rpmDB, error) {
 		if err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
+		key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+		if wal, err := os.Stat(path + "-wal"); err == nil {
+			key += fmt.Sprintf("\x00%d\x00%d", wal.Size(), wal.ModTime().UnixNano())
+		}
+		rpmCache.Lock()
+		defer rpmCache.Unlock()
+		if rpmCache.key == key {
+			return rpmCache.db, nil
+		}
 		pkgs, err := readRPMDB(path)
 		if err != nil {
 			return nil, fmt.Errorf("rpm database %s: %w", rel, err)
@@ -74,6 +94,7 @@ func openRPMDB(p interface{ Root(...string) string }) (*rpmDB, error) {
 		for _, pk := range pkgs {
 			db.packages[pk.Name] = append(db.packages[pk.Name], pk)
 		}
+		rpmCache.key, rpmCache.db = key, db
 		return db, nil
 	}
 	return nil, fmt.Errorf("no rpm database under %s (looked for %s)", p.Root("/"), strings.Join(rpmDBFiles, ", "))
