@@ -202,3 +202,16 @@ func TestLoadAll(t *testing.T) {
 		t.Errorf("duplicate across files: %v", err)
 	}
 }
+
+// TestExamplesLoad keeps the example checks files in examples/checks.d
+// valid, and free of names that clash with the embedded matrix.
+func TestExamplesLoad(t *testing.T) {
+	got, err := LoadAll(true, "../examples/checks.d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	emb, _ := Load(EmbeddedName, Embedded)
+	if len(got) <= len(emb) {
+		t.Errorf("no example checks loaded")
+	}
+}
