@@ -97,7 +97,7 @@ func openRPMDB(p interface{ Root(...string) string }) (*rpmDB, error) {
 		rpmCache.key, rpmCache.db = key, db
 		return db, nil
 	}
-	return nil, fmt.Errorf("no rpm database under %s (looked for %s)", p.Root("/"), strings.Join(rpmDBFiles, ", "))
+	return nil, fmt.Errorf("no rpm database under %s (looked in /usr/lib/sysimage/rpm and /var/lib/rpm)", p.Root("/"))
 }
 
 func readRPMDB(path string) (pkgs []rpmPackage, err error) {
