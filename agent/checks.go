@@ -112,7 +112,7 @@ func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *checks.FactsDoc,
 func metricOwner(metric string) string {
 	for _, d := range collectors.Catalog() {
 		if d.Name == metric {
-			return d.Subsystem
+			return d.Collector
 		}
 	}
 	return ""
