@@ -22,15 +22,16 @@ import (
 
 // wantMatrixFailures lists, per fixture tree, the checks of the embedded
 // Azure Linux 4.0 matrix that must fail there, and only those. Checks that
-// read the facts of a collector this build does not have yet (systemd,
-// userland, ebpf, hyperv, gpu) fail with "this build has no X collector"
-// and are accepted as pending; once that collector is merged they must pass
+// read the facts of a collector this build does not have yet (ebpf) fail
+// with "this build has no X collector" and are accepted as pending; once that collector is merged they must pass
 // on the tree or be added here.
 var wantMatrixFailures = map[string][]string{
 	"azl4-azure-gen2": {},
 	"azl3": {
 		"os-azurelinux-4.0",       // VERSION_ID 3.0
 		"kernel-series-6.18",      // 6.6
+		"systemd-258",             // 255
+		"selinux-enforcing",       // selinux=0
 		"kernel-hardening-sysctl", // the fixture has no kptr_restrict
 		"dnf5-on-path",            // tdnf only
 		"dnf5-5.2",                // not installed
@@ -59,11 +60,32 @@ func runCheck(t *testing.T, args ...string) (int, string, string) {
 	return code, out.String(), errb.String()
 }
 
+// TestMatrixGPUWithoutDriver: on the Azure VM whose GPU lost its driver
+// after a kernel update, the drivers check fails and names the device.
+func TestMatrixGPUWithoutDriver(t *testing.T) {
+	for tree, wantPass := range map[string]bool{"azure-gpu-nodriver": false, "azl4-azure-gen2": true} {
+		root, _ := filepath.Abs(filepath.Join(treesDir, tree))
+		_, out, _ := runCheck(t, append([]string{"--format=json", "--path.rootfs=" + root, "--checks.dir=" + t.TempDir()}, allCollectors()...)...)
+		var rep checkJSON
+		if err := json.Unmarshal([]byte(out), &rep); err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range rep.Checks {
+			if c.Name == "gpus-bound" && (c.Pass != wantPass || !wantPass && !strings.Contains(c.Reason, `driver="",model="",pci_address="0001:00:00.0"`)) {
+				t.Errorf("%s: gpus-bound pass %v: %s", tree, c.Pass, c.Reason)
+			}
+		}
+	}
+}
+
 var pendingRE = regexp.MustCompile(`this build has no (\w+) collector`)
 
 // TestMatrixOnTrees: the embedded matrix passes on the Azure Linux 4.0 tree
 // and fails exactly the expected checks on the Azure Linux 3.0 tree.
 func TestMatrixOnTrees(t *testing.T) {
+	if len(collectors.Specs()) < 6 {
+		t.Fatalf("want the os, kernel, hyperv, gpu, systemd and userland collectors, have %d", len(collectors.Specs()))
+	}
 	for tree, want := range wantMatrixFailures {
 		t.Run(tree, func(t *testing.T) {
 			root, _ := filepath.Abs(filepath.Join(treesDir, tree))
@@ -230,13 +252,11 @@ func write(t *testing.T, path, content string) {
 	}
 }
 
-// TestBaselineDrift: a baseline saved on an Azure Linux 4.0 host with its
-// NVIDIA driver loaded, compared with the same host after a kernel update
-// that left the GPU without its driver: exactly those facts drift.
+// TestBaselineDrift: a baseline saved on the Azure Linux 4.0 host (two
+// H100s on the open driver), compared with the same host after a kernel
+// update that left one GPU without its driver: exactly those facts drift.
 func TestBaselineDrift(t *testing.T) {
 	before := copyTree(t, "azl4-azure-gen2")
-	write(t, filepath.Join(before, "sys/module/nvidia/version"), "595.58.03\n")
-
 	after := copyTree(t, "azl4-azure-gen2")
 	const newRelease = "6.18.44-1.1.azl4.x86_64"
 	write(t, filepath.Join(after, "proc/sys/kernel/osrelease"), newRelease+"\n")
@@ -244,10 +264,20 @@ func TestBaselineDrift(t *testing.T) {
 	if err := os.Rename(filepath.Join(after, "usr/lib/modules/6.18.31-1.3.azl4.x86_64"), filepath.Join(after, "usr/lib/modules", newRelease)); err != nil {
 		t.Fatal(err)
 	}
+	// Unbind GPU 0002:00:00.0: no driver link, not in the driver's device
+	// list, unknown to the driver's procfs.
+	dev, err := filepath.EvalSymlinks(filepath.Join(after, "sys/bus/pci/devices/0002:00:00.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{filepath.Join(dev, "driver"), filepath.Join(after, "sys/bus/pci/drivers/nvidia/0002:00:00.0"),
+		filepath.Join(after, "proc/driver/nvidia/gpus/0002:00:00.0")} {
+		if err := os.RemoveAll(p); err != nil {
+			t.Fatal(err)
+		}
+	}
 
-	// Only the collectors of this build that read these trees: a collector
-	// merged later adds its own facts (gpu: the unbound device).
-	collectorArgs := []string{"--collector.disable-defaults", "--collector.os", "--collector.kernel"}
+	collectorArgs := allCollectors()
 	baseline := filepath.Join(t.TempDir(), "baseline.json")
 	var errb bytes.Buffer
 	if code := agent.Main(append([]string{"baseline", "save", baseline, "--log.level=error", "--path.rootfs=" + before}, collectorArgs...), io.Discard, &errb); code != 0 {
@@ -255,7 +285,7 @@ func TestBaselineDrift(t *testing.T) {
 	}
 	// The baseline is exactly what facts --format=json prints.
 	var facts bytes.Buffer
-	agent.Main(append([]string{"facts", "--format=json", "--path.rootfs=" + before}, collectorArgs...), &facts, io.Discard)
+	agent.Main(append([]string{"facts", "--format=json", "--log.level=error", "--path.rootfs=" + before}, collectorArgs...), &facts, io.Discard)
 	saved, _ := os.ReadFile(baseline)
 	if !bytes.Equal(stripDurations(saved), stripDurations(facts.Bytes())) {
 		t.Errorf("baseline differs from facts --format=json:\n%s", lineDiff(string(stripDurations(facts.Bytes())), string(stripDurations(saved))))
@@ -274,19 +304,27 @@ func TestBaselineDrift(t *testing.T) {
 	}
 	var got []string
 	for _, d := range rep.Drift {
-		got = append(got, d.Collector+" "+d.Fact)
+		got = append(got, d.Collector+" "+d.Fact+": "+d.Was+" -> "+d.Now)
 	}
-	want := []string{"kernel azurelinux_kernel_info", `kernel azurelinux_kernel_module_loaded{module="nvidia"}`}
+	want := []string{
+		`gpu azurelinux_gpu_device_info{pci_address="0002:00:00.0"}: ` +
+			`{class="0x030200",device_id="0x2321",driver="nvidia",model="NVIDIA H100 NVL",uuid="GPU-8b41e7d0-2c95-4f6a-b3e8-71d0c4a95f12",vendor="nvidia",vendor_id="0x10de"} -> ` +
+			`{class="0x030200",device_id="0x2321",driver="",model="",uuid="",vendor="nvidia",vendor_id="0x10de"}`,
+		`gpu azurelinux_gpu_devices{driver="",vendor="nvidia"}:  -> 1`,
+		`gpu azurelinux_gpu_devices{driver="nvidia",vendor="nvidia"}: 2 -> 1`,
+		`hyperv azurelinux_hyperv_pci_passthrough_device_info{pci_address="0002:00:00.0"}: ` +
+			`{class="0x030200",device_id="0x2321",driver="nvidia",vendor_id="0x10de"} -> {class="0x030200",device_id="0x2321",driver="",vendor_id="0x10de"}`,
+		`kernel azurelinux_kernel_info: {release="6.18.31-1.3.azl4.x86_64",series="6.18",version="#1 SMP PREEMPT_DYNAMIC Tue Sep 15 18:22:41 UTC 2026"} -> ` +
+			`{release="6.18.44-1.1.azl4.x86_64",series="6.18",version="#1 SMP PREEMPT_DYNAMIC Fri Nov 20 10:00:00 UTC 2026"}`,
+	}
 	if code != 1 || !slices.Equal(got, want) {
-		t.Errorf("exit %d, drift %q, want 1 and %q", code, got, want)
-	}
-	if len(rep.Drift) == 2 && (!strings.Contains(rep.Drift[0].Now, newRelease) || rep.Drift[1].Was != "1" || rep.Drift[1].Now != "0") {
-		t.Errorf("drift values: %+v", rep.Drift)
+		t.Errorf("exit %d, drift:\n%s\nwant 1 and:\n%s", code, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 
 	// Table output names the baseline and each drifted fact.
 	_, table, _ := runCheck(t, append([]string{"--no-checks.embedded", "--checks.dir=" + t.TempDir(), "--path.rootfs=" + after, "--baseline=" + baseline}, collectorArgs...)...)
-	if !strings.Contains(table, "baseline "+baseline+": 2 facts drifted") || !regexp.MustCompile(`azurelinux_kernel_module_loaded\{module="nvidia"\} +1 +0\n`).MatchString(table) {
+	if !strings.Contains(table, "baseline "+baseline+": 5 facts drifted") ||
+		!regexp.MustCompile(`gpu +azurelinux_gpu_devices\{driver="nvidia",vendor="nvidia"\} +2 +1\n`).MatchString(table) {
 		t.Errorf("table:\n%s", table)
 	}
 }
