@@ -200,10 +200,11 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 2
 	}
+	// Every check that may wait (exec, repo) has its own timeout; a one-shot
+	// run in a pipeline is not bounded further by the daemon's
+	// --checks.timeout.
 	env := &checks.Env{Paths: o.paths(), Facts: facts}
-	cctx, ccancel := context.WithTimeout(context.Background(), o.checksTimeout)
-	defer ccancel()
-	report := &checks.Report{Results: checks.Evaluate(cctx, env, list)}
+	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list)}
 	if baseline != nil {
 		report.Baseline = o.checkBaseline
 		report.Drift, report.Skipped = checks.Compare(baseline, doc)

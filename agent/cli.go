@@ -96,7 +96,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
 		Default("true").BoolVar(&o.checksEmbedded)
 	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
-	app.Flag("checks.timeout", "Bound on one evaluation of every check (exec and repo checks have their own, shorter timeouts).").
+	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
 		Default("30s").DurationVar(&o.checksTimeout)
 	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
