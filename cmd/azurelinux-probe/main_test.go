@@ -380,14 +380,10 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 }
 
-func TestVersionAndCheck(t *testing.T) {
+func TestVersion(t *testing.T) {
 	var out bytes.Buffer
 	if code := agent.Main([]string{"version"}, &out, io.Discard); code != 0 || !strings.Contains(out.String(), "azurelinux-probe, version") {
 		t.Errorf("version: %d %q", code, out.String())
-	}
-	var errb bytes.Buffer
-	if code := agent.Main([]string{"check"}, io.Discard, &errb); code != 2 || !strings.Contains(errb.String(), "not available") {
-		t.Errorf("check: %d %q", code, errb.String())
 	}
 	var help bytes.Buffer
 	if code := agent.Main([]string{"--help"}, &help, io.Discard); code != 0 || !strings.Contains(help.String(), "--web.listen-address") {
