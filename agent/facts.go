@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
 	"strconv"
-	"strings"
 	"text/tabwriter"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,27 +106,12 @@ func writeTable(w io.Writer, reports []collectorReport) error {
 		}
 		fmt.Fprintf(tw, "%s: %s (%.3fs)\n", r.Name, status, r.DurationSeconds)
 		for _, s := range r.Metrics {
-			fmt.Fprintf(tw, "  %s\t%s\n", seriesName(s), strconv.FormatFloat(s.Value, 'g', -1, 64))
+			fmt.Fprintf(tw, "  %s\t%s\n", s.String(), strconv.FormatFloat(s.Value, 'g', -1, 64))
 		}
 	}
 	return tw.Flush()
 }
 
-func seriesName(s sample) string {
-	if len(s.Labels) == 0 {
-		return s.Name
-	}
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + strconv.Quote(s.Labels[k])
-	}
-	return s.Name + "{" + strings.Join(parts, ",") + "}"
-}
 
 func value(t dto.MetricType, m *dto.Metric) float64 {
 	switch t {

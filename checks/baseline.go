@@ -37,6 +37,9 @@ type Sample struct {
 	Value  float64           `json:"value"`
 }
 
+// String renders the sample as name{a="b",...} with sorted labels.
+func (s Sample) String() string { return Series(s).String() }
+
 // maxBaselineSize bounds a baseline file; a real one is tens of kilobytes.
 const maxBaselineSize = 64 << 20
 

@@ -111,18 +111,11 @@ var errNotText = errors.New("binary data where text was expected")
 // but a regular file, so a FIFO or device planted in a tree cannot hang a
 // collector.
 func readFile(path string, limit int64) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	f, err := openRegular(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if !st.Mode().IsRegular() {
-		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
-	}
 	// procfs and sysfs files report a size of 0 or 4096 whatever they hold,
 	// so the size is checked on what is read, not on what Stat says.
 	b, err := io.ReadAll(io.LimitReader(f, limit+1))
@@ -133,6 +126,25 @@ func readFile(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%s: larger than the %d-byte limit", path, limit)
 	}
 	return b, nil
+}
+
+// openRegular opens path for reading without blocking and refuses anything
+// but a regular file.
+func openRegular(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a regular file (%s)", path, st.Mode().Type())
+	}
+	return f, nil
 }
 
 // readText reads a text file of at most limit bytes.
