@@ -112,7 +112,6 @@ func writeTable(w io.Writer, reports []collectorReport) error {
 	return tw.Flush()
 }
 
-
 func value(t dto.MetricType, m *dto.Metric) float64 {
 	switch t {
 	case dto.MetricType_COUNTER:
