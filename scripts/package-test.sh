@@ -92,6 +92,16 @@ step_lint() {
 	[ -z "$unexpected" ] || die "rpmlint warnings not documented in docs/packaging.md:
 $unexpected"
 	ok "rpmlint: no errors, only the documented warnings"
+	# The shipped Prometheus files: the example configuration (with its
+	# rule_files glob) and any alert rules.
+	promtool check config --syntax-only packaging/prometheus/$NAME.scrape.yml >/dev/null ||
+		die "promtool check config packaging/prometheus/$NAME.scrape.yml"
+	ok "promtool check config: example scrape configuration"
+	local rules=(packaging/prometheus/*.rules.yml)
+	if [ -e "${rules[0]}" ]; then
+		promtool check rules "${rules[@]}" >/dev/null || die "promtool check rules ${rules[*]}"
+		ok "promtool check rules: ${rules[*]}"
+	fi
 }
 
 # ---------------------------------------------------------------------------
@@ -220,6 +230,16 @@ step_install() {
 	cp "$RPM" "$work/repo/"
 	createrepo_c --quiet "$work/repo"
 	dnf_root install $NAME
+	# The .repo template, pointed at the repository `make repo` made of dist/.
+	if [ -e "$DIST/repodata/repomd.xml" ]; then
+		mkdir -p "$work/dist-reposd"
+		sed "s|@REPO_URL@|file://$(realpath "$DIST")|" packaging/$NAME.repo > "$work/dist-reposd/$NAME.repo"
+		assert_eq "packaging/$NAME.repo on dist/ offers" "$(HOME=$work/home dnf -q --installroot="$work/rq-root" \
+			--releasever=4.0 --noplugins --setopt=reposdir="$work/dist-reposd" --setopt=cachedir="$work/dnfcache" \
+			repoquery --arch="$ARCH" --qf '%{name}-%{version}' $NAME 2>/dev/null | sort -V | tail -1)" "$NAME-$VERSION"
+	else
+		die "$DIST is not a repository (run make repo)"
+	fi
 	assert_eq "installed package" "$(rpm_root -q --qf '%{NAME}-%{VERSION}' $NAME)" "$NAME-$VERSION"
 	rpm_root -V $NAME || die "rpm -V $NAME reports changes right after install"
 	ok "rpm -V: clean"
@@ -373,12 +393,17 @@ step_container() {
 			cexec chown -h "$user:$group" "$path"
 			[ -L "$r$path" ] || cexec chmod "$(printf '%o' $((8#$mode & 07777)))" "$path"
 		done
-	cexec systemctl daemon-reload
-	cexec systemctl preset $NAME.service
-	assert_eq "enabled by the preset" "$(cexec systemctl is-enabled $NAME.service)" enabled
 	local out
 	out=$(cexec systemd-analyze verify /usr/lib/systemd/system/$NAME.service 2>&1) || die "verify in container: $out"
 	ok "systemd-analyze verify under systemd $(cexec systemctl --version | awk 'NR==1 { print $2 }'): clean"
+	# The package's own %post (first install, $1 = 1): the preset enables the
+	# unit and, systemd running, it starts.
+	rpm -qp --qf '%{POSTIN}' "$RPM" > "$r/root/post.sh"
+	rpm -qp --qf '%{PREUN}' "$RPM" > "$r/root/preun.sh"
+	cexec sh -e /root/post.sh 1
+	assert_eq "enabled by the preset" "$(cexec systemctl is-enabled $NAME.service)" enabled
+	assert_eq "started by %post" "$(cexec systemctl is-active $NAME.service)" active
+	# What the README tells users where the preset does not apply.
 	cexec systemctl enable --now $NAME.service || { cexec journalctl -u $NAME --no-pager | tail -30; die "enable --now failed"; }
 
 	assert_eq "ActiveState/SubState" "$(prop ActiveState)/$(prop SubState)" active/running
@@ -452,8 +477,18 @@ step_container() {
 	done
 	cexec journalctl -u $NAME --no-pager -o cat | grep -q 'configuration reloaded' || die "reload not logged"
 	assert_eq "after reload" "$(prop ActiveState)/$(prop SubState)" active/running
-	cexec systemctl stop $NAME.service
-	assert_eq "after stop" "$(prop ActiveState)/$(prop Result)" inactive/success
+	# The package's %postun on upgrade ($1 = 1) restarts the running service.
+	rpm -qp --qf '%{POSTUN}' "$RPM" > "$r/root/postun.sh"
+	cexec sh -e /root/postun.sh 1
+	assert_eq "after %postun (upgrade)" "$(prop ActiveState)/$(prop SubState)" active/running
+	[ "$(prop MainPID)" != "$pid" ] || die "%postun did not restart the service"
+	ok "%postun restarted the service (pid $pid -> $(prop MainPID))"
+	# The package's %preun on erase ($1 = 0): disabled and stopped cleanly.
+	cexec sh -e /root/preun.sh 0
+	assert_eq "after %preun" "$(prop ActiveState)/$(prop Result)" inactive/success
+	assert_eq "enabled after %preun" "$(cexec systemctl is-enabled $NAME.service || true)" disabled
+	cexec journalctl -u $NAME --no-pager -o cat | grep -q 'shutting down' || die "no clean shutdown logged"
+	ok "clean shutdown logged"
 	"$SC" stop "$ct_pid"
 	ct_pid=""
 }
