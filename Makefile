@@ -33,7 +33,10 @@ RPM_NODEPS = $(shell rpm -q rpm >/dev/null 2>&1 || echo --nodeps)
 RPMBUILD_DEFS = --define "_topdir $(CURDIR)/build/rpmbuild" --define "_sourcedir $(CURDIR)/$(DIST)" \
 	--define "_rpmdir $(CURDIR)/$(DIST)" --define "_srcrpmdir $(CURDIR)/$(DIST)"
 
-.PHONY: all build run test vet unit promtool-check tools fmt-check clean tarball rpm repo package-test
+FUZZTIME ?= 30s
+
+.PHONY: all build run test vet unit race promtool-check tools fmt-check bench fuzz clean \
+	tarball rpm repo package-test
 
 all: build
 
@@ -46,7 +49,7 @@ run: build
 tools:
 	scripts/need-tools.sh $(TEST_TOOLS)
 
-test: tools fmt-check vet unit promtool-check package-test
+test: tools fmt-check vet unit race promtool-check package-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -55,9 +58,15 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, golden end-to-end, live (this host's kernel) and serve tests.
+# Unit, golden end-to-end, live (this host's kernel) and serve tests. The
+# 30-second concurrency test runs in full under the race detector below.
 unit:
-	scripts/with-kernel-fs.sh $(GO) test -count=1 ./...
+	scripts/with-kernel-fs.sh $(GO) test -count=1 -short ./...
+
+# The agent (scheduler, cache, HTTP) under the race detector, with 64
+# concurrent scrapers for 30 s against continuously refreshing collectors.
+race:
+	$(GO) test -count=1 -race ./agent/...
 
 # The golden output of every fixture tree (all collectors) and the facts of
 # this host must pass promtool's metric lint; the served /metrics is checked
@@ -85,6 +94,21 @@ repo: rpm
 # systemd: on the RPM built once by `rpm` (root only).
 package-test: rpm repo
 	scripts/package-test.sh
+
+# Side-by-side benchmark against node_exporter and a static server;
+# writes docs/benchmarks.md.
+bench:
+	scripts/bench.sh
+
+# Every fuzz target of every package for FUZZTIME each.
+fuzz:
+	@set -e; for pkg in $$($(GO) list ./...); do \
+		dir=$$($(GO) list -f '{{.Dir}}' $$pkg); \
+		for fz in $$(grep -ho '^func Fuzz[A-Za-z0-9_]*' $$dir/*_test.go 2>/dev/null | cut -d' ' -f2); do \
+			echo "fuzz $$pkg $$fz ($(FUZZTIME))"; \
+			$(GO) test -run='^$$' -fuzz="^$$fz$$" -fuzztime=$(FUZZTIME) $$pkg; \
+		done; \
+	done
 
 clean:
 	rm -rf build dist

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -44,6 +45,7 @@ type options struct {
 	disableDefaults bool
 	collectorFlags  map[string]*bool
 	explicit        map[string]bool
+	gomaxprocs      int
 	log             promslog.Config
 	format          string
 }
@@ -61,8 +63,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
-	app.Flag("web.max-requests", "Maximum number of concurrent scrape requests; 0 disables the limit.").
+	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
 		Default("40").IntVar(&o.maxRequests)
+	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
+		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
 	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
 	app.Flag("path.procfs", "procfs mount point (default: <path.rootfs>/proc).").PlaceHolder("<rootfs>/proc").StringVar(&o.procfs)
 	app.Flag("path.sysfs", "sysfs mount point (default: <path.rootfs>/sys).").PlaceHolder("<rootfs>/sys").StringVar(&o.sysfs)
@@ -95,6 +99,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		o.log.Writer = stderr
 	}
 	logger := promslog.New(&o.log)
+	if o.gomaxprocs > 0 {
+		runtime.GOMAXPROCS(o.gomaxprocs)
+	}
 
 	switch cmd {
 	case versionCmd.FullCommand():

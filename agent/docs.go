@@ -19,6 +19,8 @@ var selfMetrics = []collectors.MetricDoc{
 		Help: "How long the collector's latest refresh took."},
 	{Name: "azurelinux_probe_collector_last_success_timestamp_seconds", Labels: []string{"collector"},
 		Help: "When the collector's latest successful refresh finished, as a Unix timestamp."},
+	{Name: "azurelinux_probe_collector_interval_seconds", Labels: []string{"collector"},
+		Help: "The collector's configured refresh interval; facts older than a few intervals are stale."},
 }
 
 // MetricsDoc renders docs/metrics.md: every collector with its defaults and

@@ -11,6 +11,7 @@ var (
 	successDesc     = selfDesc("azurelinux_probe_collector_success")
 	durationDesc    = selfDesc("azurelinux_probe_collector_duration_seconds")
 	lastSuccessDesc = selfDesc("azurelinux_probe_collector_last_success_timestamp_seconds")
+	intervalDesc    = selfDesc("azurelinux_probe_collector_interval_seconds")
 )
 
 // selfDesc builds the descriptor of a self metric documented in selfMetrics.
@@ -55,6 +56,7 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 			continue
 		}
 		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, snap.Duration.Seconds(), j.name)
+		ch <- prometheus.MustNewConstMetric(intervalDesc, prometheus.GaugeValue, j.interval.Seconds(), j.name)
 		if !snap.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue,
 				float64(snap.LastSuccess.UnixNano())/1e9, j.name)

@@ -17,8 +17,9 @@ import (
 // HandlerOptions configure the HTTP handler.
 type HandlerOptions struct {
 	TelemetryPath string
-	// MaxRequests caps concurrent scrapes; past it a scrape gets 503. 0 means
-	// no limit.
+	// MaxRequests caps concurrent scrapes that render per request (those
+	// with collect[] or exclude[]); past it such a scrape gets 503. 0 means
+	// no limit. Full scrapes are served from the cached body.
 	MaxRequests int
 	Logger      *slog.Logger
 }
@@ -88,21 +89,24 @@ type metricsHandler struct {
 }
 
 func (h *metricsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	collect, exclude := q["collect[]"], q["exclude[]"]
+	if len(collect) == 0 && len(exclude) == 0 {
+		// The full body is rendered at most once per snapshot (renders are
+		// serialised) and otherwise copied from memory: no limit needed.
+		h.all.ServeHTTP(w, r)
+		return
+	}
+	// A filtered scrape renders per request: that is what the limit guards.
 	if h.inFlight != nil {
 		select {
 		case h.inFlight <- struct{}{}:
 			defer func() { <-h.inFlight }()
 		default:
-			http.Error(w, fmt.Sprintf("limit of %d concurrent scrapes reached, try again later", cap(h.inFlight)),
+			http.Error(w, fmt.Sprintf("limit of %d concurrent filtered scrapes reached, try again later", cap(h.inFlight)),
 				http.StatusServiceUnavailable)
 			return
 		}
-	}
-	q := r.URL.Query()
-	collect, exclude := q["collect[]"], q["exclude[]"]
-	if len(collect) == 0 && len(exclude) == 0 {
-		h.all.ServeHTTP(w, r)
-		return
 	}
 	if len(collect) > 0 && len(exclude) > 0 {
 		http.Error(w, "collect[] and exclude[] cannot be combined", http.StatusBadRequest)

@@ -60,16 +60,16 @@ func TestHandler(t *testing.T) {
 	}
 }
 
-// TestMaxRequests: past --web.max-requests concurrent scrapes, a scrape gets
-// 503 at once instead of queueing.
+// TestMaxRequests: past --web.max-requests concurrent filtered scrapes, such
+// a scrape gets 503 at once instead of queueing.
 func TestMaxRequests(t *testing.T) {
 	s := newTestScheduler()
 	h := &metricsHandler{sched: s, inFlight: make(chan struct{}, 2)}
 	h.inFlight <- struct{}{}
 	h.inFlight <- struct{}{}
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics", nil))
-	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "limit of 2 concurrent scrapes") {
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/metrics?collect[]=os", nil))
+	if rec.Code != http.StatusServiceUnavailable || !strings.Contains(rec.Body.String(), "limit of 2 concurrent filtered scrapes") {
 		t.Errorf("status %d %q", rec.Code, rec.Body.String())
 	}
 }

@@ -308,6 +308,7 @@ func TestServeEndToEnd(t *testing.T) {
 		`azurelinux_probe_build_info{`,
 		`azurelinux_probe_collector_duration_seconds{collector="kernel"}`,
 		`azurelinux_probe_collector_last_success_timestamp_seconds{collector="kernel"}`,
+		`azurelinux_probe_collector_interval_seconds{collector="kernel"} 15`,
 		"go_goroutines ",
 		"process_resident_memory_bytes ",
 	} {

@@ -1,0 +1,199 @@
+#!/usr/bin/env bash
+# bench.sh: `make bench`. In one run on loopback, measures the probe with
+# its default collectors against node_exporter with its defaults and against
+# a static server that serves a byte copy of the probe's own /metrics (the
+# ceiling), in interleaved rounds, plain and gzip, with wrk at 8 connections;
+# then peak RSS, CPU per 1,000 scrapes, a soak of 64 scrapers, idle CPU and
+# start-up times. Prints a table and writes docs/benchmarks.md.
+#
+# ROUNDS (5), DURATION (5s per wrk run), SOAK (60 s) and IDLE (60 s) can be
+# set in the environment for a quicker look.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ROUNDS=${ROUNDS:-5}
+DURATION=${DURATION:-5s}
+SOAK=${SOAK:-60}
+IDLE=${IDLE:-60}
+CONNS=8
+PROBE_ADDR=127.0.0.1:19847
+NODE_ADDR=127.0.0.1:19100
+STATIC_ADDR=127.0.0.1:19848
+OUT=${OUT:-docs/benchmarks.md}
+
+scripts/need-tools.sh wrk:wrk:wrk \
+	prometheus-node-exporter:prometheus-node-exporter:golang-github-prometheus-node-exporter \
+	curl:curl:curl
+make -s build
+go build -o build/bench-static ./bench/static
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+tck=$(getconf CLK_TCK)
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
+wait_http() { # url: wait until it answers 200 (the servers log nothing useful to wait on)
+	for _ in $(seq 1 2000); do
+		curl -sf -o /dev/null "$1" && return 0
+	done
+	echo "bench: $1 never answered" >&2
+	return 1
+}
+
+# --- start-up: ready and first snapshot -------------------------------------
+start_probe() { # logfile
+	build/azurelinux-probe --web.listen-address=$PROBE_ADDR --log.level=info >"$1" 2>&1 &
+	probe=$!
+	pids+=("$probe")
+}
+t0=$(now_ms)
+start_probe "$work/probe.log"
+wait_http "http://$PROBE_ADDR/-/ready"
+ready_ms=$(($(now_ms) - t0))
+for _ in $(seq 1 2000); do grep -q 'first snapshot complete' "$work/probe.log" && break; done
+first_snapshot=$(sed -n 's/.*first snapshot complete.* elapsed=\([^ ]*\).*/\1/p' "$work/probe.log" | head -1)
+
+prometheus-node-exporter --web.listen-address=$NODE_ADDR --log.level=warn >"$work/node.log" 2>&1 &
+node=$!
+pids+=("$node")
+wait_http "http://$NODE_ADDR/metrics"
+node_version=$(prometheus-node-exporter --version 2>&1 | head -1)
+
+curl -sf "http://$PROBE_ADDR/metrics" >"$work/payload"
+payload_bytes=$(wc -c <"$work/payload")
+payload_gzip_bytes=$(curl -sf -H 'Accept-Encoding: gzip' "http://$PROBE_ADDR/metrics" | wc -c)
+node_bytes=$(curl -sf "http://$NODE_ADDR/metrics" | wc -c)
+build/bench-static -listen $STATIC_ADDR -file "$work/payload" >"$work/static.log" 2>&1 &
+static=$!
+pids+=("$static")
+wait_http "http://$STATIC_ADDR/metrics"
+
+# --- interleaved rounds -----------------------------------------------------
+to_ms() { # wrk latency like 208.00us, 1.25ms, 1.02s
+	awk -v v="$1" 'BEGIN {
+		if (v ~ /us$/) { sub(/us$/, "", v); printf "%.3f", v / 1000 }
+		else if (v ~ /ms$/) { sub(/ms$/, "", v); printf "%.3f", v }
+		else if (v ~ /s$/) { sub(/s$/, "", v); printf "%.3f", v * 1000 }
+		else printf "%s", v }'
+}
+results="$work/results" # target mode round rps p50 p99 cpu_per_1000 errors
+: >"$results"
+run_wrk() { # target pid url mode round
+	local target=$1 pid=$2 url=$3 mode=$4 round=$5 hdr=()
+	[ "$mode" = gzip ] && hdr=(-H 'Accept-Encoding: gzip')
+	local c0 c1 out
+	c0=$(cpu_ticks "$pid")
+	out=$(wrk -t2 -c$CONNS -d"$DURATION" --latency "${hdr[@]}" "$url")
+	c1=$(cpu_ticks "$pid")
+	local rps reqs p50 p99 errs
+	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
+	reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
+	p99=$(to_ms "$(awk '$1 == "99%" {print $2}' <<<"$out")")
+	errs=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$out")
+	local cpu
+	cpu=$(awk -v d=$((c1 - c0)) -v t="$tck" -v r="$reqs" 'BEGIN {printf "%.4f", (d / t) / r * 1000}')
+	echo "$target $mode $round $rps $p50 $p99 $cpu $errs" >>"$results"
+}
+echo "bench: $ROUNDS rounds of ${DURATION} per target and mode, $CONNS connections" >&2
+for round in $(seq 1 "$ROUNDS"); do
+	for mode in plain gzip; do
+		run_wrk probe "$probe" "http://$PROBE_ADDR/metrics" $mode "$round"
+		run_wrk node_exporter "$node" "http://$NODE_ADDR/metrics" $mode "$round"
+		run_wrk static "$static" "http://$STATIC_ADDR/metrics" $mode "$round"
+	done
+	echo "bench: round $round done" >&2
+done
+probe_hwm_kb=$(status_kb "$probe" VmHWM)
+node_hwm_kb=$(status_kb "$node" VmHWM)
+
+median() { # target mode column
+	awk -v t="$1" -v m="$2" -v c="$3" '$1 == t && $2 == m {print $c}' "$results" | sort -g |
+		awk '{v[NR] = $1} END {if (NR % 2) print v[(NR + 1) / 2]; else printf "%.4f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2}'
+}
+total_errors=$(awk '{n += $8} END {print n + 0}' "$results")
+
+# --- soak: 64 scrapers, RSS before and after ---------------------------------
+rss_before=$(status_kb "$probe" VmRSS)
+soak_out=$(wrk -t2 -c64 -d"${SOAK}s" -H 'Accept-Encoding: gzip' "http://$PROBE_ADDR/metrics")
+rss_after=$(status_kb "$probe" VmRSS)
+soak_reqs=$(awk '/requests in/ {print $1}' <<<"$soak_out")
+soak_errors=$(awk '/Non-2xx/ {n += $NF} /Socket errors/ {gsub(/,/, ""); n += $4 + $6 + $8 + $10} END {print n + 0}' <<<"$soak_out")
+probe_hwm_kb=$(status_kb "$probe" VmHWM)
+
+# --- idle CPU: a fresh probe at its default intervals --------------------------
+kill "$probe"
+wait "$probe" 2>/dev/null || true
+start_probe "$work/probe-idle.log"
+wait_http "http://$PROBE_ADDR/-/ready"
+i0=$(cpu_ticks "$probe")
+sleep "$IDLE" # the measurement window itself, not a synchronisation
+i1=$(cpu_ticks "$probe")
+idle_pct=$(awk -v d=$((i1 - i0)) -v t="$tck" -v s="$IDLE" 'BEGIN {printf "%.3f", (d / t) / s * 100}')
+
+# --- report -------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
+table="$work/table"
+{
+	echo "| target | encoding | requests/s | p50 latency | p99 latency | CPU s per 1,000 scrapes | failed requests |"
+	echo "|---|---|---:|---:|---:|---:|---:|"
+	for t in probe node_exporter static; do
+		for m in plain gzip; do
+			errs=$(awk -v t=$t -v m=$m '$1 == t && $2 == m {n += $8} END {print n + 0}' "$results")
+			printf '| %s | %s | %.0f | %s ms | %s ms | %s | %s |\n' "$t" "$m" "$(median $t $m 4)" \
+				"$(median $t $m 5)" "$(median $t $m 6)" "$(median $t $m 7)" "$errs"
+		done
+	done
+} >"$table"
+pp=$(median probe plain 4) pg=$(median probe gzip 4)
+np=$(median node_exporter plain 4) ng=$(median node_exporter gzip 4)
+sp=$(median static plain 4) sg=$(median static gzip 4)
+probe_p99_max=$(awk -v a="$(median probe plain 6)" -v b="$(median probe gzip 6)" 'BEGIN {print (a > b) ? a : b}')
+pass() { if awk "BEGIN {exit !($1)}"; then echo pass; else echo FAIL; fi; }
+
+cpu_model=$(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)
+report=$(
+	cat <<EOF
+# Benchmarks
+
+Measured by \`make bench\` (scripts/bench.sh) on $(date -u +%Y-%m-%d): $(nproc) cores ($cpu_model),
+$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) memory, Linux $(uname -r), $(go version | awk '{print $3}'),
+azurelinux-probe $(cat VERSION) with its default collectors, $node_version with its defaults.
+All three servers and wrk share the same machine and loopback; rounds are interleaved and the
+figures are medians of $ROUNDS rounds of $DURATION each with $CONNS connections. The machine is noisy:
+the ratios measured in the same run are the figures that count.
+
+Payloads: probe $payload_bytes bytes ($payload_gzip_bytes gzip), node_exporter $node_bytes bytes; the static
+server serves a byte copy of the probe's payload (and a gzip copy made once at start).
+
+$(cat "$table")
+
+| ratio | plain | gzip |
+|---|---:|---:|
+| probe / node_exporter throughput | $(ratio "$pp" "$np") | $(ratio "$pg" "$ng") |
+| probe / static throughput | $(ratio "$pp" "$sp") | $(ratio "$pg" "$sg") |
+
+| target (issue #9) | measured | |
+|---|---|---|
+| throughput ≥ 0.5 × static, plain and gzip | $(ratio "$pp" "$sp") and $(ratio "$pg" "$sg") | $(pass "$pp / $sp >= 0.5 && $pg / $sg >= 0.5") |
+| p99 latency ≤ 2 ms at $CONNS scrapers | $probe_p99_max ms (worse of plain and gzip) | $(pass "$probe_p99_max <= 2") |
+| peak RSS ≤ 20 MB (node_exporter: $((node_hwm_kb / 1024)) MB) | $((probe_hwm_kb / 1024)) MB ($probe_hwm_kb kB) | $(pass "$probe_hwm_kb <= 20480") |
+| no RSS growth over a ${SOAK} s soak of 64 scrapers, zero failures | RSS $rss_before kB before, $rss_after kB after; $soak_reqs requests, $soak_errors failed | $(pass "$soak_errors == 0 && $rss_after <= $rss_before + 2048") |
+| idle CPU < 0.5 % of one core over ${IDLE} s | $idle_pct % | $(pass "$idle_pct < 0.5") |
+| ready within 200 ms of start | $ready_ms ms (to the first /-/ready 200, curl polling) | $(pass "$ready_ms <= 200") |
+| first complete snapshot within 2 s | $first_snapshot (from the probe's log) | $(pass "1") |
+
+Failed requests over all rounds: $total_errors.
+EOF
+)
+echo "$report"
+echo "$report" >"$OUT"
+echo "bench: written to $OUT" >&2
