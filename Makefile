@@ -16,7 +16,7 @@ ARGS ?=
 # Tools the tests need: command:debian-package:azure-linux-package.
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus
 # The packaging tests (scripts/package-test.sh).
-TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm:rpm cpio:cpio:cpio \
+TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
 	systemd-nspawn:systemd-container:systemd-container debootstrap:debootstrap:debootstrap \
 	curl:curl:curl python3:python3:python3
