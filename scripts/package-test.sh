@@ -25,7 +25,7 @@ VERSION=$(cat VERSION)
 DIST=${DIST:-dist}
 MAX_EXPOSURE=2.5
 # rpmlint warnings that are kept on purpose (docs/packaging.md says why).
-KEPT_WARNINGS='no-manual-page-for-binary|invalid-url Source1: |invalid-license LicenseRef-azurelinux-probe-unspecified'
+KEPT_WARNINGS='no-manual-page-for-binary|invalid-url Source1: |invalid-license LicenseRef-azurelinux-probe-unspecified|files-duplicate /usr/share/licenses/azurelinux-probe/vendor/'
 SC=scripts/systemd-container.sh
 
 die() { echo "package-test: FAIL: $*" >&2; exit 1; }
@@ -259,6 +259,10 @@ step_install() {
 	for f in README.md metrics.md packaging.md; do
 		assert_stat /usr/share/doc/$NAME/$f 644 root:root
 	done
+	# Every vendored module's license file, as %license.
+	assert_eq "vendored license files installed" \
+		"$(cd "$ROOT/usr/share/licenses/$NAME/vendor" && find . -type f | sort | md5sum)" \
+		"$(tar -tzf "$DIST/$NAME-$VERSION-vendor.tar.gz" | grep -iE '/(LICENSE|COPYING|NOTICE)[^/]*$' | sed 's|^vendor/|./|' | sort | md5sum)"
 	assert_same "$ROOT/usr/lib/systemd/system/$NAME.service" packaging/$NAME.service "unit is packaging/$NAME.service"
 	assert_same "$ROOT/etc/$NAME/config.yml" agent/default.yml "config.yml is agent/default.yml"
 	grep -qx "enable $NAME.service" "$ROOT/usr/lib/systemd/system-preset/50-$NAME.preset" || die "preset does not enable the unit"
