@@ -14,11 +14,15 @@ BIN := build/azurelinux-probe
 ARGS ?=
 
 # Tools the tests need: command:debian-package:azure-linux-package.
-TEST_TOOLS := promtool:prometheus:golang-github-prometheus
+# debootstrap, systemd-nspawn and nsenter boot the real systemd the systemd
+# collector's live test reads; dbus-daemon hosts its fault tests; rpm makes
+# a real rpm database for the userland collector's test.
+TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus \
+	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
+	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
 # The packaging tests (scripts/package-test.sh).
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
-	systemd-nspawn:systemd-container:systemd-container debootstrap:debootstrap:debootstrap \
 	curl:curl:curl python3:python3:python3
 
 # Packaging: `make rpm repo` builds the RPM and SRPM from the tarballs into
@@ -58,10 +62,11 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-# Unit, golden end-to-end, live (this host's kernel) and serve tests. The
-# 30-second concurrency test runs in full under the race detector below.
+# Unit, golden end-to-end, live (this host's kernel, a real systemd booted in
+# a container) and serve tests. The 30-second concurrency test runs in full
+# under the race detector below.
 unit:
-	scripts/with-kernel-fs.sh $(GO) test -count=1 -short ./...
+	scripts/with-kernel-fs.sh scripts/with-systemd-container.sh $(GO) test -count=1 -short ./...
 
 # The agent (scheduler, cache, HTTP) under the race detector, with 64
 # concurrent scrapers for 30 s against continuously refreshing collectors.

@@ -49,9 +49,9 @@ this file and the code disagree. Metric names and labels are a contract: alerts 
 depend on them.
 
 Every collector refreshes in the background on its interval and a scrape serves the latest snapshot.
-A collector whose source does not exist on the host (no GPU, not a Hyper-V guest) serves no facts and
-keeps ` + "`azurelinux_probe_collector_success` at 1" + `; a collector that fails or times out serves
-only what it read in that refresh, never an older refresh's facts, and reports success 0.
+A collector whose source does not exist on the host (no GPU, not a Hyper-V guest) serves only the facts
+that say so (such as ` + "`azurelinux_hyperv_guest 0`" + `) and keeps ` + "`azurelinux_probe_collector_success` at 1" + `;
+a collector that fails or times out serves only what it read in that refresh, never an older refresh's facts, and reports success 0.
 
 ## Collectors
 
@@ -67,21 +67,21 @@ only what it read in that refresh, never an older refresh's facts, and reports s
 	writeMetricTable(&b, selfMetrics)
 	b.WriteString("\nThe standard `go_*`, `process_*` and `promhttp_*` metrics of client_golang are served too.\n")
 
-	bySubsystem := map[string][]collectors.MetricDoc{}
+	byCollector := map[string][]collectors.MetricDoc{}
 	for _, d := range collectors.Catalog() {
-		bySubsystem[d.Subsystem] = append(bySubsystem[d.Subsystem], d)
+		byCollector[d.Collector] = append(byCollector[d.Collector], d)
 	}
 	for _, s := range collectors.Specs() {
-		docs := bySubsystem[s.Name]
+		docs := byCollector[s.Name]
 		if len(docs) == 0 {
 			continue
 		}
 		fmt.Fprintf(&b, "\n## `%s` collector\n\n", s.Name)
 		writeMetricTable(&b, docs)
-		delete(bySubsystem, s.Name)
+		delete(byCollector, s.Name)
 	}
-	if len(bySubsystem) > 0 {
-		return "", fmt.Errorf("metrics whose subsystem names no collector: %v", bySubsystem)
+	if len(byCollector) > 0 {
+		return "", fmt.Errorf("metrics whose collector is not registered: %v", byCollector)
 	}
 	return b.String(), nil
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -141,7 +143,16 @@ func (s *Scheduler) Start(set *Set) {
 		}
 	}
 	jobs := set.jobs
-	s.jobs.Store(&jobs)
+	prev := s.jobs.Swap(&jobs)
+	// A replaced collector may hold a connection (systemd's D-Bus): close
+	// it, or every reload would leak one.
+	for _, j := range *prev {
+		if cl, ok := j.c.(io.Closer); ok && !slices.ContainsFunc(jobs, func(n *job) bool { return n.c == j.c }) {
+			if err := cl.Close(); err != nil {
+				s.logger.Debug("close replaced collector", "collector", j.name, "err", err)
+			}
+		}
+	}
 	s.generation.Add(1)
 
 	s.mu.Lock()

@@ -134,9 +134,15 @@ func b2f(b bool) float64 {
 // newDesc builds a fact metric's descriptor, azurelinux_<subsystem>_<name>,
 // and records it in the catalog from which docs/metrics.md is generated.
 func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
+	return newDescIn(subsystem, subsystem, name, help, labels...)
+}
+
+// newDescIn is newDesc for a metric whose subsystem is not its collector's
+// name (the userland collector's azurelinux_rpmdb_info).
+func newDescIn(collector, subsystem, name, help string, labels ...string) *prometheus.Desc {
 	fq := prometheus.BuildFQName(Namespace, subsystem, name)
 	catalogMu.Lock()
-	catalog[fq] = MetricDoc{Name: fq, Help: help, Labels: labels, Subsystem: subsystem}
+	catalog[fq] = MetricDoc{Name: fq, Help: help, Labels: labels, Subsystem: subsystem, Collector: collector}
 	catalogMu.Unlock()
 	return prometheus.NewDesc(fq, help, labels, nil)
 }
@@ -144,7 +150,9 @@ func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
 // MetricDoc describes a fact metric for the documentation.
 type MetricDoc struct {
 	Name, Help, Subsystem string
-	Labels                []string
+	// Collector is the collector that serves the metric.
+	Collector string
+	Labels    []string
 }
 
 var (

@@ -48,8 +48,14 @@ start() {
 	log=$(mktemp /tmp/systemd-container.XXXXXX.log)
 	# --keep-unit and --register=no: no machined or host systemd is needed.
 	# The host network is shared so that tests can scrape 127.0.0.1.
+	# --read-only --volatile=overlay: the cached root stays as created (a
+	# tmpfs overlay takes the writes) and nspawn takes only a shared lock on
+	# it, so that concurrent test runs can boot it at the same time; a
+	# writable boot locks the tree ("Directory tree ... is currently busy").
+	# A machine name per boot keeps their /run/systemd/nspawn state apart.
 	# shellcheck disable=SC2086
 	systemd-nspawn -q -D "$root" --register=no --keep-unit -b \
+		--read-only --volatile=overlay --machine="azlprobe-$$" \
 		--console=passive ${SYSTEMD_CONTAINER_NSPAWN_ARGS:-} >"$log" 2>&1 </dev/null &
 	local nspawn=$!
 	local pid=""

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// TestPrometheusEndToEnd closes the loop with a real Prometheus server on
+// loopback: it scrapes a probe that serves the fixture tree of an Azure VM
+// whose GPU lost its driver after a kernel update, evaluates the shipped
+// rules, and the alert for that regression fires. A second probe serves
+// over TLS with basic auth through --web.config.file: Prometheus scrapes it
+// with the right password and is refused with a wrong one.
+func TestPrometheusEndToEnd(t *testing.T) {
+	prometheus := needTool(t, "prometheus")
+	dir := t.TempDir()
+	tree, _ := filepath.Abs(filepath.Join(treesDir, "azure-gpu-nodriver"))
+
+	plain := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree)
+
+	// TLS and basic auth for the second probe.
+	certFile, keyFile := writeSelfSigned(t, dir)
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	webConfig := filepath.Join(dir, "web.yml")
+	writeFile(t, webConfig, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
+		certFile, keyFile, hash))
+	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--web.config.file="+webConfig)
+
+	// The shipped rules, with every `for:` shortened so that the test does
+	// not wait minutes; promtool's rule tests cover the durations.
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rulesCopy := filepath.Join(dir, "rules.yml")
+	writeFile(t, rulesCopy, regexp.MustCompile(`(?m)^(\s+)for: \S+$`).ReplaceAllString(string(rules), "${1}for: 0s"))
+
+	promAddr := freeAddr(t)
+	config := filepath.Join(dir, "prometheus.yml")
+	writeFile(t, config, fmt.Sprintf(`global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files: [%q]
+scrape_configs:
+  - job_name: azurelinux-probe
+    static_configs: [{targets: [%q]}]
+  - job_name: azurelinux-probe-tls
+    scheme: https
+    tls_config: {ca_file: %q}
+    basic_auth: {username: prometheus, password: s3cret}
+    static_configs: [{targets: [%q]}]
+  - job_name: azurelinux-probe-wrong-password
+    scheme: https
+    tls_config: {ca_file: %q}
+    basic_auth: {username: prometheus, password: wrong}
+    static_configs: [{targets: [%q]}]
+`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr))
+
+	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+promAddr, "--log.level=warn")
+	var promLog strings.Builder
+	cmd.Stdout, cmd.Stderr = &promLog, &promLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
+
+	api := func(path string, out any) bool {
+		resp, err := http.Get("http://" + promAddr + path)
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == 200 && json.Unmarshal(b, out) == nil
+	}
+	type vector struct {
+		Data struct {
+			Result []struct {
+				Metric map[string]string `json:"metric"`
+				Value  [2]any            `json:"value"`
+			} `json:"result"`
+		} `json:"data"`
+	}
+	query := func(q string) vector {
+		var v vector
+		api("/api/v1/query?query="+url.QueryEscape(q), &v)
+		return v
+	}
+	// Prometheus works on its own clock; poll its API until the state
+	// arrives, with a deadline.
+	eventually := func(what string, cond func() bool) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for !cond() {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 60s", what)
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+
+	upOf := func(job string) string {
+		for _, r := range query(`up{job="` + job + `"}`).Data.Result {
+			return fmt.Sprint(r.Value[1])
+		}
+		return ""
+	}
+	eventually("all three jobs scraped", func() bool {
+		return upOf("azurelinux-probe") != "" && upOf("azurelinux-probe-tls") != "" && upOf("azurelinux-probe-wrong-password") != ""
+	})
+	for job, want := range map[string]string{"azurelinux-probe": "1", "azurelinux-probe-tls": "1", "azurelinux-probe-wrong-password": "0"} {
+		if got := upOf(job); got != want {
+			t.Errorf("up{job=%q} = %s, want %s", job, got, want)
+		}
+	}
+	if r := query(`azurelinux_gpu_devices{job="azurelinux-probe-tls",driver=""}`).Data.Result; len(r) != 1 || r[0].Value[1] != "1" {
+		t.Errorf("facts over TLS: %+v", r)
+	}
+	if r := query(`azurelinux_kernel_info{job="azurelinux-probe"}`).Data.Result; len(r) != 1 || r[0].Metric["series"] != "6.18" {
+		t.Errorf("kernel facts: %+v", r)
+	}
+
+	var alerts struct {
+		Data struct {
+			Alerts []struct {
+				Labels map[string]string `json:"labels"`
+				State  string            `json:"state"`
+			} `json:"alerts"`
+		} `json:"data"`
+	}
+	firing := func(name, job string) bool {
+		for _, a := range alerts.Data.Alerts {
+			if a.Labels["alertname"] == name && a.Labels["job"] == job && a.State == "firing" {
+				return true
+			}
+		}
+		return false
+	}
+	eventually("AzureLinuxGPUWithoutDriver firing", func() bool {
+		return api("/api/v1/alerts", &alerts) && firing("AzureLinuxGPUWithoutDriver", "azurelinux-probe")
+	})
+	for _, name := range []string{"AzureLinuxGPUDriverNotLoaded", "AzureLinuxProbeDown"} {
+		eventually(name+" firing", func() bool {
+			api("/api/v1/alerts", &alerts)
+			job := "azurelinux-probe"
+			if name == "AzureLinuxProbeDown" {
+				job = "azurelinux-probe-wrong-password" // up is 0 there
+			}
+			return firing(name, job)
+		})
+	}
+
+	// The wrong password is refused by the probe itself, not just by
+	// Prometheus' view of it.
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, certFile)}}
+	for pw, want := range map[string]int{"wrong": 401, "s3cret": 200} {
+		req, _ := http.NewRequest(http.MethodGet, "https://"+secure.addr+"/metrics", nil)
+		req.SetBasicAuth("prometheus", pw)
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("password %q: status %d, want %d", pw, resp.StatusCode, want)
+		}
+	}
+}
+
+func tlsConfigFor(t *testing.T, certFile string) *tls.Config {
+	t.Helper()
+	pool := x509.NewCertPool()
+	b, err := os.ReadFile(certFile)
+	if err != nil || !pool.AppendCertsFromPEM(b) {
+		t.Fatalf("load %s: %v", certFile, err)
+	}
+	return &tls.Config{RootCAs: pool}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// freeAddr returns a loopback address with a port that was free a moment
+// ago (Prometheus cannot report the port it picked for :0).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// writeSelfSigned writes a certificate for 127.0.0.1 and its key.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: "azurelinux-probe test"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
+		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
+	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: keyDER})))
+	return certFile, keyFile
+}

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+)
+
+const (
+	rulesFile     = "../../packaging/prometheus/azurelinux-probe.rules.yml"
+	rulesTestFile = "../../packaging/prometheus/azurelinux-probe.rules.test.yml"
+)
+
+// needTool returns the path of tool, skipping the test when it is missing
+// outside CI and failing it in CI (make test installs it).
+func needTool(t *testing.T, tool string) string {
+	t.Helper()
+	p, err := exec.LookPath(tool)
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("%s is not installed (make test installs it)", tool)
+		}
+		t.Skipf("%s is not installed (make test installs it)", tool)
+	}
+	return p
+}
+
+// TestRulesPromtool: the shipped rules are valid and every alert fires on
+// its regression and stays silent otherwise (the test file covers each).
+func TestRulesPromtool(t *testing.T) {
+	promtool := needTool(t, "promtool")
+	for _, args := range [][]string{
+		{"check", "rules", rulesFile},
+		{"test", "rules", rulesTestFile},
+		{"check", "config", "../../packaging/prometheus/prometheus-fleet.yml"},
+	} {
+		out, err := exec.Command(promtool, args...).CombinedOutput()
+		if err != nil {
+			t.Errorf("promtool %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests, err := os.ReadFile(rulesTestFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range regexp.MustCompile(`(?m)^\s*- alert: (\S+)`).FindAllStringSubmatch(string(rules), -1) {
+		fires := regexp.MustCompile(`alertname: ` + m[1] + `\n\s*exp_alerts:\n\s*- exp_labels`)
+		silent := regexp.MustCompile(`alertname: ` + m[1] + `\n\s*exp_alerts: \[\]`)
+		if !fires.Match(tests) || !silent.Match(tests) {
+			t.Errorf("alert %s lacks a firing and a silent case in %s", m[1], rulesTestFile)
+		}
+	}
+}
+
+// TestRulesUseServedMetrics: a rule that names a metric the probe never
+// emits would never fire. Every azurelinux_ metric in the rules must be in
+// docs/metrics.md, which the code generates.
+func TestRulesUseServedMetrics(t *testing.T) {
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := os.ReadFile(metricsDoc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, name := range regexp.MustCompile(`\bazurelinux_[a-z0-9_]+`).FindAllString(string(rules), -1) {
+		seen[name] = true
+	}
+	var missing []string
+	for name := range seen {
+		if !strings.Contains(string(doc), "`"+name+"`") {
+			missing = append(missing, name)
+		}
+	}
+	sort.Strings(missing)
+	if len(missing) > 0 {
+		t.Errorf("rules reference metrics the probe does not serve (not in docs/metrics.md): %v", missing)
+	}
+	if len(seen) < 20 {
+		t.Errorf("only %d metrics found in the rules: is the pattern wrong?", len(seen))
+	}
+}

@@ -1,0 +1,466 @@
+package collectors
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func init() {
+	register(Spec{
+		Name:           "hyperv",
+		DefaultEnabled: true,
+		// VMBus devices are hot-added and rescinded (a GPU or VF after host
+		// servicing) and the KVP daemon can die, so refresh twice a minute;
+		// one refresh is a few dozen sysfs reads.
+		Interval: 30 * time.Second,
+		Timeout:  5 * time.Second,
+		New:      newHypervCollector,
+	})
+}
+
+// azureAssetTag is the DMI chassis asset tag of every Azure VM (the decimal
+// ASCII codes of "MSFT AZURE VM"); cloud-init and WALinuxAgent key on it.
+// On-premises Hyper-V guests carry a different, per-VM tag.
+const azureAssetTag = "7783-7084-3265-9085-8269-3286-77"
+
+// kvpPools is the number of KVP pools (enum hv_kvp_exchg_pool: external,
+// guest, auto, auto_external, auto_internal) and kvpRecordSize the size of
+// one struct kvp_record (512-byte key, 2048-byte value) in a pool file.
+const (
+	kvpPools      = 5
+	kvpRecordSize = 512 + 2048
+)
+
+// vmbusClasses maps the well-known VMBus class GUIDs of
+// include/linux/hyperv.h to the stable short names of the class label. Any
+// other GUID (hv_sock services, reserved system devices) is "unknown".
+var vmbusClasses = map[string]string{
+	"f8615163-df3e-46c5-913f-f2d2f965ed0e": "network",
+	"ba6163d9-04a1-4d29-b605-72e2ffb1dc7f": "storage",
+	"32412632-86cb-44a2-9b5c-50d1417354f5": "ide",
+	"2f9bcc4a-0069-4af3-b76b-6fd0be528cda": "fibre_channel",
+	"525074dc-8985-46e2-8057-a307dc18a502": "dynamic_memory",
+	"57164f39-9115-4e78-ab55-382f3bd5422d": "heartbeat",
+	"a9a0f4e7-5a45-4d96-b827-8a841e8c03e6": "kvp",
+	"0e0b6031-5213-4934-818b-38d90ced39db": "shutdown",
+	"9527e630-d0ae-497b-adce-e80ab0175caf": "timesync",
+	"35fa2e29-ea23-4236-96ae-3a6ebacba440": "vss",
+	"34d14be3-dee4-41c8-9ae7-6b174977c192": "file_copy",
+	"f912ad6d-2b17-48ea-bd65-f927a61c7684": "keyboard",
+	"cfa8b69e-5b4a-4cc0-b98b-8ba1a1f3f95a": "mouse",
+	"da0a7802-e377-4aac-8e77-0558eb1073f8": "synthetic_video",
+	"44c4f61d-4444-4400-9d52-802e27ede19f": "pci_passthrough",
+	"8c2eaf3d-32a7-4b09-ab99-bd1f1c86b501": "rdma",
+}
+
+// vmbusClassNames lists every class label value, so that the per-class
+// count reports 0 for a class that vanished rather than dropping the series.
+var vmbusClassNames = func() []string {
+	var out []string
+	for _, n := range vmbusClasses {
+		out = append(out, n)
+	}
+	sort.Strings(out)
+	return append(out, "unknown")
+}()
+
+// dmiFiles are the DMI attributes read for Hyper-V and Azure detection. All
+// are world-readable (0444 in drivers/firmware/dmi-id.c).
+var dmiFiles = []string{"sys_vendor", "product_name", "product_version", "bios_vendor", "bios_version", "chassis_asset_tag"}
+
+var (
+	guidRE     = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$`)
+	vpciBusRE  = regexp.MustCompile(`^pci[0-9a-fA-F]{4,8}:[0-9a-fA-F]{2}$`)
+	modaliasRE = regexp.MustCompile(`^vmbus:([0-9a-fA-F]{32})$`)
+)
+
+type hypervCollector struct {
+	paths Paths
+
+	guest, azure, generation, deviceInfo, devices, passthrough, kvpPresent, kvpRecords *prometheus.Desc
+}
+
+func newHypervCollector(env Env, _ any) (Collector, error) {
+	return &hypervCollector{
+		paths: env.Paths,
+		guest: newDesc("hyperv", "guest",
+			"1 when running as a Hyper-V guest: VMBus is present, or DMI carries Hyper-V's product or BIOS marks or Azure's asset tag."),
+		azure: newDesc("hyperv", "azure",
+			"1 when the DMI chassis asset tag is Azure's, 0 on on-premises Hyper-V and elsewhere."),
+		generation: newDesc("hyperv", "generation",
+			"Hyper-V VM generation: 2 for UEFI, 1 for BIOS with the IDE controller; guests only, absent when undecidable."),
+		deviceInfo: newDesc("hyperv", "vmbus_device_info",
+			"One VMBus device: instance GUID, class GUID, class short name (unknown for other GUIDs) and bound driver (empty when none is bound). Constant 1.",
+			"instance", "class_id", "class", "driver"),
+		devices: newDesc("hyperv", "vmbus_devices",
+			"Number of VMBus devices per class; 0 for a well-known class the host does not offer.", "class"),
+		passthrough: newDesc("hyperv", "pci_passthrough_device_info",
+			"One PCI function behind a VMBus PCI pass-through channel (GPU, NVMe, MANA or Mellanox VF), with its bound driver (empty when none is bound). Constant 1.",
+			"pci_address", "vendor_id", "device_id", "class", "driver"),
+		kvpPresent: newDesc("hyperv", "kvp_pool_present",
+			"1 when the KVP daemon's pool file /var/lib/hyperv/.kvp_pool_<pool> exists; all 0 means hv_kvp_daemon is not running.", "pool"),
+		kvpRecords: newDesc("hyperv", "kvp_pool_records",
+			"Number of key/value records in the KVP pool file.", "pool"),
+	}, nil
+}
+
+// vmbusDevice is one entry of /sys/bus/vmbus/devices.
+type vmbusDevice struct {
+	instance, classID, class, driver string
+	// path is the entry under /sys/bus/vmbus/devices and real the device
+	// directory it links to ("" when that cannot be resolved).
+	path, real string
+}
+
+func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
+	var errs []error
+	dmi, err := c.readDMI()
+	if err != nil {
+		errs = append(errs, err)
+	}
+	vmbusPresent := exists(c.paths.Sys("bus/vmbus"))
+	azure := dmi["chassis_asset_tag"] == azureAssetTag
+	guest := vmbusPresent || azure || dmiHyperV(dmi)
+	m.Bool(c.guest, guest)
+	m.Bool(c.azure, azure)
+	if !guest {
+		if len(errs) > 0 {
+			return errors.Join(errs...)
+		}
+		return ErrNoData
+	}
+
+	devs, err := c.vmbusDevices(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	count := map[string]int{}
+	for _, d := range devs {
+		m.Gauge(c.deviceInfo, 1, d.instance, d.classID, d.class, d.driver)
+		count[d.class]++
+	}
+	if vmbusPresent {
+		for _, class := range vmbusClassNames {
+			m.Gauge(c.devices, float64(count[class]), class)
+		}
+	}
+
+	pci, err := pciDevices(c.paths)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	if gen := c.vmGeneration(dmi, devs, pci); gen > 0 {
+		m.Gauge(c.generation, float64(gen))
+	}
+	errs = append(errs, c.updatePassthrough(ctx, m, devs, pci))
+	errs = append(errs, c.updateKVP(m))
+	return errors.Join(errs...)
+}
+
+// readDMI reads the DMI attributes that exist; a missing one is left out,
+// a garbled one is an error naming it. /sys/class/dmi/id links to
+// /sys/devices/virtual/dmi/id, which is read where the link is missing.
+func (c *hypervCollector) readDMI() (map[string]string, error) {
+	out := map[string]string{}
+	var errs []error
+	dir := c.paths.sysLink(c.paths.Sys("class/dmi/id"))
+	if !exists(dir) {
+		dir = c.paths.Sys("devices/virtual/dmi/id")
+	}
+	for _, name := range dmiFiles {
+		// Firmware leaves unused strings blank, so an empty attribute is
+		// an empty value, not a broken file.
+		v, err := readText(filepath.Join(dir, name), maxValueSize)
+		switch {
+		case err == nil:
+			out[name] = strings.TrimSpace(v)
+		case isNotExist(err), errors.Is(err, os.ErrPermission):
+		default:
+			errs = append(errs, fmt.Errorf("dmi: %w", err))
+		}
+	}
+	return out, errors.Join(errs...)
+}
+
+// dmiHyperV reports Hyper-V's own DMI marks. sys_vendor alone is not one:
+// Surface laptops also say "Microsoft Corporation" (systemd #21468), so it
+// counts only with the "Virtual Machine" product name; Gen2 firmware puts
+// "Hyper-V" in product_version and bios_version.
+func dmiHyperV(dmi map[string]string) bool {
+	return strings.HasPrefix(dmi["product_version"], "Hyper-V") ||
+		strings.Contains(dmi["bios_version"], "Hyper-V") ||
+		(dmi["sys_vendor"] == "Microsoft Corporation" && dmi["product_name"] == "Virtual Machine")
+}
+
+// vmGeneration tells Gen2 (UEFI: /sys/firmware/efi, "Hyper-V UEFI Release"
+// BIOS) from Gen1 (BIOS: the synthetic IDE controller, the emulated
+// Hyper-V VGA at 1414:5353, VMBus under the PCI root PNP0A03, a non-UEFI
+// BIOS version such as 090008, or a /sys/firmware without efi). It
+// returns 0 when nothing decides, as for a tree without /sys/firmware.
+func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice, pci map[string]string) int {
+	if exists(c.paths.Sys("firmware/efi")) || strings.Contains(dmi["bios_version"], "UEFI") {
+		return 2
+	}
+	if v := dmi["bios_version"]; v != "" {
+		return 1
+	}
+	for _, d := range devs {
+		if d.class == "ide" || strings.Contains(d.real, "/PNP0A03:") {
+			return 1
+		}
+	}
+	for _, dir := range pci {
+		if v, err := readValue(filepath.Join(dir, "vendor")); err == nil && v == "0x1414" {
+			if d, err := readValue(filepath.Join(dir, "device")); err == nil && d == "0x5353" {
+				return 1
+			}
+		}
+	}
+	if exists(c.paths.Sys("firmware")) {
+		return 1 // booted by BIOS: Gen2 firmware is UEFI only
+	}
+	return 0
+}
+
+// vmbusDevices lists /sys/bus/vmbus/devices, sorted by instance. A device
+// whose class cannot be read is still listed (class "unknown") so that the
+// counts stay true, and the unreadable file is reported.
+func (c *hypervCollector) vmbusDevices(ctx context.Context) ([]vmbusDevice, error) {
+	dir := c.paths.Sys("bus/vmbus/devices")
+	entries, err := os.ReadDir(dir)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("vmbus devices: %w", err)
+	}
+	var out []vmbusDevice
+	var errs []error
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		d := vmbusDevice{instance: strings.ToLower(e.Name()), path: c.paths.sysLink(filepath.Join(dir, e.Name())), class: "unknown"}
+		if real, err := filepath.EvalSymlinks(d.path); err == nil {
+			d.real = real
+		}
+		if id, err := vmbusClassID(d.path); err != nil {
+			errs = append(errs, fmt.Errorf("vmbus device %s: %w", d.instance, err))
+		} else {
+			d.classID = id
+			if name, ok := vmbusClasses[id]; ok {
+				d.class = name
+			}
+		}
+		if d.driver, err = boundDriver(d.path); err != nil {
+			errs = append(errs, fmt.Errorf("vmbus device %s: %w", d.instance, err))
+		}
+		out = append(out, d)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].instance < out[j].instance })
+	return out, errors.Join(errs...)
+}
+
+// vmbusClassID reads a VMBus device's class GUID from class_id ("{guid}"),
+// or, where that attribute is missing, from modalias, which holds the same
+// 16 bytes in memory order.
+func vmbusClassID(dir string) (string, error) {
+	path := filepath.Join(dir, "class_id")
+	s, err := readValue(path)
+	if err == nil {
+		id, err := parseGUID(s)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", path, err)
+		}
+		return id, nil
+	}
+	if !isNotExist(err) {
+		return "", err
+	}
+	mpath := filepath.Join(dir, "modalias")
+	s, merr := readValue(mpath)
+	if isNotExist(merr) {
+		return "", fmt.Errorf("%s: %w", path, err)
+	}
+	if merr != nil {
+		return "", merr
+	}
+	id, merr := modaliasGUID(s)
+	if merr != nil {
+		return "", fmt.Errorf("%s: %w", mpath, merr)
+	}
+	return id, nil
+}
+
+// parseGUID accepts a GUID with or without the braces the kernel prints
+// around class_id and device_id ("{%pUl}") and returns it in lower case
+// without braces, the form of the device directory names.
+func parseGUID(s string) (string, error) {
+	g := strings.ToLower(strings.TrimSpace(s))
+	if strings.HasPrefix(g, "{") && strings.HasSuffix(g, "}") {
+		g = g[1 : len(g)-1]
+	}
+	if !guidRE.MatchString(g) {
+		return "", fmt.Errorf("not a GUID: %q", truncate(s, 60))
+	}
+	return g, nil
+}
+
+// modaliasGUID converts a VMBus modalias ("vmbus:" and the class GUID's 16
+// bytes as stored, "%*phN") to the GUID's text form: the first three groups
+// are little-endian in memory.
+func modaliasGUID(s string) (string, error) {
+	g := modaliasRE.FindStringSubmatch(strings.TrimSpace(s))
+	if g == nil {
+		return "", fmt.Errorf("not a vmbus modalias: %q", truncate(s, 60))
+	}
+	b, err := hex.DecodeString(strings.ToLower(g[1]))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%02x%02x%02x%02x-%02x%02x-%02x%02x-%x-%x",
+		b[3], b[2], b[1], b[0], b[5], b[4], b[7], b[6], b[8:10], b[10:]), nil
+}
+
+// vpciDomain is the PCI domain pci-hyperv asks for a pass-through channel:
+// bytes 4 and 5 of the instance GUID, which print as its second group. The
+// kernel picks another number on a collision, so this is only a fallback
+// for finding the channel's PCI functions.
+func vpciDomain(instance string) (string, bool) {
+	parts := strings.Split(instance, "-")
+	if len(parts) != 5 || len(parts[1]) != 4 {
+		return "", false
+	}
+	if _, err := strconv.ParseUint(parts[1], 16, 16); err != nil {
+		return "", false
+	}
+	return strings.ToLower(parts[1]), true
+}
+
+// updatePassthrough reports the PCI functions behind each pass-through
+// channel. They are found, in order of trust, as the pci<domain>:<bus>
+// children of the channel's device directory, as /sys/bus/pci/devices
+// entries whose real path lies under that directory, or else by the domain
+// derived from the instance GUID.
+func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, devs []vmbusDevice, pci map[string]string) error {
+	found := map[string]string{} // address -> sysfs dir
+	// Each PCI function's real path, resolved once: resolving every
+	// function for every channel made a refresh quadratic in the number of
+	// pass-through channels.
+	var realPCI map[string]string
+	resolvePCI := func() map[string]string {
+		if realPCI == nil {
+			realPCI = make(map[string]string, len(pci))
+			for addr, dir := range pci {
+				if real, err := filepath.EvalSymlinks(dir); err == nil {
+					realPCI[addr] = real
+				}
+			}
+		}
+		return realPCI
+	}
+	for _, d := range devs {
+		if d.class != "pci_passthrough" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n := len(found)
+		base := d.path
+		if d.real != "" {
+			base = d.real
+		}
+		if buses, err := os.ReadDir(base); err == nil {
+			for _, b := range buses {
+				if !vpciBusRE.MatchString(b.Name()) {
+					continue
+				}
+				fns, err := os.ReadDir(filepath.Join(base, b.Name()))
+				if err != nil {
+					continue
+				}
+				for _, f := range fns {
+					if pciAddrRE.MatchString(f.Name()) {
+						found[strings.ToLower(f.Name())] = filepath.Join(base, b.Name(), f.Name())
+					}
+				}
+			}
+		}
+		if d.real != "" {
+			for addr, real := range resolvePCI() {
+				if strings.HasPrefix(real, d.real+string(filepath.Separator)) {
+					if _, ok := found[addr]; !ok {
+						found[addr] = pci[addr]
+					}
+				}
+			}
+		}
+		if len(found) == n {
+			if dom, ok := vpciDomain(d.instance); ok {
+				for addr, dir := range pci {
+					if strings.HasPrefix(addr, dom+":") {
+						found[addr] = dir
+					}
+				}
+			}
+		}
+	}
+	addrs := make([]string, 0, len(found))
+	for a := range found {
+		addrs = append(addrs, a)
+	}
+	sort.Strings(addrs)
+	var errs []error
+	for _, a := range addrs {
+		p, err := readPCIDevice(found[a])
+		if err != nil {
+			errs = append(errs, fmt.Errorf("pci pass-through device %s: %w", a, err))
+			continue
+		}
+		m.Gauge(c.passthrough, 1, p.Address, p.VendorID, p.DeviceID, p.Class, p.Driver)
+	}
+	return errors.Join(errs...)
+}
+
+// updateKVP reports the pool files hv_kvp_daemon keeps in /var/lib/hyperv.
+// The files hold whole 2560-byte records; any other size is a truncated or
+// foreign file.
+func (c *hypervCollector) updateKVP(m *Metrics) error {
+	var errs []error
+	for pool := 0; pool < kvpPools; pool++ {
+		label := strconv.Itoa(pool)
+		path := c.paths.Root("var/lib/hyperv", ".kvp_pool_"+label)
+		fi, err := os.Stat(path)
+		if err != nil {
+			if !isNotExist(err) {
+				errs = append(errs, fmt.Errorf("kvp pool %d: %w", pool, err))
+			}
+			m.Gauge(c.kvpPresent, 0, label)
+			continue
+		}
+		if !fi.Mode().IsRegular() {
+			errs = append(errs, fmt.Errorf("kvp pool %d: %s: not a regular file", pool, path))
+			m.Gauge(c.kvpPresent, 0, label)
+			continue
+		}
+		m.Gauge(c.kvpPresent, 1, label)
+		if fi.Size()%kvpRecordSize != 0 {
+			errs = append(errs, fmt.Errorf("kvp pool %d: %s: size %d is not a whole number of %d-byte records", pool, path, fi.Size(), kvpRecordSize))
+			continue
+		}
+		m.Gauge(c.kvpRecords, float64(fi.Size()/kvpRecordSize), label)
+	}
+	return errors.Join(errs...)
+}

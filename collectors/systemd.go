@@ -1,0 +1,534 @@
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	sdbus "github.com/coreos/go-systemd/v22/dbus"
+	"github.com/godbus/dbus/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func init() {
+	register(Spec{
+		Name:           "systemd",
+		DefaultEnabled: true,
+		Interval:       30 * time.Second,
+		Timeout:        10 * time.Second,
+		Options:        func() any { return defaultSystemdOptions() },
+		New:            newSystemdCollector,
+	})
+}
+
+// systemdOptions configure the systemd collector.
+type systemdOptions struct {
+	// Address is the D-Bus address of systemd's bus, e.g.
+	// unix:path=/run/dbus/system_bus_socket. Empty means
+	// $DBUS_SYSTEM_BUS_ADDRESS, else the system bus socket under
+	// --path.rootfs, else (as root) systemd's private socket there.
+	Address string `yaml:"address"`
+	// CallTimeout bounds every D-Bus call, connection set-up included, within
+	// the refresh timeout.
+	CallTimeout time.Duration `yaml:"call_timeout"`
+	// Units is the watch list of azurelinux_systemd_unit_info and
+	// azurelinux_systemd_unit_restarts_total; a name without a unit type
+	// suffix is a .service.
+	Units []string `yaml:"units"`
+	// MaxFailedUnits caps the series of azurelinux_systemd_unit_failed.
+	MaxFailedUnits int `yaml:"max_failed_units"`
+}
+
+func defaultSystemdOptions() *systemdOptions {
+	return &systemdOptions{
+		CallTimeout: 3 * time.Second,
+		Units: []string{
+			"waagent", "hypervkvpd", "hypervvssd", "nvidia-persistenced", "nvidia-fabricmanager",
+			"containerd", "kubelet", "cloud-init", "chronyd", "sshd", "systemd-networkd",
+		},
+		MaxFailedUnits: 100,
+	}
+}
+
+// systemStates are the values of the Manager's SystemState property
+// (org.freedesktop.systemd1(5)), all exported so that an alert can match
+// state="degraded" == 1 without knowing the others.
+var systemStates = []string{"initializing", "starting", "running", "degraded", "maintenance", "stopping"}
+
+// bootPhases are the phases systemd-analyze prints, in boot order.
+var bootPhases = []string{"firmware", "loader", "kernel", "initrd", "userspace"}
+
+const (
+	systemdBusName    = "org.freedesktop.systemd1"
+	systemdObjectPath = dbus.ObjectPath("/org/freedesktop/systemd1")
+	systemdManager    = "org.freedesktop.systemd1.Manager"
+)
+
+// systemdCollector reads systemd's state over D-Bus through one long-lived
+// connection. The anchors' exporters dial per scrape and call without
+// deadlines, which is how they leak connections and hang scrapes; here the
+// connection is kept between refreshes, every call has a deadline, and any
+// error drops the connection so that the next refresh dials afresh (a bus
+// restarted under us leaves a broken pipe that would otherwise fail forever).
+type systemdCollector struct {
+	opts   systemdOptions
+	paths  Paths
+	getenv func(string) string
+	euid   int
+
+	mu      sync.Mutex // serialises refreshes and guards the fields below
+	conn    *sdbus.Conn
+	sysconn *dbus.Conn // conn's call connection, for the calls go-systemd has no context for
+	cancel  context.CancelFunc
+	addr    string // address conn was dialled at
+	dials   int    // connections dialled so far (tests)
+	// dropped counts the failed units left out by MaxFailedUnits since start.
+	dropped float64
+
+	info, version, state, unitsFailed, unitFailed, unitFailedDropped *prometheus.Desc
+	unitInfo, unitRestarts, bootPhase, virt, tainted                 *prometheus.Desc
+}
+
+func newSystemdCollector(env Env, opts any) (Collector, error) {
+	o := opts.(*systemdOptions)
+	if o.CallTimeout <= 0 {
+		return nil, fmt.Errorf("call_timeout %s must be above 0", o.CallTimeout)
+	}
+	if o.MaxFailedUnits < 0 {
+		return nil, fmt.Errorf("max_failed_units %d must not be negative", o.MaxFailedUnits)
+	}
+	if o.Address != "" {
+		// D-Bus addresses are transport:key=value,... (dbus-specification).
+		if t, kv, ok := strings.Cut(o.Address, ":"); !ok || t == "" || !strings.Contains(kv, "=") {
+			return nil, fmt.Errorf("address %q is not a D-Bus address such as unix:path=/run/dbus/system_bus_socket", o.Address)
+		}
+	}
+	c := &systemdCollector{
+		opts:   *o,
+		paths:  env.Paths,
+		getenv: os.Getenv,
+		euid:   os.Geteuid(),
+		info: newDesc("systemd", "info",
+			"systemd's Version manager property, as the distribution tags it; constant 1.", "version"),
+		version: newDesc("systemd", "version",
+			"systemd's version as a number: 258.4-4.azl4 reads 258.4, 258 reads 258."),
+		state: newDesc("systemd", "system_state",
+			"1 for systemd's current SystemState, 0 for the other known states.", "state"),
+		unitsFailed: newDesc("systemd", "units_failed",
+			"Units in the failed state (the manager's NFailedUnits)."),
+		unitFailed: newDesc("systemd", "unit_failed",
+			"1 per failed unit, at most max_failed_units of them (by name).", "name"),
+		unitFailedDropped: newDesc("systemd", "unit_failed_dropped_total",
+			"Failed-unit series left out by max_failed_units, summed over the refreshes since the probe started."),
+		unitInfo: newDesc("systemd", "unit_info",
+			"State of each watched unit; constant 1. A unit that is not installed reads load_state=\"not-found\".",
+			"name", "load_state", "active_state", "sub_state"),
+		unitRestarts: newDesc("systemd", "unit_restarts_total",
+			"Automatic restarts of a watched, loaded service (NRestarts, systemd 235 or later).", "name"),
+		bootPhase: newDesc("systemd", "boot_phase_seconds",
+			"Time spent in each boot phase as systemd-analyze computes it; phases that took 0 are left out.", "phase"),
+		virt: newDesc("systemd", "virtualization_info",
+			"Virtualization and confidential-computing technology systemd detected (\"none\" when none); constant 1.",
+			"virtualization", "confidential"),
+		tainted: newDesc("systemd", "tainted_info",
+			"1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).", "taint"),
+	}
+	units := make([]string, len(o.Units))
+	for i, u := range o.Units {
+		// One bad name would fail the whole ListUnitsByNames call at
+		// every refresh: refuse it when the configuration is loaded.
+		if !validUnitName.MatchString(u) {
+			return nil, fmt.Errorf("units: %q is not a systemd unit name", u)
+		}
+		units[i] = unitName(u)
+	}
+	c.opts.Units = units
+	return c, nil
+}
+
+// validUnitName is the character set of systemd unit names
+// (systemd.unit(5): ASCII letters, digits, ":", "-", "_", ".", "\\", and
+// "@" for instances), at most 255 characters.
+var validUnitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]{1,255}$`)
+
+// unitName adds .service to a unit name without a type suffix.
+func unitName(u string) string {
+	for _, t := range []string{".service", ".socket", ".target", ".device", ".mount", ".automount",
+		".swap", ".timer", ".path", ".slice", ".scope"} {
+		if strings.HasSuffix(u, t) {
+			return u
+		}
+	}
+	return u + ".service"
+}
+
+// Close drops the D-Bus connection; the agent calls it when it replaces the
+// collector on reload.
+func (c *systemdCollector) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closeLocked()
+	return nil
+}
+
+func (c *systemdCollector) closeLocked() {
+	if c.conn != nil {
+		c.conn.Close()
+		c.cancel()
+		c.conn, c.sysconn, c.cancel = nil, nil, nil
+	}
+}
+
+func (c *systemdCollector) Update(ctx context.Context, m *Metrics) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.connect(ctx); err != nil {
+		return err
+	}
+	if err := c.collect(ctx, m); err != nil {
+		if errors.Is(err, ErrNoData) {
+			return err
+		}
+		// Whatever failed (a deadline, a broken pipe, a restarted bus), the
+		// connection is suspect: the next refresh dials a new one.
+		c.closeLocked()
+		return fmt.Errorf("systemd over D-Bus %s: %w", c.addr, err)
+	}
+	return nil
+}
+
+// busAddresses returns the addresses to try, in order: the configured one,
+// else $DBUS_SYSTEM_BUS_ADDRESS, else the system bus socket and (as root)
+// systemd's private socket under the root. Neither socket there means no
+// systemd to ask: no data, except on a live host booted with systemd.
+func (c *systemdCollector) busAddresses() ([]string, error) {
+	if c.opts.Address != "" {
+		return []string{c.opts.Address}, nil
+	}
+	if a := c.getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
+		return []string{a}, nil
+	}
+	var out []string
+	if p := c.paths.Root("run/dbus/system_bus_socket"); exists(p) {
+		out = append(out, "unix:path="+p)
+	}
+	// systemd's private socket answers without dbus-daemon, but only to root.
+	if p := c.paths.Root("run/systemd/private"); c.euid == 0 && exists(p) {
+		out = append(out, "unix:path="+p)
+	}
+	if len(out) > 0 {
+		return out, nil
+	}
+	// sd_booted(3): /run/systemd/system exists when systemd is PID 1. On
+	// the live host a missing bus is then a failure, not an absent source;
+	// a tree or image under another root has no sockets to offer.
+	if c.paths.Live() && exists(c.paths.Root("run/systemd/system")) {
+		return nil, fmt.Errorf("systemd is running (%s exists) but neither the system bus socket nor the private socket exists",
+			c.paths.Root("run/systemd/system"))
+	}
+	return nil, ErrNoData
+}
+
+// noSystemdExpected reports whether a missing systemd is no data rather
+// than a failure: the bus address was not configured and the root was not
+// booted with systemd.
+func (c *systemdCollector) noSystemdExpected() bool {
+	return c.opts.Address == "" && c.getenv("DBUS_SYSTEM_BUS_ADDRESS") == "" && !exists(c.paths.Root("run/systemd/system"))
+}
+
+// isPrivate reports whether addr is systemd's private socket, which is a
+// direct peer (no bus daemon, no Hello).
+func isPrivate(addr string) bool { return strings.HasSuffix(addr, "/systemd/private") }
+
+// connect makes sure c.conn is a live connection, dialling when there is
+// none. Set-up is bounded by the call timeout: go-systemd's constructor makes
+// a call without a context (AddMatch), so the connections are dialled with a
+// context that is cancelled, closing them, if set-up outlives the deadline.
+func (c *systemdCollector) connect(ctx context.Context) error {
+	if c.conn != nil && c.conn.Connected() {
+		return nil
+	}
+	c.closeLocked()
+	addrs, err := c.busAddresses()
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, addr := range addrs {
+		if err := c.dial(ctx, addr); err != nil {
+			errs = append(errs, fmt.Errorf("connect to D-Bus %s: %w", addr, err))
+			continue
+		}
+		return nil
+	}
+	return fmt.Errorf("systemd: %w", errors.Join(errs...))
+}
+
+func (c *systemdCollector) dial(ctx context.Context, addr string) error {
+	connCtx, cancel := context.WithCancel(context.Background())
+	callCtx, callCancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	defer callCancel()
+	// Closing the connections (cancel) unblocks whatever set-up step hangs.
+	stop := context.AfterFunc(callCtx, cancel)
+	var first *dbus.Conn
+	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
+		bc, err := dbus.Dial(addr, dbus.WithContext(connCtx))
+		if err != nil {
+			return nil, err
+		}
+		if err := bc.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
+			bc.Close()
+			return nil, fmt.Errorf("authenticate: %w", err)
+		}
+		if !isPrivate(addr) {
+			if err := bc.Hello(); err != nil {
+				bc.Close()
+				return nil, fmt.Errorf("hello: %w", err)
+			}
+		}
+		if first == nil {
+			first = bc
+		}
+		return bc, nil
+	})
+	if !stop() {
+		// The deadline passed during set-up: cancel has run and closed
+		// whatever was dialled.
+		if conn != nil {
+			conn.Close()
+		}
+		if ctx.Err() == nil {
+			return fmt.Errorf("no answer within %s during connection set-up", c.opts.CallTimeout)
+		}
+		return fmt.Errorf("connection set-up: %w", context.Cause(ctx))
+	}
+	if err != nil {
+		cancel()
+		return err
+	}
+	c.dials++
+	c.conn, c.sysconn, c.cancel, c.addr = conn, first, cancel, addr
+	return nil
+}
+
+// call runs f under the per-call deadline.
+func (c *systemdCollector) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
+	cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
+	defer cancel()
+	if err := f(cctx); err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return fmt.Errorf("%s: no answer within %s: %w", what, c.opts.CallTimeout, err)
+		}
+		return fmt.Errorf("%s: %w", what, err)
+	}
+	return nil
+}
+
+func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
+	var props map[string]dbus.Variant
+	// go-systemd's GetManagerProperty has no context; GetAll through godbus
+	// does, and reads every manager property in one round trip.
+	// NoAutoStart: on a bus without systemd, dbus-daemon would otherwise
+	// try to activate it.
+	err := c.call(ctx, "read manager properties", func(ctx context.Context) error {
+		return c.sysconn.Object(systemdBusName, systemdObjectPath).
+			CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", dbus.FlagNoAutoStart, systemdManager).Store(&props)
+	})
+	var derr dbus.Error
+	if errors.As(err, &derr) && (derr.Name == "org.freedesktop.DBus.Error.NameHasNoOwner" ||
+		derr.Name == "org.freedesktop.DBus.Error.ServiceUnknown") {
+		if c.noSystemdExpected() {
+			// A system bus without systemd on it (a container running
+			// dbus-daemon alone): no systemd facts, as without a bus.
+			return ErrNoData
+		}
+		return fmt.Errorf("systemd is not on this bus: %w", err)
+	}
+	if err != nil {
+		return err
+	}
+	mp := managerProps(props)
+	var errs []error
+
+	version := mp.str("Version")
+	if version != "" {
+		m.Gauge(c.info, 1, version)
+		if v, ok := parseSystemdVersion(version); ok {
+			m.Gauge(c.version, v)
+		}
+	}
+	if s := mp.str("SystemState"); s != "" {
+		for _, known := range systemStates {
+			m.Bool(c.state, s == known, known)
+		}
+		if !slices.Contains(systemStates, s) {
+			m.Gauge(c.state, 1, s)
+		}
+	}
+	if n, ok := mp.uint("NFailedUnits"); ok {
+		m.Gauge(c.unitsFailed, float64(n))
+	}
+	virt := orNone(mp.str("Virtualization"))
+	m.Gauge(c.virt, 1, virt, orNone(mp.str("ConfidentialVirtualization")))
+	for _, t := range strings.Split(mp.str("Tainted"), ":") {
+		if t != "" {
+			m.Gauge(c.tainted, 1, t)
+		}
+	}
+	phases := bootPhaseDurations(mp)
+	for _, phase := range bootPhases {
+		if d, ok := phases[phase]; ok {
+			m.Gauge(c.bootPhase, d.Seconds(), phase)
+		}
+	}
+
+	var failed []sdbus.UnitStatus
+	if err := c.call(ctx, "list failed units", func(ctx context.Context) (err error) {
+		failed, err = c.conn.ListUnitsFilteredContext(ctx, []string{"failed"})
+		return err
+	}); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	names := make([]string, len(failed))
+	for i, u := range failed {
+		names[i] = u.Name
+	}
+	slices.Sort(names)
+	if len(names) > c.opts.MaxFailedUnits {
+		c.dropped += float64(len(names) - c.opts.MaxFailedUnits)
+		names = names[:c.opts.MaxFailedUnits]
+	}
+	for _, n := range names {
+		m.Gauge(c.unitFailed, 1, n)
+	}
+	m.Counter(c.unitFailedDropped, c.dropped)
+
+	if len(c.opts.Units) == 0 {
+		return errors.Join(errs...)
+	}
+	var watched []sdbus.UnitStatus
+	// ListUnitsByNames loads each unit, so one that is not installed or
+	// failed to load comes back with that load state instead of vanishing.
+	if err := c.call(ctx, "list watched units", func(ctx context.Context) (err error) {
+		watched, err = c.conn.ListUnitsByNamesContext(ctx, c.opts.Units)
+		return err
+	}); err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for i, u := range watched {
+		// Answers come in request order; an alias (sshd.service for
+		// ssh.service) comes back under its unit's own name, but the
+		// label keeps the name the user watches.
+		name := u.Name
+		if len(watched) == len(c.opts.Units) {
+			name = c.opts.Units[i]
+		}
+		m.Gauge(c.unitInfo, 1, name, u.LoadState, u.ActiveState, u.SubState)
+		if u.LoadState != "loaded" || !strings.HasSuffix(u.Name, ".service") {
+			continue
+		}
+		var p *sdbus.Property
+		err := c.call(ctx, "read NRestarts of "+u.Name, func(ctx context.Context) (err error) {
+			p, err = c.conn.GetUnitTypePropertyContext(ctx, u.Name, "Service", "NRestarts")
+			return err
+		})
+		var derr dbus.Error
+		switch {
+		case errors.As(err, &derr) && (derr.Name == "org.freedesktop.DBus.Error.UnknownProperty" ||
+			derr.Name == "org.freedesktop.DBus.Error.InvalidArgs"):
+			continue // systemd before 235 has no NRestarts
+		case err != nil:
+			return errors.Join(append(errs, err)...)
+		}
+		if n, ok := p.Value.Value().(uint32); ok {
+			m.Counter(c.unitRestarts, float64(n), name)
+		} else {
+			errs = append(errs, fmt.Errorf("NRestarts of %s: want uint32, got %s", u.Name, p.Value.Signature()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// managerProps reads typed values out of a GetAll answer, tolerating
+// properties an older systemd lacks.
+type managerProps map[string]dbus.Variant
+
+func (p managerProps) str(name string) string {
+	s, _ := p[name].Value().(string)
+	return s
+}
+
+func (p managerProps) uint(name string) (uint64, bool) {
+	switch v := p[name].Value().(type) {
+	case uint32:
+		return uint64(v), true
+	case uint64:
+		return v, true
+	}
+	return 0, false
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+var systemdVersionRE = regexp.MustCompile(`^(\d+)(\.\d+)?`)
+
+// parseSystemdVersion reads the leading number of the Version property. The
+// man page warns that the string is informational (distributions append
+// their tags: 252.39-1~deb12u2, 258.4-4.azl4, 262~rc3), so only the
+// leading major[.minor] is taken.
+func parseSystemdVersion(s string) (float64, bool) {
+	m := systemdVersionRE.FindString(s)
+	if m == "" {
+		return 0, false
+	}
+	v, err := strconv.ParseFloat(m, 64)
+	return v, err == nil
+}
+
+// bootPhaseDurations computes the phases the way systemd-analyze does from
+// the manager's monotonic timestamps (µs): firmware and loader timestamps
+// count back from the kernel's start; the kernel phase ends where the initrd
+// (or, without one, userspace) begins; the initrd phase ends where
+// userspace begins; userspace ends at FinishTimestamp. A container has no
+// kernel boot of its own (KernelTimestamp is 0), so no kernel phase; a boot
+// that has not finished has no userspace phase yet.
+func bootPhaseDurations(p managerProps) map[string]time.Duration {
+	get := func(n string) uint64 { v, _ := p.uint(n); return v }
+	firmware, loader := get("FirmwareTimestampMonotonic"), get("LoaderTimestampMonotonic")
+	initrd, userspace, finish := get("InitRDTimestampMonotonic"), get("UserspaceTimestampMonotonic"), get("FinishTimestampMonotonic")
+	kernelRealtime := get("KernelTimestamp")
+	us := func(v uint64) time.Duration { return time.Duration(v) * time.Microsecond }
+	out := map[string]time.Duration{}
+	if firmware > loader {
+		out["firmware"] = us(firmware - loader)
+	}
+	if loader > 0 {
+		out["loader"] = us(loader)
+	}
+	if kernelRealtime > 0 {
+		if initrd > 0 {
+			out["kernel"] = us(initrd)
+		} else if userspace > 0 {
+			out["kernel"] = us(userspace)
+		}
+	}
+	if initrd > 0 && userspace > initrd {
+		out["initrd"] = us(userspace - initrd)
+	}
+	if finish > userspace && userspace > 0 {
+		out["userspace"] = us(finish - userspace)
+	}
+	return out
+}
