@@ -92,16 +92,8 @@ step_lint() {
 	[ -z "$unexpected" ] || die "rpmlint warnings not documented in docs/packaging.md:
 $unexpected"
 	ok "rpmlint: no errors, only the documented warnings"
-	# The shipped Prometheus files: the example configuration (with its
-	# rule_files glob) and any alert rules.
-	promtool check config --syntax-only packaging/prometheus/$NAME.scrape.yml >/dev/null ||
-		die "promtool check config packaging/prometheus/$NAME.scrape.yml"
-	ok "promtool check config: example scrape configuration"
-	local rules=(packaging/prometheus/*.rules.yml)
-	if [ -e "${rules[0]}" ]; then
-		promtool check rules "${rules[@]}" >/dev/null || die "promtool check rules ${rules[*]}"
-		ok "promtool check rules: ${rules[*]}"
-	fi
+	# (make test lints and unit-tests the Prometheus rules and the fleet
+	# example itself: promtool check rules/config, promtool test rules.)
 }
 
 # ---------------------------------------------------------------------------
@@ -250,12 +242,20 @@ step_install() {
 	assert_stat /etc/$NAME 755 root:root
 	assert_stat /etc/$NAME/config.yml 644 root:root
 	assert_stat /etc/sysconfig/$NAME 644 root:root
-	assert_stat /usr/share/$NAME/prometheus/$NAME.scrape.yml 644 root:root
-	local f
-	for f in packaging/prometheus/*.rules.yml; do
-		[ -e "$f" ] || continue
-		assert_same "$ROOT/usr/share/$NAME/prometheus/$(basename "$f")" "$f" "alert rules $(basename "$f") installed"
+	# Alert rules and example configuration, not the rules' promtool tests.
+	local f n=0
+	for f in packaging/prometheus/*.yml; do
+		case "$f" in
+		*.test.yml) assert_absent "/usr/share/$NAME/prometheus/$(basename "$f")" ;;
+		*)
+			assert_stat "/usr/share/$NAME/prometheus/$(basename "$f")" 644 root:root
+			assert_same "$ROOT/usr/share/$NAME/prometheus/$(basename "$f")" "$f" "$(basename "$f") installed"
+			n=$((n + 1))
+			;;
+		esac
 	done
+	[ -e "$ROOT/usr/share/$NAME/prometheus/$NAME.rules.yml" ] || die "no alert rules installed"
+	assert_eq "files in /usr/share/$NAME/prometheus" "$(find "$ROOT/usr/share/$NAME/prometheus" -type f | wc -l)" "$n"
 	for f in README.md metrics.md packaging.md; do
 		assert_stat /usr/share/doc/$NAME/$f 644 root:root
 	done
@@ -386,6 +386,11 @@ step_container() {
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	sed -i "s|^ARGS=.*|ARGS=\"--web.listen-address=127.0.0.1:$port\"|" "$r/etc/sysconfig/$NAME"
 
+	# The package's scriptlets, run below under the container's systemd.
+	rpm -qp --qf '%{POSTIN}' "$RPM" > "$r/root/post.sh"
+	rpm -qp --qf '%{POSTUN}' "$RPM" > "$r/root/postun.sh"
+	rpm -qp --qf '%{PREUN}' "$RPM" > "$r/root/preun.sh"
+
 	# nspawn's default bounding set lacks CAP_BPF and CAP_PERFMON; a VM's
 	# systemd has them.
 	ct_pid=$(SYSTEMD_CONTAINER_NSPAWN_ARGS=--capability=CAP_BPF,CAP_PERFMON "$SC" start "$r")
@@ -402,8 +407,6 @@ step_container() {
 	ok "systemd-analyze verify under systemd $(cexec systemctl --version | awk 'NR==1 { print $2 }'): clean"
 	# The package's own %post (first install, $1 = 1): the preset enables the
 	# unit and, systemd running, it starts.
-	rpm -qp --qf '%{POSTIN}' "$RPM" > "$r/root/post.sh"
-	rpm -qp --qf '%{PREUN}' "$RPM" > "$r/root/preun.sh"
 	cexec sh -e /root/post.sh 1
 	assert_eq "enabled by the preset" "$(cexec systemctl is-enabled $NAME.service)" enabled
 	assert_eq "started by %post" "$(cexec systemctl is-active $NAME.service)" active
@@ -458,6 +461,15 @@ step_container() {
 			die "collector $c works as root but fails in the unit"
 	done
 	ok "collectors that work as root work in the unit: $good"
+	# And the sandbox hides nothing from them: the unit serves the same fact
+	# series (names and labels) as root does without a sandbox.
+	cexec /usr/bin/$NAME facts --format=prometheus --log.level=error --config.file=/etc/$NAME/config.yml > "$work/root-facts.prom" || true
+	series() { grep -E '^azurelinux_' | grep -v '^azurelinux_probe_' | sed -E 's/ [^ ]+$//' | sort -u; }
+	local diff_out
+	diff_out=$(diff <(series < "$work/root-facts.prom") <(series <<<"$body") || true)
+	[ -z "$diff_out" ] || die "the unit's facts differ from root's (< root only, > unit only):
+$diff_out"
+	ok "the unit serves the same $(series <<<"$body" | wc -l) fact series as root"
 	grep -qx "azurelinux_kernel_module_loaded{module=\"$mod\"} 1" <<<"$body" ||
 		die "the unit did not read the root-only /usr/lib/modules/$release/modules.builtin ($mod)"
 	ok "the unit reads root-only /usr/lib/modules/$release/modules.builtin ($mod built in)"
@@ -482,7 +494,6 @@ step_container() {
 	cexec journalctl -u $NAME --no-pager -o cat | grep -q 'configuration reloaded' || die "reload not logged"
 	assert_eq "after reload" "$(prop ActiveState)/$(prop SubState)" active/running
 	# The package's %postun on upgrade ($1 = 1) restarts the running service.
-	rpm -qp --qf '%{POSTUN}' "$RPM" > "$r/root/postun.sh"
 	cexec sh -e /root/postun.sh 1
 	assert_eq "after %postun (upgrade)" "$(prop ActiveState)/$(prop SubState)" active/running
 	[ "$(prop MainPID)" != "$pid" ] || die "%postun did not restart the service"
