@@ -41,19 +41,21 @@ const (
 )
 
 type userlandOptions struct {
-	// Exec says when the tools' version commands run: "live" only when
-	// --path.rootfs is "/" (a tree mounted from elsewhere holds binaries
-	// this host should not run as root, and that may not even run here),
-	// "always" also under another root (trusted trees, tests), "never".
-	// Without running them, versions come from files where a file tells
-	// (glibc, OpenSSL and systemd libraries).
+	// Exec says when the tools' version commands run. "always" (the
+	// default) runs the tools found under --path.rootfs, whatever the root:
+	// that is how a mounted golden image or a fixture tree reports its own
+	// dnf5, rpm and openssl. "live" runs them only when the root is "/",
+	// for images you do not trust enough to run their binaries (they run
+	// as the probe's user, with no shell, a timeout and an output limit);
+	// "never" runs nothing. Without running them, versions come from files
+	// where a file tells (glibc, OpenSSL and systemd libraries).
 	Exec string `yaml:"exec"`
 	// CommandTimeout bounds each version command.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
 }
 
 func defaultUserlandOptions() *userlandOptions {
-	return &userlandOptions{Exec: execLive, CommandTimeout: 3 * time.Second}
+	return &userlandOptions{Exec: execAlways, CommandTimeout: 3 * time.Second}
 }
 
 // binDirs are where the tools are looked up under the root: the

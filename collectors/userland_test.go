@@ -119,8 +119,8 @@ func TestUserlandTrees(t *testing.T) {
 			// selinux=0 world: the LSM list lacks selinux, whatever the config says.
 			`azurelinux_selinux_mode 0`,
 		}, []string{`tool="tdnf",target`, "azurelinux_crypto_policy_info"}},
-		// Under a root that is not "/", nothing runs by default: versions
-		// come from the libraries where they tell.
+		// With exec: live under a root that is not "/", nothing runs:
+		// versions come from the libraries where they tell.
 		{"azl4-azure-gen2", execLive, []string{
 			`azurelinux_userland_tool_info{path="/usr/bin/ldd",tool="glibc",version="2.42"} 1`,
 			`azurelinux_userland_tool_info{path="/usr/bin/openssl",tool="openssl",version="3.5.4"} 1`,
