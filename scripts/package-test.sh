@@ -386,14 +386,28 @@ step_container() {
 	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 	sed -i "s|^ARGS=.*|ARGS=\"--web.listen-address=127.0.0.1:$port\"|" "$r/etc/sysconfig/$NAME"
 
+	# bpfcheck runs the bpf() calls of the eBPF collector under the unit's
+	# sandbox: a oneshot copy of the packaged unit, and one without
+	# CAP_SYS_ADMIN (the documented drop-in).
+	CGO_ENABLED=0 go build -o "$r/usr/local/bin/bpfcheck" ./packaging/test/bpfcheck
+	local v
+	for v in full nosysadmin; do
+		sed -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^ExecReload=/d' -e '/^Restart/d' \
+			-e 's|^ExecStart=.*|ExecStart=/usr/local/bin/bpfcheck|' \
+			"$r/usr/lib/systemd/system/$NAME.service" > "$r/etc/systemd/system/bpfcheck-$v.service"
+	done
+	sed -i 's/ CAP_SYS_ADMIN$//' "$r/etc/systemd/system/bpfcheck-nosysadmin.service"
 	# The package's scriptlets, run below under the container's systemd.
 	rpm -qp --qf '%{POSTIN}' "$RPM" > "$r/root/post.sh"
 	rpm -qp --qf '%{POSTUN}' "$RPM" > "$r/root/postun.sh"
 	rpm -qp --qf '%{PREUN}' "$RPM" > "$r/root/preun.sh"
 
-	# nspawn's default bounding set lacks CAP_BPF and CAP_PERFMON; a VM's
-	# systemd has them.
-	ct_pid=$(SYSTEMD_CONTAINER_NSPAWN_ARGS=--capability=CAP_BPF,CAP_PERFMON "$SC" start "$r")
+	# What a container lacks and a VM's systemd has: nspawn's default
+	# bounding set has no CAP_BPF and CAP_PERFMON, and its own seccomp filter
+	# denies bpf() and perf_event_open() to every process under the
+	# container's systemd, whatever their capabilities.
+	ct_pid=$(SYSTEMD_CONTAINER_NSPAWN_ARGS="--capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf --system-call-filter=perf_event_open" \
+		"$SC" start "$r")
 	echo "  container init: pid $ct_pid, systemd $(cexec systemctl --version | awk 'NR==1 { print $2 }')"
 	cexec systemd-sysusers /usr/lib/sysusers.d/$NAME.conf
 	# Owners and modes as rpm would set them (cpio only unpacks).
@@ -473,6 +487,25 @@ $diff_out"
 	grep -qx "azurelinux_kernel_module_loaded{module=\"$mod\"} 1" <<<"$body" ||
 		die "the unit did not read the root-only /usr/lib/modules/$release/modules.builtin ($mod)"
 	ok "the unit reads root-only /usr/lib/modules/$release/modules.builtin ($mod built in)"
+
+	# eBPF under the sandbox: every call with the unit's capabilities; the
+	# inventory fails without CAP_SYS_ADMIN while the canary still works.
+	local want_full="prog_get_next_id 0
+map_get_next_id 0
+prog_load_socket_filter 0
+prog_load_kprobe 0
+map_create_array 0"
+	local want_nosysadmin="prog_get_next_id 1
+map_get_next_id 1
+prog_load_socket_filter 0
+prog_load_kprobe 0
+map_create_array 0"
+	for v in full nosysadmin; do
+		cexec systemctl start bpfcheck-$v.service
+		out=$(cexec journalctl -u bpfcheck-$v.service -o cat --no-pager | grep -E '^[a-z_]+ [0-9]+$')
+		local want_v=want_$v
+		assert_eq "bpf() under the unit's sandbox ($v; call errno)" "$(tr '\n' ' ' <<<"$out")" "$(tr '\n' ' ' <<<"${!want_v}")"
+	done
 
 	# The watchdog: the probe pings at WatchdogSec/2.
 	local ts0 ts
