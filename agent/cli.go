@@ -44,10 +44,22 @@ type options struct {
 	configFile      string
 	disableDefaults bool
 	collectorFlags  map[string]*bool
+	optionFlags     []*optionFlag
 	explicit        map[string]bool
 	gomaxprocs      int
 	log             promslog.Config
 	format          string
+
+	// The compatibility checks (agent/checks.go).
+	checksDir      string
+	checksEmbedded bool
+	checksInterval time.Duration
+	checksTimeout  time.Duration
+	baselineFile   string
+	checkFormat    string
+	checkBaseline  string
+	baselinePath   string
+	checksState    checksState
 }
 
 // Main runs the probe with args (without the program name) and returns the
@@ -58,7 +70,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
 	app.UsageWriter(stdout)
 	app.ErrorWriter(stderr)
-	app.Terminate(nil)
+	// --help and --version print and then ask to exit; Main returns
+	// instead of calling os.Exit, so it records the request here.
+	exitStatus := -1
+	app.Terminate(func(code int) {
+		if exitStatus < 0 {
+			exitStatus = code
+		}
+	})
 	app.HelpFlag.Short('h')
 
 	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
@@ -80,6 +99,16 @@ func Main(args []string, stdout, stderr io.Writer) int {
 			Default(fmt.Sprint(s.DefaultEnabled)).
 			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
 	}
+	o.optionFlags = addOptionFlags(app)
+	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix.").
+		Default(DefaultChecksDir).StringVar(&o.checksDir)
+	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
+		Default("true").BoolVar(&o.checksEmbedded)
+	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
+	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
+		Default("30s").DurationVar(&o.checksTimeout)
+	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
+		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
 
@@ -87,12 +116,26 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	factsCmd := app.Command("facts", "Run every enabled collector once and print the facts.")
 	factsCmd.Flag("format", "Output format: prometheus, json or table (default: table on a terminal, prometheus otherwise).").
 		EnumVar(&o.format, "prometheus", "json", "table")
-	checkCmd := app.Command("check", "Evaluate the compatibility checks once (not available in this build yet).")
+	checkCmd := app.Command("check", "Run every enabled collector once, evaluate the compatibility checks and print the report; exit 0 when all pass, 1 when one fails or a fact drifted, 2 when the checks or the baseline cannot be loaded.")
+	checkCmd.Flag("format", "Output format: table, json or junit (JUnit XML: one test case per check).").
+		Default("table").EnumVar(&o.checkFormat, "table", "json", "junit")
+	checkCmd.Flag("baseline", "Compare the facts with this baseline (written by `baseline save`); a drifted fact fails the run.").
+		PlaceHolder("FILE").StringVar(&o.checkBaseline)
+	baselineCmd := app.Command("baseline", "Facts baselines for drift detection.")
+	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
+	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
 	versionCmd := app.Command("version", "Print the version.")
 
 	cmd, err := app.Parse(args)
+	if exitStatus >= 0 {
+		return exitStatus
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 2
+	}
+	if o.checksInterval < time.Second || o.checksTimeout <= 0 || o.checksTimeout > o.checksInterval {
+		fmt.Fprintf(stderr, "%s: --checks.interval must be at least 1s and --checks.timeout above 0 and at most the interval\n", programName)
 		return 2
 	}
 	if o.log.Writer == nil {
@@ -108,8 +151,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
 	case checkCmd.FullCommand():
-		fmt.Fprintf(stderr, "%s: the check command is not available in this build yet\n", programName)
-		return 2
+		return o.check(stdout, stderr, logger)
+	case baselineSaveCmd.FullCommand():
+		return o.baselineSave(o.baselinePath, stderr, logger)
 	case factsCmd.FullCommand():
 		return o.facts(stdout, logger)
 	case serveCmd.FullCommand():
@@ -154,6 +198,7 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
+	applyOptionFlags(cfg, o.optionFlags)
 	return BuildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger})
 }
 
@@ -212,6 +257,7 @@ func (o *options) serve(logger *slog.Logger) error {
 	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
 
 	sched := NewScheduler(logger)
+	o.addChecks(set, sched, logger)
 	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger})
 	if err != nil {
 		return err
@@ -245,6 +291,7 @@ func (o *options) serve(logger *slog.Logger) error {
 				if set, err := o.build(logger); err != nil {
 					logger.Error("reload failed, keeping the running configuration", "err", err)
 				} else {
+					o.addChecks(set, sched, logger)
 					sched.Start(set)
 					logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
 				}

@@ -23,6 +23,22 @@ var selfMetrics = []collectors.MetricDoc{
 		Help: "The collector's configured refresh interval; facts older than a few intervals are stale."},
 }
 
+// checkMetrics documents the metrics of the compatibility checks, which the
+// agent's checks component serves (agent/checks.go) under collector
+// "checks".
+var checkMetrics = []collectors.MetricDoc{
+	{Name: "azurelinux_check_status", Labels: []string{"check", "category"},
+		Help: "1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); `azurelinux-probe check` prints the reason."},
+	{Name: "azurelinux_checks_failed", Labels: []string{"category"},
+		Help: "Number of failed compatibility checks per category (0 for a category whose checks all passed)."},
+	{Name: "azurelinux_checks_config_valid", Labels: nil,
+		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."},
+	{Name: "azurelinux_baseline_drift", Labels: []string{"collector", "fact"},
+		Help: "1 for each fact that differs from the --baseline.file baseline; fact is the metric name and its identifying labels. Only drifted facts have a series."},
+	{Name: "azurelinux_baseline_facts_drifted", Labels: nil,
+		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."},
+}
+
 // MetricsDoc renders docs/metrics.md: every collector with its defaults and
 // every metric the probe can serve, from the descriptors the collectors
 // build, so that the document cannot drift from the code.
@@ -66,6 +82,13 @@ a collector that fails or times out serves only what it read in that refresh, ne
 	b.WriteString("\n## Probe self metrics\n\n")
 	writeMetricTable(&b, selfMetrics)
 	b.WriteString("\nThe standard `go_*`, `process_*` and `promhttp_*` metrics of client_golang are served too.\n")
+
+	b.WriteString("\n## Compatibility checks and baseline drift\n\n")
+	b.WriteString("Served by the daemon's `checks` component, which evaluates the checks (the embedded Azure Linux 4.0 matrix " +
+		"and the files in `--checks.dir`) against the collectors' latest snapshots every `--checks.interval` " +
+		"(default 1m, under `--checks.timeout`), and compares the facts with `--baseline.file` when given. " +
+		"It reports `azurelinux_probe_collector_success{collector=\"checks\"}` like a collector.\n\n")
+	writeMetricTable(&b, checkMetrics)
 
 	byCollector := map[string][]collectors.MetricDoc{}
 	for _, d := range collectors.Catalog() {

@@ -13,6 +13,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/azurelinux-probe/azurelinux-probe/checks"
 )
 
 // WriteFacts prints the latest snapshots of sched in format: "prometheus"
@@ -50,19 +52,13 @@ func WriteFacts(w io.Writer, sched *Scheduler, format string) error {
 	return fmt.Errorf("unknown format %q", format)
 }
 
-type collectorReport struct {
-	Name            string   `json:"name"`
-	Success         bool     `json:"success"`
-	Error           string   `json:"error,omitempty"`
-	DurationSeconds float64  `json:"duration_seconds"`
-	Metrics         []sample `json:"metrics"`
-}
-
-type sample struct {
-	Name   string            `json:"name"`
-	Labels map[string]string `json:"labels,omitempty"`
-	Value  float64           `json:"value"`
-}
+// collectorReport and sample are the facts --format=json document's types.
+// They are the baseline's types too, so that a saved baseline is by
+// construction what `facts --format=json` prints.
+type (
+	collectorReport = checks.CollectorFacts
+	sample          = checks.Sample
+)
 
 func reportsOf(sched *Scheduler) ([]collectorReport, error) {
 	snaps := sched.Snapshots()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"runtime"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
@@ -16,7 +17,7 @@ var (
 
 // selfDesc builds the descriptor of a self metric documented in selfMetrics.
 func selfDesc(name string) *prometheus.Desc {
-	for _, d := range selfMetrics {
+	for _, d := range append(slices.Clone(selfMetrics), checkMetrics...) {
 		if d.Name == name {
 			return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
 		}

@@ -65,6 +65,11 @@ type Scheduler struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
+	// changed is closed (and replaced) whenever a snapshot is published, so
+	// that a component waiting for snapshots (the checks) needs no polling.
+	changedMu sync.Mutex
+	changed   chan struct{}
+
 	// events, when set (by tests), receives "published <name>" after each
 	// snapshot is stored and "idle <name>" when an Update returns, even one
 	// abandoned at its timeout.
@@ -290,7 +295,7 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 		snap.Success = true
 	case errors.Is(err, collectors.ErrNoData):
 		snap.Success = true
-		s.logger.Debug("collector found no data", "collector", j.name)
+		s.logger.Debug("collector found no data", "collector", j.name, "reason", err)
 		err = nil
 	default:
 		snap.Err = err
@@ -309,7 +314,46 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 	}
 	j.snap.Store(snap)
 	s.generation.Add(1)
+	s.changedMu.Lock()
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
+	s.changedMu.Unlock()
 	s.event("published " + j.name)
+}
+
+// changes returns a channel closed at the next publication.
+func (s *Scheduler) changes() <-chan struct{} {
+	s.changedMu.Lock()
+	defer s.changedMu.Unlock()
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// waitFirstSnapshots returns once every scheduled collector except the one
+// called self has published a snapshot, or when ctx ends.
+func (s *Scheduler) waitFirstSnapshots(ctx context.Context, self string) error {
+	for {
+		ch := s.changes()
+		missing := ""
+		for _, j := range *s.jobs.Load() {
+			if j.name != self && j.snap.Load() == nil {
+				missing = j.name
+				break
+			}
+		}
+		if missing == "" {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("waiting for the first refresh of collector %s: %w", missing, ctx.Err())
+		}
+	}
 }
 
 func (s *Scheduler) event(e string) {

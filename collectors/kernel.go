@@ -249,9 +249,23 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 	if len(c.opts.Modules) == 0 {
 		return nil
 	}
+	present, err := LoadedModules(c.paths, release)
+	for _, mod := range c.opts.Modules {
+		m.Bool(c.module, present[mod] || exists(c.paths.Sys("module", mod)), mod)
+	}
+	return err
+}
+
+// LoadedModules returns the modules that /proc/modules lists or that
+// modules.builtin of release names, spelt as the kernel does (with '_').
+// Callers also look for /sys/module/<name>, which covers built-in code with
+// parameters on kernels built without module support. It returns what it
+// could read along with any error; missing files are not errors. The
+// compatibility checks share it with the kernel collector.
+func LoadedModules(p Paths, release string) (map[string]bool, error) {
 	present := map[string]bool{}
 	var errs []error
-	text, err := readText(c.paths.Proc("modules"), maxFileSize)
+	text, err := readText(p.Proc("modules"), maxFileSize)
 	switch {
 	case err == nil:
 		for _, line := range strings.Split(text, "\n") {
@@ -263,7 +277,7 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 		errs = append(errs, fmt.Errorf("loaded modules: %w", err))
 	}
 	for _, dir := range []string{"lib/modules", "usr/lib/modules"} {
-		text, err := readText(c.paths.Root(dir, release, "modules.builtin"), maxFileSize)
+		text, err := readText(p.Root(dir, release, "modules.builtin"), maxFileSize)
 		if isNotExist(err) {
 			continue
 		}
@@ -279,10 +293,7 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 		}
 		break
 	}
-	for _, mod := range c.opts.Modules {
-		m.Bool(c.module, present[mod] || exists(c.paths.Sys("module", mod)), mod)
-	}
-	return errors.Join(errs...)
+	return present, errors.Join(errs...)
 }
 
 // normalizeModule spells a module name as the kernel does in /proc/modules.

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -162,7 +163,6 @@ func TestUserlandTrees(t *testing.T) {
 // them delays the refresh beyond one command timeout, and the facts that
 // could be read are still served.
 func TestUserlandBrokenTools(t *testing.T) {
-	before := hungChildren()
 	c := newTestUserland(t, tree(t, "broken"), execAlways)
 	start := time.Now()
 	got, err := update(t, c, 10*time.Second)
@@ -194,24 +194,49 @@ func TestUserlandBrokenTools(t *testing.T) {
 	if n := len(withPrefix(got, "azurelinux_userland_tool_info")); n != 0 {
 		t.Errorf("broken tools reported versions: %v", withPrefix(got, "azurelinux_userland_tool_info"))
 	}
-	// The hung tool's process group is gone: its child (sleep) was killed
-	// with it rather than left running.
-	for pid := range hungChildren() {
-		if !before[pid] {
-			t.Errorf("the hung tool's child %s survives", pid)
+}
+
+// TestUserlandHungToolKilledWithItsChildren: a tool that hangs in a child
+// process is killed with its whole process group at the timeout, so that no
+// process is left behind. The tool sleeps for a duration unique to this
+// run, so that other tests running the fixture trees at the same time (go
+// test runs packages in parallel) cannot be mistaken for a survivor.
+func TestUserlandHungToolKilledWithItsChildren(t *testing.T) {
+	root := t.TempDir()
+	marker := fmt.Sprintf("597.%d", os.Getpid())
+	bin := filepath.Join(root, "usr/bin")
+	if err := os.MkdirAll(bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := "#!/bin/sh\nsleep " + marker + "\necho 'Python 3.14.3'\n"
+	if err := os.WriteFile(filepath.Join(bin, "python3"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	c := newTestUserland(t, root, execAlways)
+	_, err := update(t, c, 10*time.Second)
+	if err == nil || !strings.Contains(err.Error(), "python3: /usr/bin/python3 --version: no answer within 500ms") {
+		t.Fatalf("error %v", err)
+	}
+	// SIGKILL is delivered to the whole group at once; the child's exit
+	// (and its /proc entry turning into a nameless zombie) follows.
+	deadline := time.Now().Add(5 * time.Second)
+	for len(processesRunning("sleep\x00"+marker+"\x00")) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the hung tool's child survives: %v", processesRunning("sleep\x00"+marker+"\x00"))
 		}
+		runtime.Gosched()
 	}
 }
 
-// hungChildren returns the PIDs of processes running the broken tree's
-// hung python3's child, "sleep 599.123".
-func hungChildren() map[string]bool {
-	out := map[string]bool{}
+// processesRunning returns the PIDs of processes whose command line is
+// cmdline (NUL-separated, as /proc shows it).
+func processesRunning(cmdline string) []string {
+	var out []string
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		cmdline, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err == nil && string(cmdline) == "sleep\x00599.123\x00" {
-			out[e.Name()] = true
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err == nil && string(b) == cmdline {
+			out = append(out, e.Name())
 		}
 	}
 	return out

@@ -37,7 +37,10 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	tree, _ := filepath.Abs(filepath.Join(treesDir, "azure-gpu-nodriver"))
 
-	plain := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree)
+	// The tree is an Azure VM: the azure collector would ask the real
+	// instance metadata address, which no test may do (TestFactsGolden
+	// covers it against a loopback server).
+	plain := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure")
 
 	// TLS and basic auth for the second probe.
 	certFile, keyFile := writeSelfSigned(t, dir)
@@ -48,7 +51,7 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	webConfig := filepath.Join(dir, "web.yml")
 	writeFile(t, webConfig, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
 		certFile, keyFile, hash))
-	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--web.config.file="+webConfig)
+	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure", "--web.config.file="+webConfig)
 
 	// The shipped rules, with every `for:` shortened so that the test does
 	// not wait minutes; promtool's rule tests cover the durations.

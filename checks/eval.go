@@ -1,0 +1,528 @@
+package checks
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+)
+
+// Facts are the probe's own facts that fact conditions read: the metric
+// families of the collectors' latest snapshots, as the agent serves them.
+type Facts struct {
+	// Series holds every sample, by metric name.
+	Series map[string][]Series
+	// Collectors are the collectors that ran, by name, with their outcome.
+	Collectors map[string]CollectorState
+	// Owner returns the collector that serves metric, or "" when no
+	// collector built in this process describes it.
+	Owner func(metric string) string
+}
+
+// CollectorState is the outcome of a collector's latest refresh.
+type CollectorState struct {
+	Success bool
+	Err     string
+}
+
+// NewFacts flattens metric families into Facts.
+func NewFacts(families []*dto.MetricFamily, collectors map[string]CollectorState, owner func(string) string) *Facts {
+	f := &Facts{Series: map[string][]Series{}, Collectors: collectors, Owner: owner}
+	for _, mf := range families {
+		f.Series[mf.GetName()] = append(f.Series[mf.GetName()], SeriesOf(mf)...)
+	}
+	return f
+}
+
+// Env is what checks are evaluated against.
+type Env struct {
+	Paths collectors.Paths
+	Facts *Facts
+	// HTTPClient fetches repository metadata; nil uses a client that honours
+	// the proxy environment.
+	HTTPClient *http.Client
+	// Arch is $basearch for repository URLs; empty means this machine's.
+	Arch string
+
+	rpmOnce sync.Once
+	rpmDB   *rpmDB
+	rpmErr  error
+}
+
+// Result is the outcome of one check.
+type Result struct {
+	Name        string        `json:"name"`
+	Category    string        `json:"category"`
+	Description string        `json:"description,omitempty"`
+	Kind        string        `json:"kind"`
+	Source      string        `json:"source"`
+	Pass        bool          `json:"pass"`
+	Reason      string        `json:"reason"`
+	Duration    time.Duration `json:"-"`
+}
+
+// Evaluate runs every check against env and returns the results in the order
+// of checks. Checks run concurrently, a few at a time, since an exec or repo
+// check may wait on its timeout; ctx bounds them all.
+func Evaluate(ctx context.Context, env *Env, checks []Check) []Result {
+	out := make([]Result, len(checks))
+	sem := make(chan struct{}, 4)
+	var wg sync.WaitGroup
+	for i, c := range checks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			start := time.Now()
+			pass, reason := env.evaluate(ctx, c)
+			out[i] = Result{Name: c.Name, Category: c.Category, Description: c.Description, Kind: c.Kind,
+				Source: c.Source, Pass: pass, Reason: reason, Duration: time.Since(start)}
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+func (env *Env) evaluate(ctx context.Context, c Check) (pass bool, reason string) {
+	defer func() {
+		// A check is configuration, not code: a bug in evaluating one must
+		// fail that check, not the probe.
+		if r := recover(); r != nil {
+			pass, reason = false, fmt.Sprintf("internal error: %v", r)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return false, "not evaluated: " + err.Error()
+	}
+	switch c.Kind {
+	case "fact":
+		return env.fact(c.fact)
+	case "command":
+		return env.command(c.command)
+	case "file":
+		return env.file(c.file)
+	case "rpm":
+		return env.rpm(c.rpm)
+	case "unit":
+		return env.unit(c.unit)
+	case "sysctl":
+		return env.sysctl(c.sysctl)
+	case "module":
+		return env.module(c.module)
+	case "repo":
+		return env.repo(ctx, c.repo)
+	case "exec":
+		return env.exec(ctx, c.exec)
+	}
+	return false, "unknown kind " + c.Kind
+}
+
+// fact evaluates a condition on the facts. A metric that no series carries
+// fails the check, with the reason: the collector that serves it is not
+// enabled, failed, or found no such source. (Only "none" passes when the
+// collector ran successfully and served no series: "no GPU lacks a driver"
+// holds on a host without GPUs.) A check that cannot see its fact is not a
+// pass: a matrix that skipped what it could not see would report green on
+// an image where nothing was checked.
+func (env *Env) fact(e *Expr) (bool, string) {
+	f := env.Facts
+	if f == nil {
+		f = &Facts{}
+	}
+	series := f.Series[e.Metric]
+	if len(series) > 0 {
+		return e.eval(series)
+	}
+	owner := ""
+	if f.Owner != nil {
+		owner = f.Owner(e.Metric)
+	}
+	guess := owner
+	if guess == "" {
+		guess = collectorOf(e.Metric)
+	}
+	state, enabled := f.Collectors[guess]
+	_, built := collectors.Lookup(guess)
+	switch {
+	case !enabled && !built:
+		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (this build has no %s collector)", e.Metric, guess, guess)
+	case !enabled:
+		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (--collector.%s)", e.Metric, guess, guess)
+	case !state.Success:
+		return false, fmt.Sprintf("no series %s: the %s collector failed: %s", e.Metric, guess, state.Err)
+	case e.Quantifier == "none":
+		return true, fmt.Sprintf("no series %s (the %s collector found none)", e.Metric, guess)
+	}
+	return false, fmt.Sprintf("no series %s: the %s collector found no such source on this host", e.Metric, guess)
+}
+
+// subsystemCollectors names the collector of the subsystems whose name is
+// not the collector's (the userland collector serves azurelinux_rpmdb_*,
+// azurelinux_crypto_* and azurelinux_selinux_*).
+var subsystemCollectors = map[string]string{"rpmdb": "userland", "crypto": "userland", "selinux": "userland"}
+
+// collectorOf guesses the collector of a metric that no collector built in
+// this process describes: the second word of azurelinux_<subsystem>_<name>.
+func collectorOf(metric string) string {
+	parts := strings.SplitN(metric, "_", 3)
+	if len(parts) < 3 || parts[0] != collectors.Namespace {
+		return metric
+	}
+	if c, ok := subsystemCollectors[parts[1]]; ok {
+		return c
+	}
+	return parts[1]
+}
+
+// pathDirs are searched for command checks, as a login shell's PATH would.
+var pathDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
+
+func (env *Env) command(name string) (bool, string) {
+	for _, dir := range pathDirs {
+		// Root resolves links inside the root: an absolute link target in
+		// an image must not be looked up on the probe's own file system.
+		fi, err := os.Stat(env.Paths.Root(dir, name))
+		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
+			continue
+		}
+		where := filepath.Join(dir, name)
+		p := filepath.Join(env.Paths.Root(dir), name)
+		if lfi, err := os.Lstat(p); err == nil && lfi.Mode()&os.ModeSymlink != 0 {
+			if target, err := os.Readlink(p); err == nil {
+				return true, fmt.Sprintf("%s (symlink to %s)", where, target)
+			}
+		}
+		return true, where
+	}
+	return false, fmt.Sprintf("%s not found on the PATH (%s) under %s", name, strings.Join(pathDirs, ":"), env.Paths.RootFS)
+}
+
+func (env *Env) file(f *fileSpec) (bool, string) {
+	p := env.Paths.Root(f.path)
+	fi, err := os.Stat(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, f.path + " does not exist"
+		}
+		return false, fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
+	}
+	switch {
+	case f.typ == "file" && !fi.Mode().IsRegular():
+		return false, fmt.Sprintf("%s is a %s, not a regular file", f.path, typeName(fi.Mode()))
+	case f.typ == "dir" && !fi.IsDir():
+		return false, fmt.Sprintf("%s is a %s, not a directory", f.path, typeName(fi.Mode()))
+	}
+	got := unixMode(fi.Mode())
+	if f.hasMode && got != f.mode {
+		return false, fmt.Sprintf("%s has mode %04o, want %04o", f.path, got, f.mode)
+	}
+	return true, fmt.Sprintf("%s (%s, mode %04o)", f.path, typeName(fi.Mode()), got)
+}
+
+// unixMode returns the permission, setuid, setgid and sticky bits as octal
+// chmod digits.
+func unixMode(m os.FileMode) os.FileMode {
+	out := m.Perm()
+	if m&os.ModeSetuid != 0 {
+		out |= 0o4000
+	}
+	if m&os.ModeSetgid != 0 {
+		out |= 0o2000
+	}
+	if m&os.ModeSticky != 0 {
+		out |= 0o1000
+	}
+	return out
+}
+
+func typeName(m os.FileMode) string {
+	switch {
+	case m.IsRegular():
+		return "file"
+	case m.IsDir():
+		return "directory"
+	case m&os.ModeSymlink != 0:
+		return "symlink"
+	case m&os.ModeNamedPipe != 0:
+		return "named pipe"
+	case m&os.ModeSocket != 0:
+		return "socket"
+	case m&os.ModeDevice != 0:
+		return "device"
+	}
+	return "special file"
+}
+
+// unwrapPath drops the host path from a *PathError so reasons name the path
+// inside the root.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+func (env *Env) rpm(r *rpmSpec) (bool, string) {
+	env.rpmOnce.Do(func() { env.rpmDB, env.rpmErr = openRPMDB(env.Paths) })
+	if env.rpmErr != nil {
+		return false, env.rpmErr.Error()
+	}
+	pkgs := env.rpmDB.packages[r.name]
+	if len(pkgs) == 0 {
+		return false, fmt.Sprintf("package %s is not installed (rpm database %s)", r.name, env.rpmDB.path)
+	}
+	var best rpmPackage
+	for i, p := range pkgs {
+		if i == 0 || compareEVR(p.evr(), best.evr()) > 0 {
+			best = p
+		}
+	}
+	if r.minVersion == "" {
+		return true, best.String()
+	}
+	want := r.minVersion
+	have := best.Version
+	if strings.Contains(want, "-") {
+		have += "-" + best.Release
+	}
+	// As dnf does for a requirement without an epoch, the package's epoch
+	// is then ignored: openssl-libs >= 3.5 is about 3.5, whatever the epoch.
+	if strings.Contains(want, ":") {
+		have = strconv.Itoa(best.Epoch) + ":" + have
+	}
+	if compareEVR(have, want) < 0 {
+		return false, fmt.Sprintf("%s is older than %s", best.String(), want)
+	}
+	return true, fmt.Sprintf("%s >= %s", best.String(), want)
+}
+
+// unit reports whether a unit is enabled (a link in a *.wants or *.requires
+// directory under /etc/systemd/system of the root, which is what
+// `systemctl enable` creates and works on an image that has not booted) or
+// active, which only the running systemd knows: it is read from the
+// systemd collector's azurelinux_systemd_unit_info facts.
+func (env *Env) unit(u *unitSpec) (bool, string) {
+	if u.state == "active" {
+		e := &Expr{Quantifier: "any", Metric: "azurelinux_systemd_unit_info",
+			Matchers: []Matcher{{Label: "name", Op: "=~", Value: unitNameRE(u.name)}}}
+		e.Matchers[0].re = regexp.MustCompile("^(?:" + e.Matchers[0].Value + ")$")
+		e.text = e.selector()
+		var series []Series
+		if env.Facts != nil {
+			series = env.Facts.Series[e.Metric]
+		}
+		if len(series) == 0 {
+			ok, reason := env.fact(e)
+			if !ok {
+				return false, "not evaluable without the live systemd: " + reason
+			}
+		}
+		for _, s := range series {
+			if e.Matchers[0].matches(s.Labels["name"]) {
+				if s.Labels["active_state"] == "active" {
+					return true, fmt.Sprintf("%s is active (%s)", u.name, s.Labels["sub_state"])
+				}
+				return false, fmt.Sprintf("%s is %s (load state %s, sub state %s)", u.name,
+					orDash(s.Labels["active_state"]), orDash(s.Labels["load_state"]), orDash(s.Labels["sub_state"]))
+			}
+		}
+		return false, fmt.Sprintf("not evaluable: %s is not in the systemd collector's watch list (azurelinux_systemd_unit_info)", u.name)
+	}
+	base := env.Paths.Root("/etc/systemd/system")
+	entries, err := os.ReadDir(base)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, fmt.Sprintf("/etc/systemd/system: %v", unwrapPath(err))
+	}
+	for _, e := range entries {
+		if !e.IsDir() || !(strings.HasSuffix(e.Name(), ".wants") || strings.HasSuffix(e.Name(), ".requires")) {
+			continue
+		}
+		if _, err := os.Lstat(filepath.Join(base, e.Name(), u.name)); err == nil {
+			return true, fmt.Sprintf("%s is enabled (/etc/systemd/system/%s/%s)", u.name, e.Name(), u.name)
+		}
+	}
+	return false, fmt.Sprintf("%s is not enabled: no link in /etc/systemd/system/*.wants or *.requires", u.name)
+}
+
+func unitNameRE(name string) string {
+	q := regexp.QuoteMeta(name)
+	if base, ok := strings.CutSuffix(name, ".service"); ok {
+		return regexp.QuoteMeta(base) + `(\.service)?`
+	}
+	return q
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
+	rel := strings.ReplaceAll(s.name, ".", "/")
+	if strings.Contains(s.name, "/") {
+		rel = s.name // already in path form
+	}
+	p := filepath.Join(env.Paths.ProcFS, "sys", rel)
+	v, err := readSmall(p)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return false, fmt.Sprintf("sysctl %s does not exist on this kernel", s.name)
+		}
+		return false, fmt.Sprintf("sysctl %s: %v", s.name, unwrapPath(err))
+	}
+	got := strings.Join(strings.Fields(v), " ")
+	if slices.Contains(s.values, got) {
+		return true, fmt.Sprintf("%s = %s", s.name, got)
+	}
+	want := strings.Join(s.values, " or ")
+	return false, fmt.Sprintf("%s = %s, want %s", s.name, got, want)
+}
+
+func (env *Env) module(m *moduleSpec) (bool, string) {
+	release, err := readSmall(filepath.Join(env.Paths.ProcFS, "sys/kernel/osrelease"))
+	if err != nil {
+		return false, fmt.Sprintf("kernel release: %v", err)
+	}
+	present, err := collectors.LoadedModules(env.Paths, strings.TrimSpace(release))
+	loaded := present[m.name]
+	if !loaded {
+		if _, serr := os.Stat(env.Paths.Sys("module", m.name)); serr == nil {
+			loaded = true
+		}
+	}
+	if !loaded {
+		if err != nil {
+			return false, fmt.Sprintf("module %s is not loaded (%v)", m.name, err)
+		}
+		return false, fmt.Sprintf("module %s is neither loaded nor built in", m.name)
+	}
+	if m.parameter == "" {
+		return true, fmt.Sprintf("module %s is loaded", m.name)
+	}
+	v, err := readSmall(env.Paths.Sys("module", m.name, "parameters", m.parameter))
+	if err != nil {
+		return false, fmt.Sprintf("module %s parameter %s: %v", m.name, m.parameter, unwrapPath(err))
+	}
+	if v = strings.TrimSpace(v); v != m.value {
+		return false, fmt.Sprintf("module %s: %s = %s, want %s", m.name, m.parameter, v, m.value)
+	}
+	return true, fmt.Sprintf("module %s: %s = %s", m.name, m.parameter, v)
+}
+
+// readSmall reads a procfs, sysfs or config file of at most 64 KiB, refusing
+// anything but a regular file so that a FIFO planted in an image cannot hang
+// the probe.
+func readSmall(path string) (string, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", fmt.Errorf("%s: not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > 64<<10 {
+		return "", fmt.Errorf("%s: larger than 64 KiB", path)
+	}
+	return string(b), nil
+}
+
+// exec runs the check's program with its arguments, without a shell, as the
+// probe's own user, with the root the checks read in AZURELINUX_PROBE_ROOTFS.
+// It passes on exit status 0. At the timeout the program's whole process
+// group is killed.
+func (env *Env) exec(ctx context.Context, e *execSpec) (bool, string) {
+	ctx, cancel := context.WithTimeout(ctx, e.timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
+	cmd.Env = append(os.Environ(), "AZURELINUX_PROBE_ROOTFS="+env.Paths.RootFS)
+	cmd.Stdin = nil
+	out := &limitedBuffer{max: 4096}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	elapsed := time.Since(start).Round(time.Millisecond)
+	last := lastLine(out.String())
+	switch {
+	case ctx.Err() == context.DeadlineExceeded:
+		return false, fmt.Sprintf("%s timed out after %s%s", e.argv[0], e.timeout, suffix(last))
+	case err != nil:
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return false, fmt.Sprintf("%s: %v%s", e.argv[0], ee.ProcessState, suffix(last))
+		}
+		return false, fmt.Sprintf("%s: %v", e.argv[0], unwrapPath(err))
+	}
+	return true, fmt.Sprintf("%s exited 0 in %s%s", e.argv[0], elapsed, suffix(last))
+}
+
+func suffix(s string) string {
+	if s == "" {
+		return ""
+	}
+	return ": " + s
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	l := strings.TrimSpace(lines[len(lines)-1])
+	if len(l) > 200 {
+		l = l[:200] + "…"
+	}
+	return strings.ToValidUTF8(l, "?")
+}
+
+// limitedBuffer keeps the last max bytes written to it.
+type limitedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+	max int
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if b.buf.Len() > b.max {
+		keep := b.buf.Bytes()[b.buf.Len()-b.max:]
+		b.buf = *bytes.NewBuffer(append([]byte(nil), keep...))
+	}
+	return len(p), nil
+}
+
+func (b *limitedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,735 @@
+// Package checks evaluates azurelinux-probe's compatibility matrix: a list of
+// declarative checks, loaded from YAML, each of one kind (a condition on the
+// probe's own facts, a command on the PATH, a file, an RPM package, a systemd
+// unit, a sysctl, a kernel module, a dnf repository, or a command run with a
+// timeout), evaluated against a root file system so that a mounted image can
+// be checked before it boots.
+//
+// The package knows nothing about scheduling or HTTP: the agent evaluates the
+// checks in the daemon on an interval and once in the check command.
+package checks
+
+import (
+	"bytes"
+	_ "embed"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Embedded is the default matrix for Azure Linux 4.0, evaluated unless the
+// agent is told not to. Its name in error messages is EmbeddedName.
+//
+//go:embed azurelinux-4.0.yml
+var Embedded []byte
+
+// EmbeddedName names the embedded matrix in error messages and results.
+const EmbeddedName = "embedded:azurelinux-4.0.yml"
+
+// Categories are the documented categories; a check may use its own.
+var Categories = []string{
+	"golden_image", "k8s_debug", "security_agent", "drivers", "vuln_scanner", "fips_crypto", "package_manager",
+}
+
+// Kinds are the check kinds, the key that selects each in a checks file.
+var Kinds = []string{"fact", "command", "file", "rpm", "unit", "sysctl", "module", "repo", "exec"}
+
+// Check is one loaded check.
+type Check struct {
+	Name        string
+	Category    string
+	Description string
+	// Kind is one of Kinds.
+	Kind string
+	// Source is where the check was defined, "file:line".
+	Source string
+
+	fact    *Expr
+	command string
+	file    *fileSpec
+	rpm     *rpmSpec
+	unit    *unitSpec
+	sysctl  *sysctlSpec
+	module  *moduleSpec
+	repo    *repoSpec
+	exec    *execSpec
+}
+
+type fileSpec struct {
+	path string
+	typ  string // "any", "file" or "dir"
+	mode os.FileMode
+	// hasMode is set when a mode was given.
+	hasMode bool
+}
+
+type rpmSpec struct {
+	name       string
+	minVersion string
+}
+
+type unitSpec struct {
+	name  string
+	state string // "enabled" or "active"
+}
+
+type sysctlSpec struct {
+	name   string
+	values []string
+}
+
+type moduleSpec struct {
+	name      string
+	parameter string
+	value     string
+}
+
+type repoSpec struct {
+	id       string // glob; empty matches any
+	url      string // substring of baseurl; empty matches any
+	metadata bool
+	timeout  time.Duration
+}
+
+type execSpec struct {
+	argv    []string
+	timeout time.Duration
+}
+
+// Limits on what a checks file may ask for.
+const (
+	maxFileSize       = 1 << 20
+	defaultExecTimout = 10 * time.Second
+	maxExecTimeout    = 5 * time.Minute
+	defaultRepoTimout = 5 * time.Second
+	maxRepoTimeout    = time.Minute
+)
+
+var (
+	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$`)
+	categoryRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,49}$`)
+	sysctlRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]+([./][a-zA-Z0-9_*-]+)*$`)
+	moduleRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
+	unitRE     = regexp.MustCompile(`^[a-zA-Z0-9:_.@\\-]{1,255}$`)
+	rpmNameRE  = regexp.MustCompile(`^[a-zA-Z0-9._+-]{1,255}$`)
+	rpmVerRE   = regexp.MustCompile(`^([0-9]+:)?[a-zA-Z0-9._+~^]+(-[a-zA-Z0-9._+~^]+)?$`)
+)
+
+// Error is a problem in a checks file, with its place.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load parses a checks file; name is used in errors. Every problem found is
+// reported (joined), each as an *Error with its line. A file with no checks
+// is valid.
+func Load(name string, data []byte) ([]Check, error) {
+	l := &loader{file: name}
+	checks := l.load(data)
+	if len(l.errs) > 0 {
+		return nil, errors.Join(l.errs...)
+	}
+	return checks, nil
+}
+
+// LoadAll loads the embedded matrix (when embedded is set) and every *.yml
+// and *.yaml file of dir in name order (a dir that does not exist holds
+// none). Check names must be unique across all of them.
+func LoadAll(embedded bool, dir string) ([]Check, error) {
+	var all []Check
+	var errs []error
+	if embedded {
+		c, err := Load(EmbeddedName, Embedded)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		all = append(all, c...)
+	}
+	if dir != "" {
+		entries, err := os.ReadDir(dir)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("checks directory: %w", err))
+		}
+		for _, e := range entries {
+			ext := filepath.Ext(e.Name())
+			if e.IsDir() || (ext != ".yml" && ext != ".yaml") || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			c, err := LoadFile(filepath.Join(dir, e.Name()))
+			if err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			all = append(all, c...)
+		}
+	}
+	seen := map[string]string{}
+	for _, c := range all {
+		if prev, dup := seen[c.Name]; dup {
+			file, line := splitSource(c.Source)
+			errs = append(errs, &Error{File: file, Line: line, Msg: fmt.Sprintf("check %q is already defined at %s", c.Name, prev)})
+			continue
+		}
+		seen[c.Name] = c.Source
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return all, nil
+}
+
+// LoadFile loads the checks file at path.
+func LoadFile(path string) ([]Check, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("checks file: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("checks file %s: %w", path, err)
+	}
+	if len(b) > maxFileSize {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize)}
+	}
+	return Load(path, b)
+}
+
+func splitSource(s string) (string, int) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return s, 0
+	}
+	n, err := strconv.Atoi(s[i+1:])
+	if err != nil {
+		return s, 0
+	}
+	return s[:i], n
+}
+
+type loader struct {
+	file string
+	errs []error
+}
+
+func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
+	line := 0
+	if n != nil {
+		line = n.Line
+	}
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+func (l *loader) load(data []byte) []Check {
+	if bytes.IndexByte(data, 0) >= 0 {
+		l.errorf(nil, "binary data, not YAML")
+		return nil
+	}
+	var doc yaml.Node
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil // empty file
+		}
+		msg := err.Error()
+		if m := yamlLineRE.FindStringSubmatch(msg); m != nil {
+			n, _ := strconv.Atoi(m[1])
+			l.errs = append(l.errs, &Error{File: l.file, Line: n, Msg: "invalid YAML: " + m[2]})
+		} else {
+			l.errorf(nil, "invalid YAML: %s", strings.TrimPrefix(msg, "yaml: "))
+		}
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
+		l.errorf(&extra, "more than one YAML document")
+		return nil
+	}
+	root := &doc
+	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
+		root = root.Content[0]
+	}
+	if root.Kind == yaml.ScalarNode && root.Tag == "!!null" {
+		return nil
+	}
+	top, ok := l.mapping(root, "the file", "checks")
+	if !ok {
+		return nil
+	}
+	list := top["checks"]
+	if list == nil || (list.Kind == yaml.ScalarNode && list.Tag == "!!null") {
+		return nil
+	}
+	if list.Kind != yaml.SequenceNode {
+		l.errorf(list, "checks: want a list of checks")
+		return nil
+	}
+	var out []Check
+	seen := map[string]int{}
+	for _, item := range list.Content {
+		c, ok := l.check(item)
+		if !ok {
+			continue
+		}
+		if prev, dup := seen[c.Name]; dup {
+			l.errorf(item, "check %q is already defined at line %d", c.Name, prev)
+			continue
+		}
+		seen[c.Name] = item.Line
+		out = append(out, c)
+	}
+	return out
+}
+
+// mapping returns the keys of a mapping node, reporting keys not in allowed
+// (none allowed means any) and duplicate keys.
+func (l *loader) mapping(n *yaml.Node, what string, allowed ...string) (map[string]*yaml.Node, bool) {
+	if n.Kind != yaml.MappingNode {
+		l.errorf(n, "%s: want a mapping", what)
+		return nil, false
+	}
+	out := map[string]*yaml.Node{}
+	ok := true
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			l.errorf(k, "%s: keys must be strings", what)
+			ok = false
+			continue
+		}
+		if len(allowed) > 0 && !slices.Contains(allowed, k.Value) {
+			l.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			ok = false
+			continue
+		}
+		if _, dup := out[k.Value]; dup {
+			l.errorf(k, "%s: duplicate key %q", what, k.Value)
+			ok = false
+			continue
+		}
+		out[k.Value] = v
+	}
+	return out, ok
+}
+
+// str returns a scalar's string value.
+func (l *loader) str(n *yaml.Node, what string) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" {
+		l.errorf(n, "%s: want a string", what)
+		return "", false
+	}
+	return n.Value, true
+}
+
+func (l *loader) boolean(n *yaml.Node, what string) (bool, bool) {
+	var b bool
+	if n.Kind != yaml.ScalarNode || n.Decode(&b) != nil {
+		l.errorf(n, "%s: want true or false", what)
+		return false, false
+	}
+	return b, true
+}
+
+func (l *loader) duration(n *yaml.Node, what string, max time.Duration) (time.Duration, bool) {
+	s, ok := l.str(n, what)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 || d > max {
+		l.errorf(n, "%s: want a duration above 0 and at most %s, such as 5s (got %q)", what, max, s)
+		return 0, false
+	}
+	return d, true
+}
+
+func (l *loader) strings(n *yaml.Node, what string) ([]string, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag != "!!null" {
+		return []string{n.Value}, true
+	}
+	if n.Kind != yaml.SequenceNode || len(n.Content) == 0 {
+		l.errorf(n, "%s: want a string or a non-empty list of strings", what)
+		return nil, false
+	}
+	var out []string
+	for _, e := range n.Content {
+		s, ok := l.str(e, what)
+		if !ok {
+			return nil, false
+		}
+		out = append(out, s)
+	}
+	return out, true
+}
+
+var checkKeys = append([]string{"name", "category", "description"}, Kinds...)
+
+func (l *loader) check(n *yaml.Node) (Check, bool) {
+	c := Check{Source: fmt.Sprintf("%s:%d", l.file, n.Line)}
+	keys, ok := l.mapping(n, "check", checkKeys...)
+	if !ok {
+		return c, false
+	}
+	if v := keys["name"]; v == nil {
+		l.errorf(n, "check: missing name")
+		ok = false
+	} else if c.Name, ok = l.str(v, "name"); ok && !nameRE.MatchString(c.Name) {
+		l.errorf(v, "name %q: want letters, digits, '_', '.' or '-', starting with a letter or digit (at most 100)", c.Name)
+		ok = false
+	}
+	what := "check"
+	if c.Name != "" {
+		what = fmt.Sprintf("check %q", c.Name)
+	}
+	if v := keys["category"]; v == nil {
+		l.errorf(n, "%s: missing category (one of %s, or your own)", what, strings.Join(Categories, ", "))
+		ok = false
+	} else if s, good := l.str(v, "category"); !good {
+		ok = false
+	} else if !categoryRE.MatchString(s) {
+		l.errorf(v, "%s: category %q: want lower-case letters, digits and '_'", what, s)
+		ok = false
+	} else {
+		c.Category = s
+	}
+	if v := keys["description"]; v != nil {
+		s, good := l.str(v, "description")
+		ok = ok && good
+		c.Description = strings.TrimSpace(s)
+	}
+	var kinds []string
+	for _, k := range Kinds {
+		if keys[k] != nil {
+			kinds = append(kinds, k)
+		}
+	}
+	switch len(kinds) {
+	case 0:
+		l.errorf(n, "%s: no kind: want exactly one of %s", what, strings.Join(Kinds, ", "))
+		return c, false
+	case 1:
+	default:
+		l.errorf(n, "%s: several kinds (%s): want exactly one", what, strings.Join(kinds, ", "))
+		return c, false
+	}
+	c.Kind = kinds[0]
+	v := keys[c.Kind]
+	what += ": " + c.Kind
+	var good bool
+	switch c.Kind {
+	case "fact":
+		good = l.fact(&c, v, what)
+	case "command":
+		good = l.command(&c, v, what)
+	case "file":
+		good = l.fileCheck(&c, v, what)
+	case "rpm":
+		good = l.rpmCheck(&c, v, what)
+	case "unit":
+		good = l.unitCheck(&c, v, what)
+	case "sysctl":
+		good = l.sysctlCheck(&c, v, what)
+	case "module":
+		good = l.moduleCheck(&c, v, what)
+	case "repo":
+		good = l.repoCheck(&c, v, what)
+	case "exec":
+		good = l.execCheck(&c, v, what)
+	}
+	return c, ok && good
+}
+
+func (l *loader) fact(c *Check, v *yaml.Node, what string) bool {
+	s, ok := l.str(v, what)
+	if !ok {
+		return false
+	}
+	e, err := ParseExpr(s)
+	if err != nil {
+		l.errorf(v, "%s: %v", what, err)
+		return false
+	}
+	c.fact = e
+	return true
+}
+
+func (l *loader) command(c *Check, v *yaml.Node, what string) bool {
+	s, ok := l.str(v, what)
+	if !ok {
+		return false
+	}
+	if s == "" || s == "." || s == ".." || strings.ContainsAny(s, "/\x00") {
+		l.errorf(v, "%s: %q: want a command name, without a directory", what, s)
+		return false
+	}
+	c.command = s
+	return true
+}
+
+// scalarOr returns the keys of v, or {short: v} when v is a scalar: the short
+// form "rpm: dnf5" of "rpm: {name: dnf5}".
+func (l *loader) scalarOr(v *yaml.Node, short, what string, allowed ...string) (map[string]*yaml.Node, bool) {
+	if v.Kind == yaml.ScalarNode && v.Tag != "!!null" {
+		return map[string]*yaml.Node{short: v}, true
+	}
+	keys, ok := l.mapping(v, what, allowed...)
+	if ok && keys[short] == nil {
+		l.errorf(v, "%s: missing %s", what, short)
+		return nil, false
+	}
+	return keys, ok
+}
+
+func (l *loader) fileCheck(c *Check, v *yaml.Node, what string) bool {
+	keys, ok := l.scalarOr(v, "path", what, "path", "type", "mode")
+	if !ok {
+		return false
+	}
+	f := &fileSpec{typ: "any"}
+	if f.path, ok = l.str(keys["path"], what+": path"); !ok {
+		return false
+	}
+	if !strings.HasPrefix(f.path, "/") || strings.ContainsRune(f.path, 0) {
+		l.errorf(keys["path"], "%s: path %q: want an absolute path", what, f.path)
+		return false
+	}
+	if t := keys["type"]; t != nil {
+		if f.typ, ok = l.str(t, what+": type"); !ok {
+			return false
+		}
+		if f.typ != "any" && f.typ != "file" && f.typ != "dir" {
+			l.errorf(t, "%s: type %q: want file, dir or any", what, f.typ)
+			return false
+		}
+	}
+	if m := keys["mode"]; m != nil {
+		s, ok := l.str(m, what+": mode")
+		if !ok {
+			return false
+		}
+		mode, err := strconv.ParseUint(s, 8, 32)
+		if err != nil || mode > 0o7777 {
+			l.errorf(m, "%s: mode %q: want octal permission bits such as \"0644\" (quoted)", what, s)
+			return false
+		}
+		f.mode, f.hasMode = os.FileMode(mode), true
+	}
+	c.file = f
+	return true
+}
+
+func (l *loader) rpmCheck(c *Check, v *yaml.Node, what string) bool {
+	keys, ok := l.scalarOr(v, "name", what, "name", "min_version")
+	if !ok {
+		return false
+	}
+	r := &rpmSpec{}
+	if r.name, ok = l.str(keys["name"], what+": name"); !ok {
+		return false
+	}
+	if !rpmNameRE.MatchString(r.name) {
+		l.errorf(keys["name"], "%s: %q is not a package name", what, r.name)
+		return false
+	}
+	if m := keys["min_version"]; m != nil {
+		if r.minVersion, ok = l.str(m, what+": min_version"); !ok {
+			return false
+		}
+		if !rpmVerRE.MatchString(r.minVersion) {
+			l.errorf(m, "%s: min_version %q: want [epoch:]version[-release], such as 6.0 or 258.4-1", what, r.minVersion)
+			return false
+		}
+	}
+	c.rpm = r
+	return true
+}
+
+func (l *loader) unitCheck(c *Check, v *yaml.Node, what string) bool {
+	keys, ok := l.scalarOr(v, "name", what, "name", "state")
+	if !ok {
+		return false
+	}
+	u := &unitSpec{state: "enabled"}
+	if u.name, ok = l.str(keys["name"], what+": name"); !ok {
+		return false
+	}
+	if !unitRE.MatchString(u.name) {
+		l.errorf(keys["name"], "%s: %q is not a unit name", what, u.name)
+		return false
+	}
+	if !strings.Contains(u.name, ".") {
+		u.name += ".service"
+	}
+	if s := keys["state"]; s != nil {
+		if u.state, ok = l.str(s, what+": state"); !ok {
+			return false
+		}
+		if u.state != "enabled" && u.state != "active" {
+			l.errorf(s, "%s: state %q: want enabled or active", what, u.state)
+			return false
+		}
+	}
+	c.unit = u
+	return true
+}
+
+func (l *loader) sysctlCheck(c *Check, v *yaml.Node, what string) bool {
+	keys, ok := l.mapping(v, what, "name", "value")
+	if !ok {
+		return false
+	}
+	if keys["name"] == nil || keys["value"] == nil {
+		l.errorf(v, "%s: want name and value", what)
+		return false
+	}
+	s := &sysctlSpec{}
+	if s.name, ok = l.str(keys["name"], what+": name"); !ok {
+		return false
+	}
+	if !sysctlRE.MatchString(s.name) || strings.Contains(s.name, "..") {
+		l.errorf(keys["name"], "%s: %q is not a sysctl name such as kernel.kptr_restrict", what, s.name)
+		return false
+	}
+	vals, ok := l.strings(keys["value"], what+": value")
+	if !ok {
+		return false
+	}
+	for _, x := range vals {
+		s.values = append(s.values, strings.Join(strings.Fields(x), " "))
+	}
+	c.sysctl = s
+	return true
+}
+
+func (l *loader) moduleCheck(c *Check, v *yaml.Node, what string) bool {
+	keys, ok := l.scalarOr(v, "name", what, "name", "parameter", "value")
+	if !ok {
+		return false
+	}
+	m := &moduleSpec{}
+	if m.name, ok = l.str(keys["name"], what+": name"); !ok {
+		return false
+	}
+	if !moduleRE.MatchString(m.name) {
+		l.errorf(keys["name"], "%s: %q is not a module name", what, m.name)
+		return false
+	}
+	m.name = strings.ReplaceAll(m.name, "-", "_")
+	if (keys["parameter"] == nil) != (keys["value"] == nil) {
+		l.errorf(v, "%s: parameter and value go together", what)
+		return false
+	}
+	if p := keys["parameter"]; p != nil {
+		if m.parameter, ok = l.str(p, what+": parameter"); !ok {
+			return false
+		}
+		if !moduleRE.MatchString(m.parameter) {
+			l.errorf(p, "%s: %q is not a parameter name", what, m.parameter)
+			return false
+		}
+		if m.value, ok = l.str(keys["value"], what+": value"); !ok {
+			return false
+		}
+	}
+	c.module = m
+	return true
+}
+
+func (l *loader) repoCheck(c *Check, v *yaml.Node, what string) bool {
+	keys := map[string]*yaml.Node{"id": v}
+	ok := true
+	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+		if keys, ok = l.mapping(v, what, "id", "url", "metadata", "timeout"); !ok {
+			return false
+		}
+	}
+	r := &repoSpec{timeout: defaultRepoTimout}
+	if n := keys["id"]; n != nil {
+		if r.id, ok = l.str(n, what+": id"); !ok {
+			return false
+		}
+		if _, err := filepath.Match(r.id, ""); err != nil || r.id == "" {
+			l.errorf(n, "%s: id %q: want a repository id or a glob", what, r.id)
+			return false
+		}
+	}
+	if n := keys["url"]; n != nil {
+		if r.url, ok = l.str(n, what+": url"); !ok {
+			return false
+		}
+	}
+	if r.id == "" && r.url == "" {
+		l.errorf(v, "%s: want id, url or both", what)
+		return false
+	}
+	if n := keys["metadata"]; n != nil {
+		if r.metadata, ok = l.boolean(n, what+": metadata"); !ok {
+			return false
+		}
+	}
+	if n := keys["timeout"]; n != nil {
+		if r.timeout, ok = l.duration(n, what+": timeout", maxRepoTimeout); !ok {
+			return false
+		}
+	}
+	c.repo = r
+	return true
+}
+
+func (l *loader) execCheck(c *Check, v *yaml.Node, what string) bool {
+	var keys map[string]*yaml.Node
+	ok := true
+	if v.Kind == yaml.SequenceNode {
+		keys = map[string]*yaml.Node{"argv": v}
+	} else if keys, ok = l.mapping(v, what, "argv", "timeout"); !ok {
+		return false
+	}
+	e := &execSpec{timeout: defaultExecTimout}
+	argv := keys["argv"]
+	if argv == nil || argv.Kind != yaml.SequenceNode || len(argv.Content) == 0 {
+		l.errorf(v, "%s: want argv, a non-empty list: the program and its arguments (no shell)", what)
+		return false
+	}
+	for _, a := range argv.Content {
+		s, ok := l.str(a, what+": argv")
+		if !ok {
+			return false
+		}
+		if strings.ContainsRune(s, 0) {
+			l.errorf(a, "%s: argv holds a NUL byte", what)
+			return false
+		}
+		e.argv = append(e.argv, s)
+	}
+	if !filepath.IsAbs(e.argv[0]) {
+		l.errorf(argv.Content[0], "%s: argv[0] %q: want an absolute path (the probe does not search its PATH)", what, e.argv[0])
+		return false
+	}
+	if n := keys["timeout"]; n != nil {
+		if e.timeout, ok = l.duration(n, what+": timeout", maxExecTimeout); !ok {
+			return false
+		}
+	}
+	c.exec = e
+	return true
+}

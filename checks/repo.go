@@ -1,0 +1,230 @@
+package checks
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+)
+
+// repoDirs hold dnf repository files under the root: the admin's, the
+// distribution's (dnf5 reads /etc/distro.repos.d and /usr/share/dnf5/repos.d
+// too).
+var repoDirs = []string{"/etc/yum.repos.d", "/etc/distro.repos.d", "/usr/share/dnf5/repos.d"}
+
+// repoSection is one [id] section of a .repo file.
+type repoSection struct {
+	id, file string
+	line     int
+	keys     map[string]string
+}
+
+func (r repoSection) enabled() bool {
+	v, ok := r.keys["enabled"]
+	if !ok {
+		return true // dnf's default
+	}
+	switch strings.ToLower(v) {
+	case "1", "yes", "true", "on":
+		return true
+	}
+	return false
+}
+
+// parseRepoFile parses a dnf .repo file (INI: [section] headers, key=value
+// lines, '#' and ';' comments, indented continuation lines appended to the
+// previous value, as baseurl lists use).
+func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
+	var out []repoSection
+	var cur *repoSection
+	lastKey := ""
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), 64<<10)
+	for n := 1; sc.Scan(); n++ {
+		raw := sc.Text()
+		line := strings.TrimSpace(raw)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		if raw[0] == ' ' || raw[0] == '\t' {
+			if cur != nil && lastKey != "" {
+				cur.keys[lastKey] += " " + line
+				continue
+			}
+		}
+		if line[0] == '[' {
+			if !strings.HasSuffix(line, "]") || len(line) < 3 {
+				return out, fmt.Errorf("%s:%d: malformed section header %q", name, n, truncate(line, 60))
+			}
+			out = append(out, repoSection{id: strings.TrimSpace(line[1 : len(line)-1]), file: name, line: n, keys: map[string]string{}})
+			cur = &out[len(out)-1]
+			lastKey = ""
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok || cur == nil {
+			return out, fmt.Errorf("%s:%d: want key=value inside a [repository] section, got %q", name, n, truncate(line, 60))
+		}
+		lastKey = strings.ToLower(strings.TrimSpace(k))
+		cur.keys[lastKey] = strings.TrimSpace(v)
+	}
+	return out, sc.Err()
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+func (env *Env) repos() ([]repoSection, []string) {
+	var all []repoSection
+	var problems []string
+	for _, dir := range repoDirs {
+		matches, _ := filepath.Glob(filepath.Join(env.Paths.Root(dir), "*.repo"))
+		slices.Sort(matches)
+		for _, m := range matches {
+			text, err := readSmall(m)
+			if err != nil {
+				problems = append(problems, fmt.Sprintf("%s/%s: %v", dir, filepath.Base(m), unwrapPath(err)))
+				continue
+			}
+			secs, err := parseRepoFile(dir+"/"+filepath.Base(m), strings.NewReader(text))
+			if err != nil {
+				problems = append(problems, err.Error())
+			}
+			all = append(all, secs...)
+		}
+	}
+	return all, problems
+}
+
+func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
+	all, problems := env.repos()
+	want := describeRepo(r)
+	var disabled []string
+	for _, s := range all {
+		if r.id != "" {
+			if ok, _ := filepath.Match(r.id, s.id); !ok {
+				continue
+			}
+		}
+		if r.url != "" && !strings.Contains(s.keys["baseurl"]+" "+s.keys["metalink"]+" "+s.keys["mirrorlist"], r.url) {
+			continue
+		}
+		where := fmt.Sprintf("[%s] in %s", s.id, s.file)
+		if !s.enabled() {
+			disabled = append(disabled, where)
+			continue
+		}
+		if !r.metadata {
+			return true, where + " is enabled"
+		}
+		return env.repoMetadata(ctx, r, s, where)
+	}
+	msg := "no enabled repository matches " + want
+	if len(disabled) > 0 {
+		msg += "; disabled: " + strings.Join(disabled, ", ")
+	} else if len(all) == 0 {
+		msg += fmt.Sprintf("; no repository files in %s under %s", strings.Join(repoDirs, ", "), env.Paths.RootFS)
+	}
+	if len(problems) > 0 {
+		msg += "; " + strings.Join(problems, "; ")
+	}
+	return false, msg
+}
+
+func describeRepo(r *repoSpec) string {
+	var parts []string
+	if r.id != "" {
+		parts = append(parts, "id "+r.id)
+	}
+	if r.url != "" {
+		parts = append(parts, "url containing "+r.url)
+	}
+	return strings.Join(parts, " and ")
+}
+
+// repoMetadata fetches <baseurl>/repodata/repomd.xml of the first baseurl
+// with the dnf variables substituted, within the check's timeout.
+func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (bool, string) {
+	urls := strings.FieldsFunc(s.keys["baseurl"], func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })
+	if len(urls) == 0 {
+		return false, where + " has no baseurl (metalink and mirrorlist are not fetched)"
+	}
+	u := strings.TrimSuffix(env.expandRepoVars(urls[0]), "/") + "/repodata/repomd.xml"
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return false, fmt.Sprintf("%s: baseurl %s: %v", where, u, err)
+	}
+	client := env.HTTPClient
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return false, fmt.Sprintf("%s: %s not reachable within %s", where, u, r.timeout)
+		}
+		return false, fmt.Sprintf("%s: %v", where, err)
+	}
+	defer resp.Body.Close()
+	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		return false, fmt.Sprintf("%s: GET %s: %s", where, u, resp.Status)
+	}
+	return true, fmt.Sprintf("%s is enabled and %s answers", where, u)
+}
+
+// expandRepoVars substitutes $basearch, $arch and $releasever (from
+// VERSION_ID of the root's os-release), and any variable defined in
+// /etc/dnf/vars under the root.
+func (env *Env) expandRepoVars(s string) string {
+	vars := map[string]string{"basearch": env.basearch(), "arch": env.basearch()}
+	for _, f := range []string{"/etc/os-release", "/usr/lib/os-release"} {
+		text, err := readSmall(env.Paths.Root(f))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(text, "\n") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "VERSION_ID="); ok {
+				vars["releasever"] = strings.Trim(v, `"'`)
+			}
+		}
+		break
+	}
+	entries, _ := os.ReadDir(env.Paths.Root("/etc/dnf/vars"))
+	for _, e := range entries {
+		if v, err := readSmall(filepath.Join(env.Paths.Root("/etc/dnf/vars"), e.Name())); err == nil {
+			vars[e.Name()] = strings.TrimSpace(v)
+		}
+	}
+	return os.Expand(s, func(k string) string {
+		if v, ok := vars[k]; ok {
+			return v
+		}
+		return "$" + k
+	})
+}
+
+func (env *Env) basearch() string {
+	if env.Arch != "" {
+		return env.Arch
+	}
+	switch runtime.GOARCH {
+	case "amd64":
+		return "x86_64"
+	case "arm64":
+		return "aarch64"
+	}
+	return runtime.GOARCH
+}

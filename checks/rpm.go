@@ -1,0 +1,279 @@
+package checks
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode"
+
+	// The sqlite driver for rpm ≥ 4.16 databases: pure Go, so the probe
+	// stays a static binary without cgo.
+	_ "github.com/glebarez/go-sqlite"
+	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
+)
+
+// rpmDBFiles are the rpm databases looked for under the root, newest layout
+// first: rpm ≥ 4.16's sqlite database under /usr/lib/sysimage/rpm (Azure
+// Linux 4.0, Fedora ≥ 36, where /var/lib/rpm links to it), the same under
+// /var/lib/rpm (Azure Linux 3.0), then the ndb and Berkeley DB formats.
+var rpmDBFiles = []string{
+	"/usr/lib/sysimage/rpm/rpmdb.sqlite",
+	"/var/lib/rpm/rpmdb.sqlite",
+	"/usr/lib/sysimage/rpm/Packages.db",
+	"/var/lib/rpm/Packages.db",
+	"/var/lib/rpm/Packages",
+}
+
+type rpmPackage struct {
+	Name, Version, Release, Arch string
+	Epoch                        int
+}
+
+func (p rpmPackage) evr() string {
+	s := p.Version + "-" + p.Release
+	if p.Epoch > 0 {
+		s = strconv.Itoa(p.Epoch) + ":" + s
+	}
+	return s
+}
+
+func (p rpmPackage) String() string {
+	s := p.Name + "-" + p.evr()
+	if p.Arch != "" {
+		s += "." + p.Arch
+	}
+	return s
+}
+
+// rpmCache keeps the package list of the database read last, keyed by its
+// path, size and modification time (and its write-ahead log's): the daemon
+// evaluates the checks every minute, and a host's database is tens of
+// megabytes that change only when packages do.
+var rpmCache struct {
+	sync.Mutex
+	key string
+	db  *rpmDB
+}
+
+type rpmDB struct {
+	path     string // inside the root
+	packages map[string][]rpmPackage
+}
+
+// openRPMDB reads the package list of the first rpm database found under
+// the root. A sqlite database is copied (with its write-ahead log) to a
+// temporary directory first: sqlite writes lock and journal files next to
+// the database it opens, which must not happen in a mounted image or under
+// a running rpm.
+func openRPMDB(p interface{ Root(...string) string }) (*rpmDB, error) {
+	for _, rel := range rpmDBFiles {
+		path := p.Root(rel)
+		fi, err := os.Stat(path)
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
+		if wal, err := os.Stat(path + "-wal"); err == nil {
+			key += fmt.Sprintf("\x00%d\x00%d", wal.Size(), wal.ModTime().UnixNano())
+		}
+		rpmCache.Lock()
+		defer rpmCache.Unlock()
+		if rpmCache.key == key {
+			return rpmCache.db, nil
+		}
+		pkgs, err := readRPMDB(path)
+		if err != nil {
+			return nil, fmt.Errorf("rpm database %s: %w", rel, err)
+		}
+		db := &rpmDB{path: rel, packages: map[string][]rpmPackage{}}
+		for _, pk := range pkgs {
+			db.packages[pk.Name] = append(db.packages[pk.Name], pk)
+		}
+		rpmCache.key, rpmCache.db = key, db
+		return db, nil
+	}
+	return nil, fmt.Errorf("no rpm database under %s (looked in /usr/lib/sysimage/rpm and /var/lib/rpm)", p.Root("/"))
+}
+
+func readRPMDB(path string) (pkgs []rpmPackage, err error) {
+	defer func() {
+		// The database is data from the image: a malformed one is an
+		// error, never a crash of the probe.
+		if r := recover(); r != nil {
+			pkgs, err = nil, fmt.Errorf("malformed database: %v", r)
+		}
+	}()
+	open := path
+	if strings.HasSuffix(path, ".sqlite") {
+		dir, err := os.MkdirTemp("", "azurelinux-probe-rpmdb-")
+		if err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+		open = filepath.Join(dir, "rpmdb.sqlite")
+		if err := copyFile(path, open); err != nil {
+			return nil, err
+		}
+		if err := copyFile(path+"-wal", open+"-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	db, err := rpmdb.Open(open)
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	list, err := db.ListPackages()
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range list {
+		pk := rpmPackage{Name: p.Name, Version: p.Version, Release: p.Release, Arch: p.Arch}
+		if p.EpochNum() > 0 {
+			pk.Epoch = p.EpochNum()
+		}
+		pkgs = append(pkgs, pk)
+	}
+	return pkgs, nil
+}
+
+func copyFile(src, dst string) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return err
+	}
+	return out.Close()
+}
+
+// compareEVR compares two [epoch:]version[-release] strings as rpm does:
+// epochs numerically (missing is 0), then version and release with
+// rpmvercmp. A release is compared only when both sides have one, so "258"
+// compares with "258.4-4.azl4" on the version alone.
+func compareEVR(a, b string) int {
+	ea, va, ra := splitEVR(a)
+	eb, vb, rb := splitEVR(b)
+	if ea != eb {
+		if ea < eb {
+			return -1
+		}
+		return 1
+	}
+	if c := rpmvercmp(va, vb); c != 0 {
+		return c
+	}
+	if ra == "" || rb == "" {
+		return 0
+	}
+	return rpmvercmp(ra, rb)
+}
+
+func splitEVR(s string) (epoch int, version, release string) {
+	if i := strings.IndexByte(s, ':'); i >= 0 {
+		epoch, _ = strconv.Atoi(s[:i])
+		s = s[i+1:]
+	}
+	version, release, _ = strings.Cut(s, "-")
+	return epoch, version, release
+}
+
+// rpmvercmp is rpm's version comparison (rpmio/rpmvercmp.c): alternating
+// runs of digits and letters compared segment by segment, digits
+// numerically and newer than letters, '~' sorting before anything (even the
+// end) and '^' after the end but before anything else.
+func rpmvercmp(a, b string) int {
+	if a == b {
+		return 0
+	}
+	isAlnum := func(c byte) bool { return c < 128 && (unicode.IsDigit(rune(c)) || unicode.IsLetter(rune(c))) }
+	for len(a) > 0 || len(b) > 0 {
+		for len(a) > 0 && !isAlnum(a[0]) && a[0] != '~' && a[0] != '^' {
+			a = a[1:]
+		}
+		for len(b) > 0 && !isAlnum(b[0]) && b[0] != '~' && b[0] != '^' {
+			b = b[1:]
+		}
+		// Tilde: sorts before everything, even the end.
+		if len(a) > 0 && a[0] == '~' || len(b) > 0 && b[0] == '~' {
+			if len(a) == 0 || a[0] != '~' {
+				return 1
+			}
+			if len(b) == 0 || b[0] != '~' {
+				return -1
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
+		// Caret: sorts after the end but before anything else.
+		if len(a) > 0 && a[0] == '^' || len(b) > 0 && b[0] == '^' {
+			if len(a) == 0 {
+				return -1
+			}
+			if len(b) == 0 {
+				return 1
+			}
+			if a[0] != '^' {
+				return 1
+			}
+			if b[0] != '^' {
+				return -1
+			}
+			a, b = a[1:], b[1:]
+			continue
+		}
+		if len(a) == 0 || len(b) == 0 {
+			break
+		}
+		digit := a[0] >= '0' && a[0] <= '9'
+		seg := func(s string) (string, string) {
+			i := 0
+			for i < len(s) && ((digit && s[i] >= '0' && s[i] <= '9') || (!digit && s[i] < 128 && unicode.IsLetter(rune(s[i])))) {
+				i++
+			}
+			return s[:i], s[i:]
+		}
+		var sa, sb string
+		sa, a = seg(a)
+		sb, b = seg(b)
+		if sb == "" {
+			// Segments of different types: numeric is newer.
+			if digit {
+				return 1
+			}
+			return -1
+		}
+		if digit {
+			sa = strings.TrimLeft(sa, "0")
+			sb = strings.TrimLeft(sb, "0")
+			if len(sa) != len(sb) {
+				if len(sa) > len(sb) {
+					return 1
+				}
+				return -1
+			}
+		}
+		if c := strings.Compare(sa, sb); c != 0 {
+			return c
+		}
+	}
+	switch {
+	case len(a) == 0 && len(b) == 0:
+		return 0
+	case len(a) == 0:
+		return -1
+	}
+	return 1
+}

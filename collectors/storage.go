@@ -1,0 +1,235 @@
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+func init() {
+	register(Spec{
+		Name:           "storage",
+		DefaultEnabled: true,
+		Interval:       time.Minute,
+		Timeout:        5 * time.Second,
+		New:            newStorageCollector,
+	})
+}
+
+// storageCollector reports how the disks are attached. Azure is moving VMs
+// from the synthetic SCSI controller (hv_storvsc: sda, sdb) to NVMe
+// (nvme0n1, …), which renames every device; the /dev/disk/azure links that
+// azure-vm-utils' udev rules create are the stable names, so both are
+// reported.
+type storageCollector struct {
+	paths Paths
+
+	info, size, links, link *prometheus.Desc
+}
+
+func newStorageCollector(env Env, _ any) (Collector, error) {
+	return &storageCollector{
+		paths: env.Paths,
+		info: newDesc("storage", "disk_info",
+			"One whole disk under /sys/block; constant 1. transport is scsi (any SCSI disk: hv_storvsc on Hyper-V/Azure, virtio_scsi, SAS, SATA through libata), "+
+				"nvme, virtio (virtio_blk) or other; driver is the host adapter's driver (hv_storvsc, nvme, virtio_blk, ahci, …). "+
+				"Virtual devices (loop, ram, zram, dm, md, nbd), NVMe multipath path devices and optical drives are left out.",
+			"device", "transport", "model", "driver"),
+		size: newDesc("storage", "disk_size_bytes",
+			"Capacity of the whole disk in bytes (/sys/block/<device>/size × 512).", "device"),
+		links: newDesc("storage", "azure_disk_links",
+			"Symbolic links under /dev/disk/azure/, created by azure-vm-utils' (and WALinuxAgent's) udev rules; "+
+				"0 on an Azure VM means the image lost those rules. Absent when the root has no /dev/disk."),
+		link: newDesc("storage", "azure_disk_link_info",
+			"One /dev/disk/azure/ link (relative to that directory, e.g. os, resource, data/by-lun/0, local/by-serial/<serial>) "+
+				"and the device it points at; constant 1.", "link", "target"),
+	}, nil
+}
+
+func (c *storageCollector) Update(_ context.Context, m *Metrics) error {
+	disks, derr := c.updateDisks(m)
+	links, lerr := c.updateLinks(m)
+	if !disks && !links && derr == nil && lerr == nil {
+		return ErrNoData
+	}
+	return errors.Join(derr, lerr)
+}
+
+// virtualBlock holds the kernel's purely virtual block devices.
+const virtualBlock = "/devices/virtual/block/"
+
+// nonAdapterDrivers are the SCSI upper-level drivers bound to a SCSI device
+// itself; the adapter's driver sits further up the device path.
+var nonAdapterDrivers = map[string]bool{"sd": true, "sr": true, "st": true, "sg": true, "ses": true, "ch": true}
+
+func (c *storageCollector) updateDisks(m *Metrics) (bool, error) {
+	entries, err := os.ReadDir(c.paths.Sys("block"))
+	if isNotExist(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("disks: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		name := e.Name()
+		dir := c.paths.Sys("block", name)
+		real, err := filepath.EvalSymlinks(dir)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
+			continue
+		}
+		if strings.Contains(filepath.ToSlash(real)+"/", virtualBlock) || isVirtualName(name) {
+			continue
+		}
+		// NVMe multipath: the per-path devices (nvme0c0n1) are hidden;
+		// the head (nvme0n1) is the disk.
+		if v, err := readValue(filepath.Join(dir, "hidden")); err == nil && v == "1" {
+			continue
+		}
+		// SCSI peripheral type 5 is a CD/DVD drive (Azure's provisioning
+		// media), not a disk.
+		if v, err := readValue(filepath.Join(dir, "device", "type")); err == nil && v == "5" {
+			continue
+		}
+
+		model, err := readValue(filepath.Join(dir, "device", "model"))
+		if err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
+		}
+		driver, transport := c.attachment(name, dir)
+		m.Gauge(c.info, 1, name, transport, model, driver)
+
+		switch sectors, err := readUint(filepath.Join(dir, "size")); {
+		case err == nil:
+			m.Gauge(c.size, float64(sectors)*512, name)
+		case !isNotExist(err):
+			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
+		}
+	}
+	return true, errors.Join(errs...)
+}
+
+// isVirtualName catches virtual devices on a sysfs whose /sys/block entries
+// are not links into /sys/devices (old CONFIG_SYSFS_DEPRECATED layouts,
+// copied trees).
+func isVirtualName(name string) bool {
+	for _, p := range []string{"loop", "ram", "zram", "dm-", "md", "nbd"} {
+		if strings.HasPrefix(name, p) {
+			return true
+		}
+	}
+	return false
+}
+
+// attachment returns the disk's adapter driver and its transport. The
+// driver is the first one bound on the way from the disk's device up the
+// device path, skipping SCSI upper-level drivers (sd): hv_storvsc for a
+// VMBus SCSI disk, nvme for the PCI function of an NVMe controller,
+// virtio_blk for a virtio disk. An NVMe multipath head hangs off a virtual
+// nvme-subsystem device, so its driver is its first controller's.
+func (c *storageCollector) attachment(name, dir string) (driver, transport string) {
+	dev, err := filepath.EvalSymlinks(filepath.Join(dir, "device"))
+	if err == nil {
+		driver = c.adapterDriver(dev)
+		if driver == "" && strings.Contains(filepath.ToSlash(dev), "/nvme-subsystem/") {
+			// The subsystem links each of its controllers (nvme0, …)
+			// next to its namespace heads (nvme0n1, …).
+			entries, _ := os.ReadDir(dev)
+			for _, e := range entries {
+				if e.Type()&fs.ModeSymlink == 0 || !strings.HasPrefix(e.Name(), "nvme") {
+					continue
+				}
+				if ctrl, err := filepath.EvalSymlinks(filepath.Join(dev, e.Name())); err == nil {
+					if driver = c.adapterDriver(ctrl); driver != "" {
+						break
+					}
+				}
+			}
+		}
+	}
+	upper := ""
+	if l, err := os.Readlink(filepath.Join(dir, "device", "driver")); err == nil {
+		upper = filepath.Base(l)
+	}
+	switch {
+	case strings.HasPrefix(name, "nvme"):
+		transport = "nvme"
+	case driver == "virtio_blk":
+		transport = "virtio"
+	case upper == "sd" || driver == "hv_storvsc" || driver == "virtio_scsi":
+		transport = "scsi"
+	default:
+		transport = "other"
+	}
+	return driver, transport
+}
+
+func (c *storageCollector) adapterDriver(dev string) string {
+	stop := filepath.Clean(c.paths.Sys("devices"))
+	if real, err := filepath.EvalSymlinks(stop); err == nil {
+		stop = real
+	}
+	for d, i := filepath.Clean(dev), 0; i < 32 && d != stop && d != "/" && d != "."; d, i = filepath.Dir(d), i+1 {
+		l, err := os.Readlink(filepath.Join(d, "driver"))
+		if err != nil {
+			continue
+		}
+		if drv := filepath.Base(l); !nonAdapterDrivers[drv] {
+			return drv
+		}
+	}
+	return ""
+}
+
+// maxAzureLinks bounds the link series: a VM has at most 64 data disks, a
+// few partitions each, and a handful of local disks.
+const maxAzureLinks = 1000
+
+func (c *storageCollector) updateLinks(m *Metrics) (bool, error) {
+	if !exists(c.paths.Root("dev/disk")) {
+		return false, nil
+	}
+	base := c.paths.Root("dev/disk/azure")
+	type link struct{ name, target string }
+	var links []link
+	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if path == base && isNotExist(err) {
+				return fs.SkipAll
+			}
+			return err
+		}
+		if d.Type()&fs.ModeSymlink == 0 {
+			return nil
+		}
+		if len(links) == maxAzureLinks {
+			return fmt.Errorf("more than %d links", maxAzureLinks)
+		}
+		target, err := os.Readlink(path)
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(base, path)
+		if err != nil {
+			return err
+		}
+		links = append(links, link{filepath.ToSlash(rel), filepath.Base(target)})
+		return nil
+	})
+	if err != nil {
+		return true, fmt.Errorf("azure disk links: %s: %w", base, err)
+	}
+	m.Gauge(c.links, float64(len(links)))
+	for _, l := range links {
+		m.Gauge(c.link, 1, l.name, l.target)
+	}
+	return true, nil
+}
