@@ -13,7 +13,7 @@ LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REV
 BIN := build/azurelinux-probe
 ARGS ?=
 
-# Tools the tests need: command:debian-package:azure-linux-package.
+# Tools the tests need: command (or file):debian-package:azure-linux-package.
 # debootstrap, systemd-nspawn and nsenter boot the real systemd the systemd
 # collector's live test reads; dbus-daemon hosts its fault tests; rpm makes
 # a real rpm database for the userland collector's test.
@@ -37,9 +37,14 @@ RPM_NODEPS = $(shell rpm -q rpm >/dev/null 2>&1 || echo --nodeps)
 RPMBUILD_DEFS = --define "_topdir $(CURDIR)/build/rpmbuild" --define "_sourcedir $(CURDIR)/$(DIST)" \
 	--define "_rpmdir $(CURDIR)/$(DIST)" --define "_srcrpmdir $(CURDIR)/$(DIST)"
 
+# What `make generate` needs to rebuild the eBPF canary (bpf/). Building the
+# probe does not: the generated object and Go code are committed. Outside CI
+# the test comparing them with a regeneration runs only when clang is there.
+BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers.h:libbpf-dev:libbpf-devel
+
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet unit race promtool-check tools fmt-check bench fuzz clean \
+.PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean \
 	tarball rpm repo package-test
 
 all: build
@@ -51,7 +56,12 @@ run: build
 	./$(BIN) $(ARGS)
 
 tools:
-	scripts/need-tools.sh $(TEST_TOOLS)
+	scripts/need-tools.sh $(TEST_TOOLS) $(if $(filter true,$(CI)),$(BPF_TOOLS))
+
+# Rebuild bpf/canary_bpf{el,eb}.{o,go} from bpf/canary.c with bpf2go.
+generate:
+	scripts/need-tools.sh $(BPF_TOOLS)
+	$(GO) generate ./bpf/...
 
 test: tools fmt-check vet unit race promtool-check package-test
 
@@ -63,8 +73,9 @@ vet:
 	$(GO) vet ./...
 
 # Unit, golden end-to-end, live (this host's kernel, a real systemd booted in
-# a container) and serve tests. The 30-second concurrency test runs in full
-# under the race detector below.
+# a container) and serve tests; in bpf/, the check that the committed canary
+# object is what its source compiles to. The 30-second concurrency test runs
+# in full under the race detector below.
 unit:
 	scripts/with-kernel-fs.sh scripts/with-systemd-container.sh $(GO) test -count=1 -short ./...
 

@@ -4,6 +4,7 @@ go 1.26.0
 
 require (
 	github.com/alecthomas/kingpin/v2 v2.4.0
+	github.com/cilium/ebpf v0.22.0
 	github.com/coreos/go-systemd/v22 v22.7.0
 	github.com/glebarez/go-sqlite v1.20.3
 	github.com/godbus/dbus/v5 v5.1.0
@@ -56,3 +57,5 @@ require (
 	modernc.org/memory v1.5.0 // indirect
 	modernc.org/sqlite v1.20.3 // indirect
 )
+
+tool github.com/cilium/ebpf/cmd/bpf2go

@@ -2,15 +2,23 @@
 # need-tools.sh TOOL:DEBIAN_PACKAGE:DNF_PACKAGE ...
 #
 # Makes sure each TOOL is on the PATH, installing its package with apt-get
-# (Debian) or dnf5/dnf (Azure Linux, Fedora) when it is missing. A tool that
+# (Debian) or dnf5/dnf (Azure Linux, Fedora) when it is missing. A TOOL that
+# contains a slash is a file that must exist (a header, say). A tool that
 # is still missing afterwards is an error: tests never skip silently for want
 # of a tool.
 set -euo pipefail
 
+have() {
+	case "$1" in
+	*/*) [ -e "$1" ] ;;
+	*) command -v "$1" >/dev/null 2>&1 ;;
+	esac
+}
+
 missing=()
 for spec in "$@"; do
 	IFS=: read -r tool deb rpm <<<"$spec"
-	command -v "$tool" >/dev/null 2>&1 || missing+=("$spec")
+	have "$tool" || missing+=("$spec")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 
@@ -37,7 +45,7 @@ fi
 status=0
 for spec in "${missing[@]}"; do
 	IFS=: read -r tool _ _ <<<"$spec"
-	if ! command -v "$tool" >/dev/null 2>&1; then
+	if ! have "$tool"; then
 		echo "need-tools: $tool is missing and could not be installed" >&2
 		status=1
 	fi

@@ -1,0 +1,691 @@
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/features"
+	"github.com/cilium/ebpf/link"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/bpf"
+)
+
+// The ebpf collector answers three questions about the running kernel: what
+// eBPF program and map types it can load (a feature matrix), what is loaded
+// now (a host-wide inventory), and whether a real CO-RE program loads,
+// attaches and runs right now (the canary in bpf/).
+//
+// Sysctls, the BTF file and the bpffs mount are files and are read against
+// fixture trees too. Everything else asks the kernel through bpf(2) and is
+// collected only when procfs is the live /proc of the kernel this process
+// runs on; against a fixture tree it is skipped, not failed.
+//
+// Privileges (see docs/metrics.md and the README): the feature probes need
+// CAP_BPF (network program and map types also CAP_NET_ADMIN, tracing types
+// CAP_PERFMON), the canary CAP_BPF and CAP_PERFMON, the inventory
+// CAP_SYS_ADMIN (BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID allow nothing less),
+// and reading net.core.bpf_jit_harden, bpf_jit_kallsyms and bpf_jit_limit
+// needs CAP_SYS_ADMIN as well. CAP_SYS_ADMIN stands in for all of them. What
+// the probe lacks is skipped with one log line and no series; the collector
+// still succeeds.
+func init() {
+	register(Spec{
+		Name:           "ebpf",
+		DefaultEnabled: true,
+		// The canary loads a program into the kernel and the first feature
+		// probes take about half a second: refresh every few minutes.
+		Interval: 5 * time.Minute,
+		Timeout:  30 * time.Second,
+		Options:  func() any { return defaultEBPFOptions() },
+		New:      newEBPFCollector,
+	})
+}
+
+type ebpfOptions struct {
+	// ProgramTypes and MapTypes are probed for
+	// azurelinux_ebpf_program_type_supported and map_type_supported, and
+	// reported as 0 by the inventory when none is loaded. Names are the
+	// kernel's (BPF_PROG_TYPE_XDP is xdp), as bpftool prints them.
+	ProgramTypes []string `yaml:"program_types"`
+	MapTypes     []string `yaml:"map_types"`
+	// Inventory counts the programs, maps and links loaded on the host.
+	Inventory bool `yaml:"inventory" flag:"inventory" help:"Count the eBPF programs, maps and links loaded on the host (needs CAP_SYS_ADMIN)."`
+	// InventoryLimit bounds the objects of each kind (programs, maps, links)
+	// one refresh walks; a host with more reports an error and no counts of
+	// that kind rather than a wrong count.
+	InventoryLimit int `yaml:"inventory_limit"`
+	// Canary loads, attaches and runs the canary program on every refresh.
+	Canary bool `yaml:"canary" flag:"canary" help:"Load, attach and run the CO-RE canary program on every refresh (needs CAP_BPF and CAP_PERFMON)."`
+}
+
+func defaultEBPFOptions() *ebpfOptions {
+	return &ebpfOptions{
+		ProgramTypes: []string{
+			"socket_filter", "kprobe", "sched_cls", "tracepoint", "xdp", "perf_event", "cgroup_skb",
+			"cgroup_sock", "raw_tracepoint", "cgroup_sock_addr", "tracing", "struct_ops", "lsm",
+			"sk_lookup", "syscall", "netfilter",
+		},
+		MapTypes: []string{
+			"hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array", "lru_hash",
+			"lpm_trie", "sk_storage", "ringbuf", "inode_storage", "task_storage", "bloom_filter",
+			"user_ringbuf", "arena",
+		},
+		Inventory:      true,
+		InventoryLimit: 65536,
+		Canary:         true,
+	}
+}
+
+// progTypeNames, mapTypeNames and linkTypeNames are the kernel's names of
+// enum bpf_prog_type, bpf_map_type and bpf_link_type (include/uapi/linux/
+// bpf.h, as libbpf and bpftool print them), indexed by value. A value past
+// the end, from a newer kernel, is reported as unknown_<value>.
+var (
+	progTypeNames = []string{
+		"unspec", "socket_filter", "kprobe", "sched_cls", "sched_act", "tracepoint", "xdp", "perf_event",
+		"cgroup_skb", "cgroup_sock", "lwt_in", "lwt_out", "lwt_xmit", "sock_ops", "sk_skb",
+		"cgroup_device", "sk_msg", "raw_tracepoint", "cgroup_sock_addr", "lwt_seg6local", "lirc_mode2",
+		"sk_reuseport", "flow_dissector", "cgroup_sysctl", "raw_tracepoint_writable", "cgroup_sockopt",
+		"tracing", "struct_ops", "ext", "lsm", "sk_lookup", "syscall", "netfilter",
+	}
+	mapTypeNames = []string{
+		"unspec", "hash", "array", "prog_array", "perf_event_array", "percpu_hash", "percpu_array",
+		"stack_trace", "cgroup_array", "lru_hash", "lru_percpu_hash", "lpm_trie", "array_of_maps",
+		"hash_of_maps", "devmap", "sockmap", "cpumap", "xskmap", "sockhash", "cgroup_storage",
+		"reuseport_sockarray", "percpu_cgroup_storage", "queue", "stack", "sk_storage", "devmap_hash",
+		"struct_ops", "ringbuf", "inode_storage", "task_storage", "bloom_filter", "user_ringbuf",
+		"cgrp_storage", "arena",
+	}
+	linkTypeNames = []string{
+		"unspec", "raw_tracepoint", "tracing", "cgroup", "iter", "netns", "xdp", "perf_event",
+		"kprobe_multi", "struct_ops", "netfilter", "tcx", "uprobe_multi", "netkit", "sockmap",
+	}
+)
+
+func typeName(names []string, v uint32) string {
+	if int64(v) < int64(len(names)) {
+		return names[v]
+	}
+	return "unknown_" + strconv.FormatUint(uint64(v), 10)
+}
+
+// typeValues maps names back to values for the configured type lists.
+func typeValues(option string, names, list []string) ([]uint32, error) {
+	out := make([]uint32, 0, len(list))
+	for _, n := range list {
+		i := indexOf(names, n)
+		if i <= 0 {
+			return nil, fmt.Errorf("%s: unknown type %q (known: %s)", option, n, strings.Join(names[1:], ", "))
+		}
+		out = append(out, uint32(i))
+	}
+	return out, nil
+}
+
+func indexOf(list []string, s string) int {
+	for i, v := range list {
+		if v == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// Capability bits (include/uapi/linux/capability.h). CAP_PERFMON and CAP_BPF
+// arrived in Linux 5.8; before that CAP_SYS_ADMIN covers them.
+const (
+	capNetAdmin = 12
+	capSysAdmin = 21
+	capPerfmon  = 38
+	capBPF      = 39
+)
+
+var probeCapabilities = []struct {
+	name string
+	bit  uint
+}{{"bpf", capBPF}, {"perfmon", capPerfmon}, {"net_admin", capNetAdmin}, {"sys_admin", capSysAdmin}}
+
+type ebpfCollector struct {
+	paths  Paths
+	logger *slog.Logger
+	opts   *ebpfOptions
+
+	progTypes, mapTypes []uint32
+
+	btf, jitEnabled, jitHarden, jitKallsyms, jitLimit, unprivDisabled, statsEnabled, bpffs *prometheus.Desc
+	capability, progSupported, mapSupported, probeInconclusive                             *prometheus.Desc
+	progsLoaded, mapsLoaded, links                                                         *prometheus.Desc
+	canarySuccess, canaryLoadDuration, canaryVerified                                      *prometheus.Desc
+
+	mu sync.Mutex // guards everything below across overlapping Updates
+	// The inventory's caches: object ID to type. The kernel allocates IDs
+	// cyclically and an object's type never changes, so an ID seen before
+	// costs one GET_NEXT_ID call per refresh instead of opening the object.
+	progCache, mapCache, linkCache map[uint32]uint32
+	// logged is the message last logged per topic, so that a lasting
+	// condition is logged once and not every refresh.
+	logged map[string]string
+	// lastCanary is the program ID of the latest canary run (tests check
+	// that none outlives its run).
+	lastCanary ebpf.ProgramID
+}
+
+func newEBPFCollector(env Env, opts any) (Collector, error) {
+	o := opts.(*ebpfOptions)
+	progTypes, err := typeValues("program_types", progTypeNames, o.ProgramTypes)
+	if err != nil {
+		return nil, err
+	}
+	mapTypes, err := typeValues("map_types", mapTypeNames, o.MapTypes)
+	if err != nil {
+		return nil, err
+	}
+	if o.InventoryLimit <= 0 {
+		return nil, fmt.Errorf("inventory_limit: %d is not positive", o.InventoryLimit)
+	}
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &ebpfCollector{
+		paths:     env.Paths,
+		logger:    logger,
+		opts:      o,
+		progTypes: progTypes,
+		mapTypes:  mapTypes,
+		btf: newDesc("ebpf", "btf_available",
+			"1 when the kernel publishes its BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF, Linux 5.4), which CO-RE programs need to load."),
+		jitEnabled: newDesc("ebpf", "jit_enabled",
+			"Raw net.core.bpf_jit_enable: 0 interpreter, 1 JIT, 2 JIT with debug output."),
+		jitHarden: newDesc("ebpf", "jit_harden",
+			"Raw net.core.bpf_jit_harden: 0 off, 1 for unprivileged programs, 2 for all. Reading it needs CAP_SYS_ADMIN."),
+		jitKallsyms: newDesc("ebpf", "jit_kallsyms",
+			"Raw net.core.bpf_jit_kallsyms: 1 when JITed programs appear in /proc/kallsyms for privileged users. Reading it needs CAP_SYS_ADMIN."),
+		jitLimit: newDesc("ebpf", "jit_limit_bytes",
+			"net.core.bpf_jit_limit: memory the JIT may allocate for unprivileged programs. Reading it needs CAP_SYS_ADMIN."),
+		unprivDisabled: newDesc("ebpf", "unprivileged_disabled",
+			"Raw kernel.unprivileged_bpf_disabled: 0 unprivileged bpf(2) allowed, 1 disabled until reboot, 2 disabled but an admin may re-enable it."),
+		statsEnabled: newDesc("ebpf", "stats_enabled",
+			"Raw kernel.bpf_stats_enabled: 1 when the kernel accounts run time and count of every program (Linux 5.1)."),
+		bpffs: newDesc("ebpf", "bpffs_mounted",
+			"1 when a bpf file system (usually /sys/fs/bpf) is mounted in the probe's mount namespace, where agents pin programs and maps."),
+		capability: newDesc("ebpf", "probe_capability",
+			"1 when the probe's own process holds the capability (bpf, perfmon, net_admin, sys_admin) that live eBPF facts need; live only.",
+			"capability"),
+		progSupported: newDesc("ebpf", "program_type_supported",
+			"1 when the kernel loads programs of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
+			"type"),
+		mapSupported: newDesc("ebpf", "map_type_supported",
+			"1 when the kernel creates maps of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
+			"type"),
+		probeInconclusive: newDesc("ebpf", "feature_probe_inconclusive",
+			"1 for each program or map type (kind is program or map) whose feature probe failed without an answer, for example refused with EPERM; the error is logged. Live only.",
+			"kind", "type"),
+		progsLoaded: newDesc("ebpf", "programs_loaded",
+			"eBPF programs loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+			"type"),
+		mapsLoaded: newDesc("ebpf", "maps_loaded",
+			"eBPF maps loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+			"type"),
+		links: newDesc("ebpf", "links",
+			"eBPF links (program attachments) on the host by type, 0 for known types with none; absent before Linux 5.8, which cannot iterate links. Needs CAP_SYS_ADMIN; live only.",
+			"type"),
+		canarySuccess: newDesc("ebpf", "canary_success",
+			"1 when the canary CO-RE program got through the stage (load, attach, run) in the latest refresh, 0 when it or an earlier stage failed. Live only.",
+			"stage"),
+		canaryLoadDuration: newDesc("ebpf", "canary_load_duration_seconds",
+			"How long loading the canary took: kernel BTF, CO-RE relocation and verification. Live only."),
+		canaryVerified: newDesc("ebpf", "canary_verified_instructions",
+			"Instructions the verifier processed for the canary (Linux 5.16). Live only."),
+		progCache: map[uint32]uint32{},
+		mapCache:  map[uint32]uint32{},
+		linkCache: map[uint32]uint32{},
+		logged:    map[string]string{},
+	}, nil
+}
+
+func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+
+	n, err := c.updateFiles(m)
+	if !c.paths.Live() {
+		if n == 0 && err == nil {
+			return ErrNoData
+		}
+		return err
+	}
+	errs := []error{err}
+
+	caps, err := c.capabilities()
+	if err != nil {
+		return errors.Join(append(errs, err)...)
+	}
+	for _, pc := range probeCapabilities {
+		m.Bool(c.capability, caps.has(pc.bit), pc.name)
+	}
+	bpfCapable := caps.has(capBPF) || caps.has(capSysAdmin)
+	perfmonCapable := caps.has(capPerfmon) || caps.has(capSysAdmin)
+
+	if c.skipUnless(bpfCapable, "features", "eBPF feature probes skipped: the probe lacks CAP_BPF (or CAP_SYS_ADMIN)") {
+		var lacking []string
+		if !caps.has(capSysAdmin) {
+			for _, pc := range probeCapabilities {
+				if (pc.bit == capNetAdmin || pc.bit == capPerfmon) && !caps.has(pc.bit) {
+					lacking = append(lacking, "CAP_"+strings.ToUpper(pc.name))
+				}
+			}
+		}
+		c.updateFeatures(m, lacking)
+	}
+	if ctx.Err() != nil {
+		return errors.Join(append(errs, ctx.Err())...)
+	}
+	// The inventory runs before the canary so that it never counts it. (The
+	// kernel frees a canary's program an RCU grace period after the run,
+	// about 250ms on 6.18, long before the next refresh.)
+	if c.opts.Inventory && c.skipUnless(caps.has(capSysAdmin), "inventory",
+		"eBPF inventory skipped: listing programs, maps and links needs CAP_SYS_ADMIN") {
+		errs = append(errs, c.updateInventory(ctx, m))
+	}
+	if ctx.Err() != nil {
+		return errors.Join(append(errs, ctx.Err())...)
+	}
+	if c.opts.Canary && c.skipUnless(bpfCapable && perfmonCapable, "canary",
+		"eBPF canary skipped: loading and attaching it needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)") {
+		errs = append(errs, c.updateCanary(m))
+	}
+	return errors.Join(errs...)
+}
+
+// logOnce logs msg with args at level unless the topic last logged the
+// same; an empty msg clears the topic, so that its next message is logged
+// again. A lasting condition is thus logged once, not every refresh.
+func (c *ebpfCollector) logOnce(level slog.Level, topic, msg string, args ...any) {
+	sig := ""
+	if msg != "" {
+		sig = msg + fmt.Sprint(args...)
+	}
+	if c.logged[topic] == sig {
+		return
+	}
+	c.logged[topic] = sig
+	ctx := context.Background()
+	if msg == "" || !c.logger.Enabled(ctx, level) {
+		return
+	}
+	// Attribute the record to logOnce's caller, not to logOnce.
+	var pcs [1]uintptr
+	runtime.Callers(2, pcs[:])
+	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
+	r.Add(args...)
+	_ = c.logger.Handler().Handle(ctx, r)
+}
+
+// skipUnless logs, once, why a part is skipped when ok is false, and returns
+// ok.
+func (c *ebpfCollector) skipUnless(ok bool, topic, why string) bool {
+	if ok {
+		c.logOnce(slog.LevelInfo, "skip "+topic, "")
+	} else {
+		c.logOnce(slog.LevelWarn, "skip "+topic, why)
+	}
+	return ok
+}
+
+// sysctls are the raw eBPF sysctls, procfs-relative. net.core.bpf_jit_*
+// exist only with CONFIG_BPF_JIT, the kernel.* ones with CONFIG_BPF_SYSCALL.
+func (c *ebpfCollector) sysctls() []struct {
+	path string
+	desc *prometheus.Desc
+} {
+	return []struct {
+		path string
+		desc *prometheus.Desc
+	}{
+		{"sys/kernel/unprivileged_bpf_disabled", c.unprivDisabled},
+		{"sys/kernel/bpf_stats_enabled", c.statsEnabled},
+		{"sys/net/core/bpf_jit_enable", c.jitEnabled},
+		{"sys/net/core/bpf_jit_harden", c.jitHarden},
+		{"sys/net/core/bpf_jit_kallsyms", c.jitKallsyms},
+		{"sys/net/core/bpf_jit_limit", c.jitLimit},
+	}
+}
+
+// updateFiles emits the facts read from files and returns how many it
+// emitted. A missing file is no data; one the probe may not read is logged
+// once and skipped; a garbled one is an error naming it.
+func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
+	var errs []error
+	n := 0
+	for _, s := range c.sysctls() {
+		path := c.paths.Proc(s.path)
+		v, err := readUint(path)
+		switch {
+		case err == nil:
+			m.Gauge(s.desc, float64(v))
+			n++
+			c.logOnce(slog.LevelInfo, "read "+s.path, "")
+		case isNotExist(err):
+		case errors.Is(err, os.ErrPermission):
+			c.logOnce(slog.LevelWarn, "read "+s.path, "eBPF sysctl not readable without CAP_SYS_ADMIN, skipped", "file", path)
+		default:
+			errs = append(errs, err)
+		}
+	}
+
+	// Without a sysfs there is nothing to say about BTF; with one, a missing
+	// vmlinux means a kernel built without BTF.
+	if exists(c.paths.Sys("kernel")) {
+		ok, err := c.btfAvailable()
+		if err != nil {
+			errs = append(errs, err)
+		} else {
+			m.Bool(c.btf, ok)
+			n++
+		}
+	}
+
+	mounted, err := c.bpffsMounted()
+	switch {
+	case err == nil:
+		m.Bool(c.bpffs, mounted)
+		n++
+	case !isNotExist(err):
+		errs = append(errs, err)
+	}
+	return n, errors.Join(errs...)
+}
+
+// btfAvailable reports whether <sysfs>/kernel/btf/vmlinux is a non-empty
+// regular file (sysfs gives the blob's real size). The blob itself, several
+// megabytes, is not read.
+func (c *ebpfCollector) btfAvailable() (bool, error) {
+	path := c.paths.Sys("kernel/btf/vmlinux")
+	st, err := os.Stat(path)
+	switch {
+	case isNotExist(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("btf: %w", err)
+	case !st.Mode().IsRegular():
+		return false, fmt.Errorf("btf: %s: not a regular file (%s)", path, st.Mode().Type())
+	case st.Size() == 0:
+		return false, fmt.Errorf("btf: %s: empty", path)
+	}
+	return true, nil
+}
+
+// bpffsMounted looks for a mount of file system type bpf in
+// <procfs>/self/mounts.
+func (c *ebpfCollector) bpffsMounted() (bool, error) {
+	path := c.paths.Proc("self/mounts")
+	text, err := readText(path, maxFileSize)
+	if err != nil {
+		return false, err
+	}
+	found, err := hasBPFFS(text)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", path, err)
+	}
+	return found, nil
+}
+
+// hasBPFFS reports whether a mounts table (fstab format: device, mount
+// point, type, options, dump, pass) has a file system of type bpf.
+func hasBPFFS(text string) (bool, error) {
+	found := false
+	for i, line := range strings.Split(text, "\n") {
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		f := strings.Fields(line)
+		if len(f) != 6 {
+			return false, fmt.Errorf("line %d: %d fields, want 6", i+1, len(f))
+		}
+		if f[2] == "bpf" {
+			found = true
+		}
+	}
+	return found, nil
+}
+
+// capSet is an effective capability set.
+type capSet uint64
+
+func (s capSet) has(bit uint) bool { return s&(1<<bit) != 0 }
+
+// capabilities reads the probe's effective capabilities from
+// <procfs>/self/status.
+func (c *ebpfCollector) capabilities() (capSet, error) {
+	path := c.paths.Proc("self/status")
+	text, err := readText(path, 64<<10)
+	if err != nil {
+		return 0, fmt.Errorf("capabilities: %w", err)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if v, ok := strings.CutPrefix(line, "CapEff:"); ok {
+			bits, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				return 0, fmt.Errorf("capabilities: %s: CapEff: %w", path, err)
+			}
+			return capSet(bits), nil
+		}
+	}
+	return 0, fmt.Errorf("capabilities: %s: no CapEff line", path)
+}
+
+// updateFeatures probes each watched program and map type. cilium/ebpf
+// caches conclusive answers for the life of the process, so only the first
+// refresh pays for them (about half a second); an inconclusive probe is
+// retried on the next refresh (about 15ms each for tracing and lsm, which
+// parse the kernel BTF). lacking names the capabilities the probe lacks that
+// some types need (CAP_NET_ADMIN for xdp, sched_cls, cgroup_sock...,
+// CAP_PERFMON for tracing types), for the log.
+func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
+	for _, t := range c.progTypes {
+		c.feature(m, c.progSupported, "program", typeName(progTypeNames, t),
+			features.HaveProgramType(ebpf.ProgramType(t)), lacking)
+	}
+	for _, t := range c.mapTypes {
+		c.feature(m, c.mapSupported, "map", typeName(mapTypeNames, t),
+			features.HaveMapType(ebpf.MapType(t)), lacking)
+	}
+}
+
+// feature emits one probe's answer. Only success and ErrNotSupported are
+// answers: any other error (EPERM from a kernel that refuses the probe
+// program, or from missing capabilities) is logged and gives no series,
+// never a false 0.
+func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name string, err error, lacking []string) {
+	topic := "probe " + kind + " " + name
+	switch {
+	case err == nil:
+		m.Gauge(desc, 1, name)
+		c.logOnce(slog.LevelInfo, topic, "")
+	case errors.Is(err, ebpf.ErrNotSupported):
+		m.Gauge(desc, 0, name)
+		c.logOnce(slog.LevelInfo, topic, "")
+	default:
+		m.Gauge(c.probeInconclusive, 1, kind, name)
+		args := []any{"kind", kind, "type", name, "err", err}
+		if errors.Is(err, os.ErrPermission) && len(lacking) > 0 {
+			args = append(args, "hint", "the probe lacks "+strings.Join(lacking, " and ")+", which some types need")
+		}
+		c.logOnce(slog.LevelError, topic, "eBPF feature probe inconclusive", args...)
+	}
+}
+
+// updateCanary runs the canary and reports its stages. A failing canary is
+// a fact about the kernel, not a failure of the collector: it is logged
+// with the verifier's or the kernel's own error text.
+func (c *ebpfCollector) updateCanary(m *Metrics) error {
+	nsPath := c.paths.Proc("self/ns/pid")
+	dev, ino, err := fileID(nsPath)
+	if err != nil {
+		return fmt.Errorf("canary: %w", err)
+	}
+	res := bpf.Run(bpf.Target{PIDNamespaceDev: dev, PIDNamespaceIno: ino, TGID: uint32(os.Getpid())})
+	c.lastCanary = res.ProgramID
+	for _, s := range bpf.Stages {
+		m.Bool(c.canarySuccess, res.Succeeded(s), string(s))
+	}
+	if res.LoadDuration > 0 {
+		m.Gauge(c.canaryLoadDuration, res.LoadDuration.Seconds())
+	}
+	if res.HaveVerifiedInstructions {
+		m.Gauge(c.canaryVerified, float64(res.VerifiedInstructions))
+	}
+	if res.Err != nil {
+		c.logOnce(slog.LevelError, "canary", "eBPF canary failed", "passed", string(res.Passed), "err", res.Err)
+	} else if c.logged["canary"] != "" {
+		c.logOnce(slog.LevelInfo, "canary", "")
+		c.logger.Info("eBPF canary runs again")
+	}
+	return nil
+}
+
+// updateInventory counts the programs, maps and links loaded on the host by
+// type. Each object is opened once, when its ID is first seen (pain 15 of
+// the anchors: opening every program on every refresh is what makes
+// inventories expensive on hosts with thousands of programs); afterwards a
+// refresh costs one BPF_*_GET_NEXT_ID call per object.
+//
+// Program and map iteration needs Linux 4.13, link iteration 5.8.
+func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
+	var errs []error
+	progs, err := c.walk(ctx, "programs", c.progCache,
+		func(id uint32) (uint32, error) {
+			next, err := ebpf.ProgramGetNextID(ebpf.ProgramID(id))
+			return uint32(next), err
+		},
+		func(id uint32) (uint32, error) {
+			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+			if err != nil {
+				return 0, err
+			}
+			defer p.Close()
+			return uint32(p.Type()), nil
+		})
+	if err == nil {
+		c.progCache = progs
+		emitCounts(m, c.progsLoaded, progTypeNames, progs, c.progTypes)
+	} else {
+		errs = append(errs, err)
+	}
+
+	maps, err := c.walk(ctx, "maps", c.mapCache,
+		func(id uint32) (uint32, error) {
+			next, err := ebpf.MapGetNextID(ebpf.MapID(id))
+			return uint32(next), err
+		},
+		func(id uint32) (uint32, error) {
+			mp, err := ebpf.NewMapFromID(ebpf.MapID(id))
+			if err != nil {
+				return 0, err
+			}
+			defer mp.Close()
+			return uint32(mp.Type()), nil
+		})
+	if err == nil {
+		c.mapCache = maps
+		emitCounts(m, c.mapsLoaded, mapTypeNames, maps, c.mapTypes)
+	} else {
+		errs = append(errs, err)
+	}
+
+	links, err := c.walk(ctx, "links", c.linkCache, linkGetNextID, linkType)
+	switch {
+	case errors.Is(err, errNoLinkIteration):
+		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel cannot iterate links (Linux 5.8)")
+	case err != nil:
+		errs = append(errs, err)
+	default:
+		c.linkCache = links
+		all := make([]uint32, 0, len(linkTypeNames)-1)
+		for i := 1; i < len(linkTypeNames); i++ {
+			all = append(all, uint32(i))
+		}
+		emitCounts(m, c.links, linkTypeNames, links, all)
+	}
+	return errors.Join(errs...)
+}
+
+// walk iterates the IDs of one kind of object with next, looking up the
+// type of IDs missing from cache with typeOf, and returns the new cache: the
+// objects that exist now. An object that disappears between the two calls
+// is skipped. More than inventory_limit objects is an error.
+func (c *ebpfCollector) walk(ctx context.Context, kind string, cache map[uint32]uint32,
+	next func(uint32) (uint32, error), typeOf func(uint32) (uint32, error)) (map[uint32]uint32, error) {
+	seen := make(map[uint32]uint32, len(cache))
+	var id uint32
+	for n := 0; ; n++ {
+		if n%256 == 255 && ctx.Err() != nil {
+			return nil, fmt.Errorf("inventory of %s: %w", kind, ctx.Err())
+		}
+		nid, err := next(id)
+		if errors.Is(err, os.ErrNotExist) {
+			return seen, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inventory of %s: next ID after %d: %w", kind, id, err)
+		}
+		if n >= c.opts.InventoryLimit {
+			return nil, fmt.Errorf("inventory of %s: more than inventory_limit (%d)", kind, c.opts.InventoryLimit)
+		}
+		id = nid
+		t, ok := cache[id]
+		if !ok {
+			t, err = typeOf(id)
+			if errors.Is(err, os.ErrNotExist) {
+				continue // unloaded meanwhile
+			}
+			if err != nil {
+				return nil, fmt.Errorf("inventory of %s: ID %d: %w", kind, id, err)
+			}
+		}
+		seen[id] = t
+	}
+}
+
+// emitCounts emits the number of objects per type: every type present, and
+// 0 for the watched types that are not.
+func emitCounts(m *Metrics, desc *prometheus.Desc, names []string, objs map[uint32]uint32, watched []uint32) {
+	counts := map[uint32]int{}
+	for _, t := range watched {
+		counts[t] = 0
+	}
+	for _, t := range objs {
+		counts[t]++
+	}
+	for t, n := range counts {
+		m.Gauge(desc, float64(n), typeName(names, t))
+	}
+}
+
+// errNoLinkIteration is linkGetNextID's answer on a kernel without
+// BPF_LINK_GET_NEXT_ID.
+var errNoLinkIteration = errors.New("link iteration not supported")
+
+func linkType(id uint32) (uint32, error) {
+	l, err := link.NewFromID(link.ID(id))
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	info, err := l.Info()
+	if err != nil {
+		return 0, err
+	}
+	return uint32(info.Type), nil
+}
