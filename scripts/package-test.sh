@@ -501,18 +501,30 @@ step_container() {
 	local c good
 	good=$(python3 -c 'import json,sys; print(" ".join(c["name"] for c in json.load(open(sys.argv[1]))["collectors"] if c["success"]))' "$work/root-facts.json")
 	[ -n "$good" ] || die "no collector succeeded as root in the container"
-	for c in $good; do
-		grep -qx "azurelinux_probe_collector_success{collector=\"$c\"} 1" <<<"$body" ||
-			die "collector $c works as root but fails in the unit"
+	# (Poll: a slow collector's first refresh may still be running.)
+	local missing
+	for i in $(seq 1 60); do
+		missing=""
+		for c in $good; do
+			grep -qx "azurelinux_probe_collector_success{collector=\"$c\"} 1" <<<"$body" || missing+=" $c"
+		done
+		[ -z "$missing" ] && break
+		sleep 0.5
+		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
 	done
+	[ -z "$missing" ] || die "collectors that work as root fail in the unit:$missing
+$(grep '^azurelinux_probe_collector_success' <<<"$body")"
 	ok "collectors that work as root work in the unit: $good"
 	# And the sandbox hides nothing from them: the unit serves the same fact
 	# series (names and labels) as root does without a sandbox.
 	cexec /usr/bin/$NAME facts --format=prometheus --log.level=error --config.file=/etc/$NAME/config.yml > "$work/root-facts.prom" || true
 	# (The daemon's own check and baseline series are compared below.)
 	series() { grep -E '^azurelinux_' | grep -Ev '^azurelinux_(probe|checks?|baseline)_' | sed -E 's/ [^ ]+$//' | sort -u; }
+	# Not readable by the unit, by design (docs/packaging.md): the
+	# net.core.bpf_jit_* sysctls open only for uid 0 or CAP_NET_ADMIN.
+	local by_design='^azurelinux_ebpf_jit_(harden|kallsyms|limit_bytes)$'
 	local diff_out
-	diff_out=$(diff <(series < "$work/root-facts.prom") <(series <<<"$body") || true)
+	diff_out=$(diff <(series < "$work/root-facts.prom" | grep -Ev "$by_design") <(series <<<"$body") || true)
 	[ -z "$diff_out" ] || die "the unit's facts differ from root's (< root only, > unit only):
 $diff_out"
 	ok "the unit serves the same $(series <<<"$body" | wc -l) fact series as root"
@@ -564,10 +576,10 @@ map_create_array 0"
 
 	cexec systemctl reload $NAME.service
 	for i in $(seq 1 50); do
-		cexec journalctl -u $NAME --no-pager -o cat | grep -q 'configuration reloaded' && break
+		grep -q 'configuration reloaded' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" && break
 		sleep 0.2
 	done
-	cexec journalctl -u $NAME --no-pager -o cat | grep -q 'configuration reloaded' || die "reload not logged"
+	grep -q 'configuration reloaded' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "reload not logged"
 	assert_eq "after reload" "$(prop ActiveState)/$(prop SubState)" active/running
 	# The package's %postun on upgrade ($1 = 1) restarts the running service.
 	cexec sh -e /root/postun.sh 1
@@ -578,7 +590,7 @@ map_create_array 0"
 	cexec sh -e /root/preun.sh 0
 	assert_eq "after %preun" "$(prop ActiveState)/$(prop Result)" inactive/success
 	assert_eq "enabled after %preun" "$(cexec systemctl is-enabled $NAME.service || true)" disabled
-	cexec journalctl -u $NAME --no-pager -o cat | grep -q 'shutting down' || die "no clean shutdown logged"
+	grep -q 'shutting down' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "no clean shutdown logged"
 	ok "clean shutdown logged"
 	"$SC" stop "$ct_pid"
 	ct_pid=""
