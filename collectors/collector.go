@@ -46,6 +46,11 @@ type Spec struct {
 	// override them.
 	Interval time.Duration
 	Timeout  time.Duration
+	// Isolated runs each refresh in a child process (the probe's own
+	// binary), so that what the refresh allocates, the kernel objects and
+	// file descriptors it opens, and a crash all end with the refresh. For
+	// collectors whose refresh is heavy and rare, such as eBPF's.
+	Isolated bool
 	// Options returns a pointer to the collector's options set to their
 	// defaults, or nil when it has none. The agent decodes the config file's
 	// section for the collector into it (unknown keys are an error).

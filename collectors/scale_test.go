@@ -4,7 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"testing"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/systemdtest"
 )
 
 // Scale benchmarks: how the cost of a refresh grows with the host. A VM
@@ -81,6 +86,44 @@ func BenchmarkGPURefresh(b *testing.B) {
 					100+i, i, addr, i))
 			}
 			benchRefresh(b, "gpu", fs.paths())
+		})
+	}
+}
+
+// BenchmarkSystemdRefresh: a host with n failed units (the worst case: the
+// watch list is fixed, failed units are listed) on a real dbus-daemon with
+// a stand-in for systemd's manager. The series are capped at
+// max_failed_units (100).
+func BenchmarkSystemdRefresh(b *testing.B) {
+	for _, n := range []int{10, 200, 2000} {
+		b.Run(fmt.Sprintf("failed_units=%d", n), func(b *testing.B) {
+			// A short directory: a unix socket path has at most 107 bytes,
+			// and b.TempDir() is named after the benchmark.
+			dir, err := os.MkdirTemp("", "sdbench")
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { os.RemoveAll(dir) })
+			bus := systemdtest.StartBus(b, dir)
+			f := systemdtest.NewFake()
+			for i := range n {
+				f.AddUnit(fmt.Sprintf("app-%04d.service", i), "loaded", "failed", "failed")
+			}
+			f.Props["NFailedUnits"] = dbus.MakeVariant(uint32(n))
+			f.Serve(b, bus)
+			c := newTestSystemd(b, DefaultPaths(b.TempDir()), &systemdOptions{Address: bus.Addr, MaxFailedUnits: 100})
+			defer c.Close()
+			b.ReportAllocs()
+			b.ResetTimer()
+			series := 0
+			for b.Loop() {
+				m := &Metrics{}
+				if err := c.Update(context.Background(), m); err != nil {
+					b.Fatal(err)
+				}
+				series = len(m.List())
+			}
+			b.ReportMetric(float64(series), "series")
 		})
 	}
 }

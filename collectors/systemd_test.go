@@ -141,7 +141,7 @@ func TestSystemdOptionsValidated(t *testing.T) {
 	}
 }
 
-func newTestSystemd(t *testing.T, paths Paths, o *systemdOptions) *systemdCollector {
+func newTestSystemd(t testing.TB, paths Paths, o *systemdOptions) *systemdCollector {
 	t.Helper()
 	def := defaultSystemdOptions()
 	if o.CallTimeout == 0 {

@@ -139,6 +139,14 @@ sleep "$IDLE" # the measurement window itself, not a synchronisation
 i1=$(cpu_ticks "$probe")
 idle_pct=$(awk -v d=$((i1 - i0)) -v t="$tck" -v s="$IDLE" 'BEGIN {printf "%.3f", (d / t) / s * 100}')
 
+# --- scale: Go benchmarks of refresh and scrape cost ----------------------------
+# As root, the eBPF inventory benchmark loads a few hundred programs itself.
+echo "bench: scale benchmarks (go test -bench)" >&2
+scale=$(go test -run '^$' -bench 'HypervRefresh|GPURefresh|SystemdRefresh|EBPFInventory|Scrape|Render' \
+	-benchtime=50x ./collectors ./agent 2>&1 | grep -E '^Benchmark' | sed -E 's/-[0-9]+ +/ /' |
+	awk '{printf "| %s | %s |", $1, $3}
+		{for (i = 5; i < NF; i += 2) printf " %s %s", $i, $(i + 1); print ""}')
+
 # --- report -------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 table="$work/table"
@@ -192,6 +200,16 @@ $(cat "$table")
 | first complete snapshot within 2 s | $first_snapshot (from the probe's log) | $(pass "1") |
 
 Failed requests over all rounds: $total_errors.
+
+## Scale
+
+Go benchmarks (\`go test -bench\`, 50 iterations each) of how a refresh grows with the host, and
+what a scrape of the cached body costs whatever the refresh behind it cost. Refresh figures include
+every syscall against the test tree or bus; allocations are the steadier measure on a noisy machine.
+
+| benchmark | time per op | other figures per op |
+|---|---:|---|
+$scale
 EOF
 )
 echo "$report"

@@ -38,6 +38,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(runMainEnv) == "1" {
 		os.Exit(agent.Main(os.Args[1:], os.Stdout, os.Stderr))
 	}
+	// Isolated collectors run the probe's executable, which under go test
+	// is this binary: its children must act as the program.
+	os.Setenv(runMainEnv, "1")
 	os.Exit(m.Run())
 }
 

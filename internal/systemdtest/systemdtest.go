@@ -28,7 +28,7 @@ const (
 // Bus is a private dbus-daemon listening on a socket in a temporary
 // directory.
 type Bus struct {
-	t         *testing.T
+	t         testing.TB
 	dir, name string
 	Addr      string
 	cmd       *exec.Cmd
@@ -50,13 +50,13 @@ const testBusConfig = `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus
 `
 
 // StartBus starts a dbus-daemon; in CI a missing dbus-daemon fails the test.
-func StartBus(t *testing.T, dir string) *Bus {
+func StartBus(t testing.TB, dir string) *Bus {
 	t.Helper()
 	return StartBusAt(t, dir, "bus")
 }
 
 // StartBusAt starts a dbus-daemon listening on dir/name.
-func StartBusAt(t *testing.T, dir, name string) *Bus {
+func StartBusAt(t testing.TB, dir, name string) *Bus {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") == "true" {
@@ -310,7 +310,7 @@ func (p fakeProperties) Get(msg dbus.Message, iface, prop string) (dbus.Variant,
 }
 
 // serve exports f on bus under systemd's well-known name.
-func (f *Fake) Serve(t *testing.T, b *Bus) *dbus.Conn {
+func (f *Fake) Serve(t testing.TB, b *Bus) *dbus.Conn {
 	t.Helper()
 	conn := b.Connect()
 	if err := conn.Export(fakeManager{f}, objectPath, managerIface); err != nil {

@@ -1,0 +1,259 @@
+package agent
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+)
+
+// Collectors whose Spec is Isolated refresh in a child process: the probe's
+// own binary run as `azurelinux-probe collect NAME`, with the collector's
+// options on standard input, its facts in the text exposition format on
+// standard output and its log lines on standard error. What the refresh
+// allocates (the eBPF collector parses the kernel's BTF, several MB), the
+// file descriptors and kernel objects it opens, and a crash, all end with the
+// child; the daemon's own memory stays that of serving cached facts.
+
+const (
+	// collectErrorPrefix and collectNoDataPrefix start the comment lines
+	// after the facts by which the child reports a failure or an absent
+	// source.
+	collectErrorPrefix  = "# collect-error: "
+	collectNoDataPrefix = "# collect-nodata: "
+	// maxIsolatedOutput bounds what the parent reads of the child's facts.
+	maxIsolatedOutput = 16 << 20
+	// exitNoData is the child's exit status for ErrNoData.
+	exitNoData = 3
+)
+
+// isolation is how to start a child for an isolated collector.
+type isolation struct {
+	exe    string    // the probe's executable
+	flags  []string  // --path.* and --log.* flags for the child
+	stderr io.Writer // where the child's log lines go
+}
+
+// isolatedCollector runs one collector's refresh in a child process.
+type isolatedCollector struct {
+	name    string
+	iso     *isolation
+	options []byte // the collector's options as YAML
+}
+
+func newIsolated(spec collectors.Spec, opts any, iso *isolation) (*isolatedCollector, error) {
+	var raw []byte
+	if opts != nil {
+		var err error
+		if raw, err = yaml.Marshal(opts); err != nil {
+			return nil, fmt.Errorf("collector %s: encode options for the child process: %w", spec.Name, err)
+		}
+	}
+	return &isolatedCollector{name: spec.Name, iso: iso, options: raw}, nil
+}
+
+func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) error {
+	args := append([]string{"collect", c.name}, c.iso.flags...)
+	cmd := exec.CommandContext(ctx, c.iso.exe, args...)
+	cmd.Stdin = bytes.NewReader(c.options)
+	var out limitedBuffer
+	out.limit = maxIsolatedOutput
+	var tail tailBuffer
+	cmd.Stdout = &out
+	cmd.Stderr = io.MultiWriter(c.iso.stderr, &tail)
+	// Its own process group, killed whole at the deadline.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	runErr := cmd.Run()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if out.overflow {
+		return fmt.Errorf("collector process wrote more than %d bytes", maxIsolatedOutput)
+	}
+
+	facts, trailer := splitTrailer(out.String())
+	perr := emitExposition(m, facts)
+	var exitErr *exec.ExitError
+	switch {
+	case runErr == nil:
+		return perr
+	case errors.As(runErr, &exitErr) && exitErr.ExitCode() == exitNoData:
+		return fmt.Errorf("%w: %s", collectors.ErrNoData, trailer.noData)
+	case errors.As(runErr, &exitErr) && exitErr.ExitCode() == 1 && trailer.err != "":
+		return errors.Join(errors.New(trailer.err), perr)
+	}
+	return fmt.Errorf("collector process: %w (last output: %q)", runErr, tail.String())
+}
+
+type trailer struct{ err, noData string }
+
+// splitTrailer separates the child's report lines from its facts.
+func splitTrailer(s string) (string, trailer) {
+	var facts strings.Builder
+	var t trailer
+	var errLines []string
+	sc := bufio.NewScanner(strings.NewReader(s))
+	sc.Buffer(make([]byte, 0, 64<<10), maxIsolatedOutput)
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case strings.HasPrefix(line, collectErrorPrefix):
+			errLines = append(errLines, strings.TrimPrefix(line, collectErrorPrefix))
+		case strings.HasPrefix(line, collectNoDataPrefix):
+			t.noData = strings.TrimPrefix(line, collectNoDataPrefix)
+		default:
+			facts.WriteString(line)
+			facts.WriteByte('\n')
+		}
+	}
+	t.err = strings.Join(errLines, "\n")
+	return facts.String(), t
+}
+
+// emitExposition turns the child's text exposition back into metrics.
+func emitExposition(m *collectors.Metrics, text string) error {
+	if strings.TrimSpace(text) == "" {
+		return nil
+	}
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(strings.NewReader(text))
+	if err != nil {
+		return fmt.Errorf("collector process output: %w", err)
+	}
+	names := make([]string, 0, len(families))
+	for n := range families {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		mf := families[n]
+		for _, s := range mf.GetMetric() {
+			labels := make([]string, 0, len(s.GetLabel()))
+			values := make([]string, 0, len(s.GetLabel()))
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName())
+				values = append(values, l.GetValue())
+			}
+			desc := prometheus.NewDesc(n, mf.GetHelp(), labels, nil)
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				m.Counter(desc, s.GetCounter().GetValue(), values...)
+			case dto.MetricType_GAUGE:
+				m.Gauge(desc, s.GetGauge().GetValue(), values...)
+			default:
+				m.Gauge(desc, s.GetUntyped().GetValue(), values...)
+			}
+		}
+	}
+	return nil
+}
+
+// runCollectChild is the child's side: `azurelinux-probe collect NAME`
+// builds the collector from the options on stdin, refreshes it once and
+// prints its facts, then the report line, and exits 0, 1 (failure) or 3 (no
+// data).
+func runCollectChild(name string, env collectors.Env, stdin io.Reader, stdout io.Writer) int {
+	spec, ok := collectors.Lookup(name)
+	if !ok {
+		fmt.Fprintf(stdout, "%sno collector %q\n", collectErrorPrefix, name)
+		return 1
+	}
+	var opts any
+	if spec.Options != nil {
+		opts = spec.Options()
+		raw, err := io.ReadAll(stdin)
+		if err != nil {
+			fmt.Fprintf(stdout, "%sread options: %v\n", collectErrorPrefix, err)
+			return 1
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(raw))
+		dec.KnownFields(true)
+		if err := dec.Decode(opts); err != nil && !errors.Is(err, io.EOF) {
+			fmt.Fprintf(stdout, "%soptions: %v\n", collectErrorPrefix, err)
+			return 1
+		}
+	}
+	c, err := spec.New(env, opts)
+	if err != nil {
+		fmt.Fprintf(stdout, "%s%v\n", collectErrorPrefix, err)
+		return 1
+	}
+	m := &collectors.Metrics{}
+	uerr := errors.Join(c.Update(context.Background(), m), m.Err())
+	if errors.Is(uerr, collectors.ErrNoData) && len(m.List()) == 0 {
+		fmt.Fprintf(stdout, "%s%v\n", collectNoDataPrefix, uerr)
+		return exitNoData
+	}
+	families, err := gather(metricList(m.List()))
+	if err != nil {
+		uerr = errors.Join(uerr, err)
+	}
+	enc := expfmt.NewEncoder(stdout, expfmt.NewFormat(expfmt.TypeTextPlain))
+	for _, mf := range families {
+		if err := enc.Encode(mf); err != nil {
+			return 1
+		}
+	}
+	if uerr != nil && !errors.Is(uerr, collectors.ErrNoData) {
+		for _, line := range strings.Split(uerr.Error(), "\n") {
+			fmt.Fprintf(stdout, "%s%s\n", collectErrorPrefix, line)
+		}
+		return 1
+	}
+	return 0
+}
+
+// limitedBuffer keeps at most limit bytes and notes an overflow.
+type limitedBuffer struct {
+	bytes.Buffer
+	limit    int
+	overflow bool
+}
+
+func (b *limitedBuffer) Write(p []byte) (int, error) {
+	if b.Len()+len(p) > b.limit {
+		b.overflow = true
+		return 0, errors.New("output limit")
+	}
+	return b.Buffer.Write(p)
+}
+
+// tailBuffer keeps the last 2 KiB written, for error messages.
+type tailBuffer struct{ b []byte }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.b = append(t.b, p...)
+	if len(t.b) > 2048 {
+		t.b = t.b[len(t.b)-2048:]
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string { return strings.TrimSpace(string(t.b)) }
+
+// selfExecutable is the binary a child runs: the probe itself.
+func selfExecutable() (string, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return "", fmt.Errorf("find the probe's executable for isolated collectors: %w", err)
+	}
+	return exe, nil
+}
