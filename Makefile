@@ -20,6 +20,23 @@ ARGS ?=
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus \
 	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
 	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
+# The packaging tests (scripts/package-test.sh).
+TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
+	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
+	curl:curl:curl python3:python3:python3
+
+# Packaging: `make rpm repo` builds the RPM and SRPM from the tarballs into
+# dist/ and makes dist/ a dnf repository with dist/azurelinux-probe.repo.
+NAME := azurelinux-probe
+DIST := dist
+REPO_URL ?= file://$(CURDIR)/$(DIST)
+RPMBUILD_FLAGS ?=
+# Without an rpm database (Debian) rpmbuild cannot check BuildRequires; the
+# spec's own fallbacks stand in for go-rpm-macros and systemd-rpm-macros.
+RPM_NODEPS = $(shell rpm -q rpm >/dev/null 2>&1 || echo --nodeps)
+RPMBUILD_DEFS = --define "_topdir $(CURDIR)/build/rpmbuild" --define "_sourcedir $(CURDIR)/$(DIST)" \
+	--define "_rpmdir $(CURDIR)/$(DIST)" --define "_srcrpmdir $(CURDIR)/$(DIST)"
+
 # What `make generate` needs to rebuild the eBPF canary (bpf/). Building the
 # probe does not: the generated object and Go code are committed. Outside CI
 # the test comparing them with a regeneration runs only when clang is there.
@@ -27,7 +44,8 @@ BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers
 
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean
+.PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean \
+	tarball rpm repo package-test
 
 all: build
 
@@ -47,7 +65,7 @@ generate:
 	scripts/need-tools.sh $(BPF_TOOLS)
 	$(GO) generate ./bpf/...
 
-test: tools fmt-check vet unit race promtool-check
+test: tools fmt-check vet unit race promtool-check package-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -77,6 +95,23 @@ promtool-check: build
 	done; \
 	./$(BIN) facts --format=prometheus --log.level=error > build/facts.prom || true; \
 	echo "promtool check metrics (this host)"; promtool check metrics < build/facts.prom
+
+# Source tarball (the working tree) and vendored-modules tarball for the spec.
+tarball:
+	scripts/tarball.sh $(DIST)
+
+rpm: tarball
+	rpmbuild -ba $(RPM_NODEPS) $(RPMBUILD_DEFS) $(RPMBUILD_FLAGS) $(NAME).spec
+
+repo: rpm
+	createrepo_c --quiet --update $(DIST)
+	sed 's|@REPO_URL@|$(REPO_URL)|' packaging/$(NAME).repo > $(DIST)/$(NAME).repo
+	@echo "repository: $(DIST)/ ($(DIST)/$(NAME).repo, baseurl $(REPO_URL))"
+
+# rpmlint, unit exposure, dnf install/upgrade/remove, the unit under a real
+# systemd: on the RPM built once by `rpm` (root only).
+package-test: rpm repo
+	scripts/package-test.sh
 
 # Side-by-side benchmark against node_exporter and a static server;
 # writes docs/benchmarks.md.

@@ -12,6 +12,9 @@
 #
 # The system bus of a started container is /proc/PID/root/run/dbus/system_bus_socket.
 # The default ROOT cache is /var/cache/azurelinux-probe-test/debian12-systemd.
+# SYSTEMD_CONTAINER_NSPAWN_ARGS adds systemd-nspawn options to start (split on
+# spaces), e.g. --capability=CAP_BPF,CAP_PERFMON for a unit that needs
+# capabilities outside nspawn's default set.
 set -euo pipefail
 
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
@@ -50,9 +53,10 @@ start() {
 	# it, so that concurrent test runs can boot it at the same time; a
 	# writable boot locks the tree ("Directory tree ... is currently busy").
 	# A machine name per boot keeps their /run/systemd/nspawn state apart.
+	# shellcheck disable=SC2086
 	systemd-nspawn -q -D "$root" --register=no --keep-unit -b \
 		--read-only --volatile=overlay --machine="azlprobe-$$" \
-		--console=passive >"$log" 2>&1 </dev/null &
+		--console=passive ${SYSTEMD_CONTAINER_NSPAWN_ARGS:-} >"$log" 2>&1 </dev/null &
 	local nspawn=$!
 	local pid=""
 	for _ in $(seq 1 300); do

@@ -1,0 +1,607 @@
+#!/usr/bin/env bash
+# package-test.sh [STEP...]
+#
+# Tests the RPM that `make rpm repo` left in dist/ (make package-test builds
+# it first; it is built once per run). Steps, all by default:
+#   lint       rpmlint on the spec, the RPM and the SRPM: no error, and no
+#              warning but the ones docs/packaging.md documents
+#   unit       systemd-analyze security --offline=true (exposure <= 2.5) and
+#              the hardening directives the issue requires
+#   install    dnf --installroot into an empty root from a createrepo_c
+#              repository (base dependencies from a test-only RPM): files,
+#              modes, owners, user, rpm -V, the installed binary's facts
+#   upgrade    edit the config, upgrade to a rebuilt N+1 through dnf: edits
+#              survive, .rpmnew where the package's default changed
+#   remove     dnf remove: binary and unit gone, edited config as .rpmsave
+#   container  the unit under a real systemd (Debian 12, systemd-nspawn):
+#              preset, enable --now, notify, watchdog, user, capabilities,
+#              sandbox, every collector that works as root works in the unit
+# Root only. Prints each step's time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NAME=azurelinux-probe
+VERSION=$(cat VERSION)
+DIST=${DIST:-dist}
+MAX_EXPOSURE=2.5
+# rpmlint warnings that are kept on purpose (docs/packaging.md says why).
+KEPT_WARNINGS='no-manual-page-for-binary|invalid-url Source1: |invalid-license LicenseRef-azurelinux-probe-unspecified|files-duplicate /usr/share/licenses/azurelinux-probe/vendor/'
+SC=scripts/systemd-container.sh
+
+die() { echo "package-test: FAIL: $*" >&2; exit 1; }
+ok() { echo "  ok: $*"; }
+[ "$(id -u)" -eq 0 ] || die "must run as root (dnf --installroot scriptlets, systemd-nspawn)"
+
+ARCH=$(rpm --eval '%{_arch}')
+RPM=$(ls -t "$DIST/$ARCH/$NAME-$VERSION"-*."$ARCH".rpm 2>/dev/null | head -1)
+SRPM=$(ls -t "$DIST/$NAME-$VERSION"-*.src.rpm 2>/dev/null | head -1)
+[ -n "$RPM" ] && [ -n "$SRPM" ] || die "no $NAME-$VERSION RPM in $DIST (run make rpm repo)"
+RPM=$(realpath "$RPM")
+SRPM=$(realpath "$SRPM")
+# Debian's rpm has no database to satisfy BuildRequires (same as the Makefile).
+NODEPS=$(rpm -q rpm >/dev/null 2>&1 || echo --nodeps)
+
+work=$(mktemp -d /tmp/$NAME-pkgtest.XXXXXX)
+ct_pid="" ct_mount=""
+cleanup() {
+	if [ -n "$ct_pid" ]; then "$SC" stop "$ct_pid" || true; fi
+	if [ -n "$ct_mount" ]; then umount "$ct_mount" || true; fi
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+# assert_eq WHAT GOT WANT
+assert_eq() {
+	[ "$2" = "$3" ] || die "$1: got '$2', want '$3'"
+	ok "$1 = $3"
+}
+# assert_stat PATH MODE OWNER:GROUP (numeric mode as stat %a, names resolved in ROOT)
+assert_stat() {
+	local path=$1 mode=$2 owner=$3 uid gid u g
+	[ -e "$ROOT$path" ] || die "$path is missing"
+	read -r uid gid <<<"$(stat -c '%u %g' "$ROOT$path")"
+	u=$(awk -F: -v id="$uid" '$3 == id { print $1; exit }' "$ROOT/etc/passwd")
+	g=$(awk -F: -v id="$gid" '$3 == id { print $1; exit }' "$ROOT/etc/group")
+	assert_eq "$path mode owner" "$(stat -c %a "$ROOT$path") $u:$g" "$mode $owner"
+}
+assert_absent() { [ ! -e "$ROOT$1" ] || die "$1 still exists"; ok "$1 does not exist"; }
+assert_same() { cmp -s "$1" "$2" || die "$3: $1 differs from $2"; ok "$3"; }
+
+declare -A took
+run_step() {
+	local s=$1 t0
+	t0=$(date +%s%N)
+	echo "== $s"
+	"step_$s"
+	took[$s]=$(awk -v a="$t0" -v b="$(date +%s%N)" 'BEGIN { printf "%.1f", (b - a) / 1e9 }')
+	echo "-- $s: ${took[$s]}s"
+}
+
+# ---------------------------------------------------------------------------
+step_lint() {
+	assert_eq "spec Version" "$(sed -n 's/^Version:[[:space:]]*//p' $NAME.spec)" "$VERSION"
+	assert_eq "spec BuildRequires golang" \
+		"$(sed -n 's/^BuildRequires:[[:space:]]*golang >= //p' $NAME.spec)" \
+		"$(sed -n 's/^go //p' go.mod)"
+	# License: lists exactly the licenses of the vendored modules (classified
+	# by their texts; one that is none of these fails for a human to look at).
+	local f text lic found=()
+	mkdir -p "$work/vendor"
+	tar -xzf "$DIST/$NAME-$VERSION-vendor.tar.gz" -C "$work/vendor"
+	while IFS= read -r f; do
+		text=$(tr -s '[:space:]' ' ' < "$f")
+		case "$text" in
+		*"Apache License"*) lic=Apache-2.0 ;;
+		*"Permission is hereby granted, free of charge"*) lic=MIT ;;
+		*"Redistribution and use"*"Neither the name"* | *"Redistribution and use"*"endorse or promote"*) lic=BSD-3-Clause ;;
+		*"Redistribution and use"*) lic=BSD-2-Clause ;;
+		*) die "unclassified vendored license ${f#"$work"/vendor/}: add its SPDX id to License: and here" ;;
+		esac
+		found+=("$lic")
+	done < <(find "$work/vendor" -type f \( -iname 'LICENSE*' -o -iname 'COPYING*' \))
+	assert_eq "License: (vendored modules)" \
+		"$(sed -n 's/^License:[[:space:]]*LicenseRef-azurelinux-probe-unspecified AND //p' $NAME.spec)" \
+		"$(printf '%s\n' "${found[@]}" | sort -u | paste -sd' ' | sed 's/ / AND /g')"
+	local out
+	out=$(rpmlint -c packaging/rpmlint.toml $NAME.spec "$RPM" "$SRPM" 2>&1) || true
+	echo "$out" | sed 's/^/  rpmlint: /'
+	grep -q ' 0 errors' <<<"$out" || die "rpmlint reports errors"
+	local unexpected
+	unexpected=$(grep ': W: ' <<<"$out" | grep -Ev "$KEPT_WARNINGS" || true)
+	[ -z "$unexpected" ] || die "rpmlint warnings not documented in docs/packaging.md:
+$unexpected"
+	ok "rpmlint: no errors, only the documented warnings"
+	# (make test lints and unit-tests the Prometheus rules and the fleet
+	# example itself: promtool check rules/config, promtool test rules.)
+}
+
+# ---------------------------------------------------------------------------
+step_unit() {
+	local unit=packaging/$NAME.service out score
+	out=$(systemd-analyze security --offline=true "$unit" 2>&1)
+	grep '✗' <<<"$out" | sed 's/^/  /'
+	score=$(sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p' <<<"$out")
+	[ -n "$score" ] || die "no exposure level in: $out"
+	echo "  exposure level: $score (limit $MAX_EXPOSURE)"
+	awk -v s="$score" -v m="$MAX_EXPOSURE" 'BEGIN { exit !(s <= m) }' || die "exposure $score > $MAX_EXPOSURE"
+	ok "systemd-analyze security: $score"
+	echo "$score" > "$work/exposure"
+	# The directives the issue requires, present as written.
+	local d
+	for d in Type=notify WatchdogSec=30s Restart=on-failure User=$NAME ProtectSystem=strict \
+		ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
+		'SystemCallFilter=@system-service bpf perf_event_open' \
+		'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN' \
+		'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN'; do
+		grep -qxF "$d" "$unit" || die "$unit lacks '$d'"
+	done
+	ok "unit has the required directives"
+	# systemd-analyze verify needs a whole system (sysinit.target, the
+	# binary, /bin/kill): the container step runs it under systemd.
+}
+
+# ---------------------------------------------------------------------------
+# A test-only base system: a real /bin/sh, getent, groupadd and useradd with
+# their shared libraries (copied from this host) so that the package's
+# scriptlets run in the empty install root, plus Provides for the rest of
+# what the package requires (systemd, shadow-utils).
+build_testbase() {
+	local b=$work/testbase root=$work/testbase/root f lib dest
+	mkdir -p "$root"/{usr/bin,usr/sbin,usr/lib64,etc} "$b/rpmbuild"
+	ln -s usr/bin "$root/bin"
+	ln -s usr/sbin "$root/sbin"
+	ln -s usr/lib "$root/lib"
+	ln -s usr/lib64 "$root/lib64"
+	local tools=("$(command -v dash)" "$(command -v getent)" "$(command -v groupadd)" "$(command -v useradd)")
+	cp -L "${tools[0]}" "$root/usr/bin/sh"
+	cp -L "${tools[1]}" "$root/usr/bin/getent"
+	cp -L "${tools[2]}" "${tools[3]}" "$root/usr/sbin/"
+	for lib in $(ldd "${tools[@]}" | awk '/=> \// { print $3 } /^\t\/.*ld-linux/ { print $1 }' | sort -u); do
+		dest=$root/usr/${lib#/usr/}
+		mkdir -p "$(dirname "$dest")"
+		cp -L "$lib" "$dest"
+	done
+	# The dynamic linker as the probe's ELF interpreter names it.
+	local ld
+	ld=$(ldd "$(command -v dash)" | awk '/ld-linux/ { print $1 }')
+	[ -e "$root/usr/lib64/$(basename "$ld")" ] || cp -L "$ld" "$root/usr/lib64/"
+	echo "$(dirname "$(ldd "$(command -v dash)" | awk '/libc.so/ { print $3 }')" | sed 's|^/usr||')" \
+		> "$root/etc/ld.so.conf"
+	cat > "$root/etc/passwd" <<-EOF
+		root:x:0:0:root:/root:/bin/sh
+	EOF
+	cat > "$root/etc/group" <<-EOF
+		root:x:0:
+	EOF
+	echo 'root:*::0:99999:7:::' > "$root/etc/shadow"
+	echo 'root:*::' > "$root/etc/gshadow"
+	chmod 0640 "$root/etc/shadow" "$root/etc/gshadow"
+	cp /etc/login.defs "$root/etc/login.defs"
+	(cd "$root" && find . -mindepth 1 \( -type f -o -type l \) | sed 's|^\.||' | sort) > "$b/files"
+	sed -i -e 's|^/etc/.*|%config(noreplace) &|' "$b/files"
+	cat > "$b/testbase.spec" <<-EOF
+		Name: $NAME-testbase
+		Version: 1
+		Release: 1
+		Summary: Test-only base system for the $NAME install test
+		License: LicenseRef-test-only
+		Provides: /bin/sh systemd shadow-utils
+		AutoReq: no
+		%global debug_package %{nil}
+		%global __os_install_post %{nil}
+		%global _build_id_links none
+		%description
+		The minimum that the $NAME RPM's scriptlets need. Never shipped.
+		%install
+		mkdir -p %{buildroot}
+		cp -a $root/. %{buildroot}/
+		%files -f $b/files
+		%dir /usr/bin
+		%dir /usr/sbin
+		%dir /usr/lib64
+		%dir /etc
+	EOF
+	rpmbuild -bb --quiet $NODEPS --define "_topdir $b/rpmbuild" --define "_rpmdir $work/repo" \
+		"$b/testbase.spec" >/dev/null
+}
+
+# dnf against the test repository only, into ROOT, with the rpm database
+# where Azure Linux 4.0 keeps it (Debian's rpm defaults to ~/.rpmdb).
+setup_dnf() {
+	mkdir -p "$work/home" "$work/reposd" "$work/repo"
+	echo '%_dbpath /usr/lib/sysimage/rpm' > "$work/home/.rpmmacros"
+	ROOT=$work/root
+	mkdir -p "$ROOT"
+}
+dnf_root() {
+	HOME=$work/home dnf -y -q --installroot="$ROOT" --releasever=4.0 --noplugins --nogpgcheck \
+		--setopt=reposdir="$work/reposd" --setopt=cachedir="$work/dnfcache" \
+		--setopt=install_weak_deps=False \
+		--repofrompath=lab,"file://$work/repo" --repo=lab "$@"
+}
+rpm_root() { HOME=$work/home rpm --root="$ROOT" "$@"; }
+
+# The installed binary prints the facts of a fixture tree exactly as the
+# golden file says (every collector, as the golden test runs them, but azure:
+# the golden test serves it a mock instance metadata endpoint).
+check_installed_binary() {
+	local bin=$ROOT/usr/bin/$NAME tree=collectors/testdata/trees/azl4-azure-gen2 flags=()
+	local c
+	for c in $("$bin" --help 2>&1 | grep -o -- '--\[no-\]collector\.[a-z0-9_-]*' | sed 's/.*collector\.//' | grep -vx disable-defaults | sort -u); do
+		[ "$c" = azure ] || flags+=("--collector.$c")
+	done
+	"$bin" facts --format=prometheus --log.level=error --path.rootfs="$PWD/$tree" \
+		--config.file="$ROOT/etc/$NAME/config.yml" --collector.disable-defaults "${flags[@]}" > "$work/facts.prom" || true
+	no_azure() { grep -v -e '^# [A-Z]* azurelinux_azure_' -e '^azurelinux_azure_' -e 'collector="azure"' "$1"; }
+	no_azure collectors/testdata/golden/azl4-azure-gen2.prom > "$work/golden.prom"
+	no_azure "$work/facts.prom" > "$work/facts-no-azure.prom"
+	assert_same "$work/facts-no-azure.prom" "$work/golden.prom" \
+		"installed binary: facts of $tree match the golden file (${#flags[@]} collectors)"
+}
+
+step_install() {
+	setup_dnf
+	build_testbase
+	cp "$RPM" "$work/repo/"
+	createrepo_c --quiet "$work/repo"
+	dnf_root install $NAME
+	# The .repo template, pointed at the repository `make repo` made of dist/.
+	if [ -e "$DIST/repodata/repomd.xml" ]; then
+		mkdir -p "$work/dist-reposd"
+		sed "s|@REPO_URL@|file://$(realpath "$DIST")|" packaging/$NAME.repo > "$work/dist-reposd/$NAME.repo"
+		assert_eq "packaging/$NAME.repo on dist/ offers" "$(HOME=$work/home dnf -q --installroot="$work/rq-root" \
+			--releasever=4.0 --noplugins --setopt=reposdir="$work/dist-reposd" --setopt=cachedir="$work/dnfcache" \
+			repoquery --arch="$ARCH" --qf '%{name}-%{version}' $NAME 2>/dev/null | sort -V | tail -1)" "$NAME-$VERSION"
+	else
+		die "$DIST is not a repository (run make repo)"
+	fi
+	assert_eq "installed package" "$(rpm_root -q --qf '%{NAME}-%{VERSION}' $NAME)" "$NAME-$VERSION"
+	rpm_root -V $NAME || die "rpm -V $NAME reports changes right after install"
+	ok "rpm -V: clean"
+	assert_stat /usr/bin/$NAME 755 root:root
+	assert_stat /usr/lib/systemd/system/$NAME.service 644 root:root
+	assert_stat /usr/lib/systemd/system-preset/50-$NAME.preset 644 root:root
+	assert_stat /usr/lib/sysusers.d/$NAME.conf 644 root:root
+	assert_stat /etc/$NAME 755 root:root
+	assert_stat /etc/$NAME/config.yml 644 root:root
+	assert_stat /etc/sysconfig/$NAME 644 root:root
+	assert_stat /etc/$NAME/checks.d 755 root:root
+	assert_stat /var/lib/$NAME 755 root:root
+	for f in examples/checks.d/*.yml; do
+		assert_same "$ROOT/usr/share/doc/$NAME/$f" "$f" "example $f in the docs"
+	done
+	# Alert rules and example configuration, not the rules' promtool tests.
+	local f n=0
+	for f in packaging/prometheus/*.yml; do
+		case "$f" in
+		*.test.yml) assert_absent "/usr/share/$NAME/prometheus/$(basename "$f")" ;;
+		*)
+			assert_stat "/usr/share/$NAME/prometheus/$(basename "$f")" 644 root:root
+			assert_same "$ROOT/usr/share/$NAME/prometheus/$(basename "$f")" "$f" "$(basename "$f") installed"
+			n=$((n + 1))
+			;;
+		esac
+	done
+	[ -e "$ROOT/usr/share/$NAME/prometheus/$NAME.rules.yml" ] || die "no alert rules installed"
+	assert_eq "files in /usr/share/$NAME/prometheus" "$(find "$ROOT/usr/share/$NAME/prometheus" -type f | wc -l)" "$n"
+	for f in README.md metrics.md packaging.md; do
+		assert_stat /usr/share/doc/$NAME/$f 644 root:root
+	done
+	# Every vendored module's license file, as %license.
+	assert_eq "vendored license files installed" \
+		"$(cd "$ROOT/usr/share/licenses/$NAME/vendor" && find . -type f | sort | md5sum)" \
+		"$(tar -tzf "$DIST/$NAME-$VERSION-vendor.tar.gz" | grep -iE '/(LICENSE|COPYING|NOTICE)[^/]*$' | sed 's|^vendor/|./|' | sort | md5sum)"
+	assert_same "$ROOT/usr/lib/systemd/system/$NAME.service" packaging/$NAME.service "unit is packaging/$NAME.service"
+	assert_same "$ROOT/etc/$NAME/config.yml" agent/default.yml "config.yml is agent/default.yml"
+	grep -qx "enable $NAME.service" "$ROOT/usr/lib/systemd/system-preset/50-$NAME.preset" || die "preset does not enable the unit"
+	ok "preset enables $NAME.service"
+	# The dedicated user, as the sysusers file describes it.
+	local pw
+	pw=$(grep "^$NAME:" "$ROOT/etc/passwd") || die "no $NAME user in the install root"
+	IFS=: read -r _ _ uid gid _ home shell <<<"$pw"
+	[ "$uid" -gt 0 ] && [ "$uid" -lt 1000 ] || die "$NAME uid $uid is not a system uid"
+	assert_eq "$NAME user home and shell" "$home $shell" "/ /usr/sbin/nologin"
+	assert_eq "$NAME primary group" "$(awk -F: -v g="$gid" '$3 == g { print $1 }' "$ROOT/etc/group")" "$NAME"
+	check_installed_binary
+	local v
+	v=$("$ROOT/usr/bin/$NAME" version)
+	grep -q "version $VERSION (branch: rpm, revision: $(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown))" <<<"$v" ||
+		die "version/revision not injected: $v"
+	ok "installed binary: $(head -1 <<<"$v")"
+}
+
+# ---------------------------------------------------------------------------
+# N+1: the same sources with the next patch version and a changed default
+# configuration (so that the edited config.yml gets a .rpmnew); the
+# sysconfig file is unchanged (so it must not get one).
+build_next() {
+	local src=$work/next/src v1 top
+	v1=$(awk -F. -v OFS=. '{ $NF = $NF + 1; print }' <<<"$VERSION")
+	NEXT=$v1
+	mkdir -p "$src" "$work/next/sources"
+	tar -xzf "$DIST/$NAME-$VERSION.tar.gz" -C "$src"
+	top=$src/$NAME-$v1
+	mv "$src/$NAME-$VERSION" "$top"
+	echo "$v1" > "$top/VERSION"
+	printf '\n# Changed in %s (upgrade test).\n' "$v1" >> "$top/agent/default.yml"
+	sed -i -e "s/^Version:.*/Version:        $v1/" \
+		-e "s/^%changelog$/%changelog\n* $(LC_ALL=C date -u '+%a %b %d %Y') package-test <test@example.org> - $v1-1\n- Upgrade test build.\n/" \
+		"$top/$NAME.spec"
+	tar -C "$src" -czf "$work/next/sources/$NAME-$v1.tar.gz" "$NAME-$v1"
+	cp "$DIST/$NAME-$VERSION-vendor.tar.gz" "$work/next/sources/$NAME-$v1-vendor.tar.gz"
+	cp "$DIST/$NAME.sysusers" "$work/next/sources/"
+	rpmbuild -bb --quiet --nocheck $NODEPS --define "_topdir $work/next/rpmbuild" \
+		--define "_sourcedir $work/next/sources" --define "_rpmdir $work/repo" \
+		"$top/$NAME.spec" > "$work/next/build.log" 2>&1 || { cat "$work/next/build.log"; die "N+1 build failed"; }
+	cp "$top/agent/default.yml" "$work/next/default.yml"
+}
+
+step_upgrade() {
+	[ -n "${ROOT:-}" ] || die "upgrade needs the install step"
+	build_next
+	# Local edits: a real setting change in config.yml and in sysconfig.
+	sed -i '0,/interval: 15s/s//interval: 20s/' "$ROOT/etc/$NAME/config.yml"
+	echo '# edited by the upgrade test' >> "$ROOT/etc/$NAME/config.yml"
+	sed -i 's/^ARGS=.*/ARGS="--log.level=debug"/' "$ROOT/etc/sysconfig/$NAME"
+	cp "$ROOT/etc/$NAME/config.yml" "$work/edited-config.yml"
+	cp "$ROOT/etc/sysconfig/$NAME" "$work/edited-sysconfig"
+	createrepo_c --quiet --update "$work/repo"
+	dnf_root --refresh upgrade $NAME
+	assert_eq "upgraded package" "$(rpm_root -q --qf '%{NAME}-%{VERSION}' $NAME)" "$NAME-$NEXT"
+	grep -q "version $NEXT " <<<"$("$ROOT/usr/bin/$NAME" version)" || die "binary was not upgraded"
+	ok "binary is $NEXT"
+	assert_same "$ROOT/etc/$NAME/config.yml" "$work/edited-config.yml" "edited config.yml survives the upgrade"
+	assert_same "$ROOT/etc/$NAME/config.yml.rpmnew" "$work/next/default.yml" "config.yml.rpmnew holds the new default"
+	assert_same "$ROOT/etc/sysconfig/$NAME" "$work/edited-sysconfig" "edited sysconfig survives the upgrade"
+	assert_absent "/etc/sysconfig/$NAME.rpmnew"
+	assert_stat /etc/$NAME/config.yml 644 root:root
+	assert_stat /usr/lib/systemd/system/$NAME.service 644 root:root
+	assert_stat /usr/lib/systemd/system-preset/50-$NAME.preset 644 root:root
+	grep -q "^$NAME:" "$ROOT/etc/passwd" || die "user lost on upgrade"
+	# The edited configuration is valid and used.
+	"$ROOT/usr/bin/$NAME" facts --format=json --log.level=error --config.file="$ROOT/etc/$NAME/config.yml" \
+		--collector.disable-defaults --collector.os --collector.kernel \
+		--path.rootfs="$PWD/collectors/testdata/trees/azl4-azure-gen2" > /dev/null || die "facts with the edited config"
+	ok "the edited config loads"
+}
+
+# ---------------------------------------------------------------------------
+step_remove() {
+	[ -n "${ROOT:-}" ] || die "remove needs the install step"
+	dnf_root --setopt=clean_requirements_on_remove=False remove $NAME
+	rpm_root -q $NAME >/dev/null 2>&1 && die "$NAME is still installed"
+	ok "$NAME is not installed"
+	assert_absent /usr/bin/$NAME
+	assert_absent /usr/lib/systemd/system/$NAME.service
+	assert_absent /usr/lib/systemd/system-preset/50-$NAME.preset
+	assert_absent /usr/lib/sysusers.d/$NAME.conf
+	assert_absent /usr/share/$NAME
+	assert_absent /usr/share/doc/$NAME
+	assert_absent /etc/$NAME/config.yml
+	assert_absent /etc/$NAME/checks.d
+	assert_absent /var/lib/$NAME
+	assert_same "$ROOT/etc/$NAME/config.yml.rpmsave" "$work/edited-config.yml" "edited config.yml kept as config.yml.rpmsave"
+	assert_same "$ROOT/etc/sysconfig/$NAME.rpmsave" "$work/edited-sysconfig" "edited sysconfig kept as .rpmsave"
+	# Fedora policy: a package never deletes its system user.
+	grep -q "^$NAME:" "$ROOT/etc/passwd" || die "user removed"
+	ok "the $NAME user stays"
+}
+
+# ---------------------------------------------------------------------------
+cexec() { "$SC" exec "$ct_pid" "$@"; }
+prop() { cexec systemctl show -p "$1" --value $NAME.service; }
+
+step_container() {
+	"$SC" create
+	local lower=/var/cache/azurelinux-probe-test/debian12-systemd r=$work/ct/root
+	mkdir -p "$work/ct/upper" "$work/ct/work" "$r"
+	# The cached root stays pristine: an overlay (or a copy) takes the changes.
+	if mount -t overlay overlay -o "lowerdir=$lower,upperdir=$work/ct/upper,workdir=$work/ct/work" "$r" 2>/dev/null; then
+		ct_mount=$r
+	else
+		cp -a --reflink=auto "$lower/." "$r/"
+	fi
+	(cd "$r" && rpm2cpio "$RPM" | cpio -idmu --quiet)
+	# A root-only modules.builtin naming a watched module that this kernel
+	# does not have: the unit must read it (/usr/lib/modules visible,
+	# CAP_DAC_READ_SEARCH effective) to report the module.
+	local release mod
+	release=$(uname -r)
+	for mod in $(sed -n '/^    modules:/,/^    [a-z_]*:/s/^      - //p' agent/default.yml); do
+		grep -qs "^$mod " /proc/modules || [ -e "/sys/module/$mod" ] || break
+	done
+	mkdir -p "$r/usr/lib/modules/$release"
+	echo "kernel/drivers/test/$mod.ko" > "$r/usr/lib/modules/$release/modules.builtin"
+	chmod 0400 "$r/usr/lib/modules/$release/modules.builtin"
+	local port
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+	sed -i "s|^ARGS=.*|ARGS=\"--web.listen-address=127.0.0.1:$port\"|" "$r/etc/sysconfig/$NAME"
+
+	# bpfcheck runs the bpf() calls of the eBPF collector under the unit's
+	# sandbox: a oneshot copy of the packaged unit, and one without
+	# CAP_SYS_ADMIN (the documented drop-in).
+	CGO_ENABLED=0 go build -o "$r/usr/local/bin/bpfcheck" ./packaging/test/bpfcheck
+	local v
+	for v in full nosysadmin; do
+		sed -e 's/^Type=notify/Type=oneshot/' -e '/^WatchdogSec=/d' -e '/^ExecReload=/d' -e '/^Restart/d' \
+			-e 's|^ExecStart=.*|ExecStart=/usr/local/bin/bpfcheck|' \
+			"$r/usr/lib/systemd/system/$NAME.service" > "$r/etc/systemd/system/bpfcheck-$v.service"
+	done
+	sed -i 's/ CAP_SYS_ADMIN$//' "$r/etc/systemd/system/bpfcheck-nosysadmin.service"
+	# The package's scriptlets, run below under the container's systemd.
+	rpm -qp --qf '%{POSTIN}' "$RPM" > "$r/root/post.sh"
+	rpm -qp --qf '%{POSTUN}' "$RPM" > "$r/root/postun.sh"
+	rpm -qp --qf '%{PREUN}' "$RPM" > "$r/root/preun.sh"
+
+	# What a container lacks and a VM's systemd has: nspawn's default
+	# bounding set has no CAP_BPF and CAP_PERFMON, and its own seccomp filter
+	# denies bpf() and perf_event_open() to every process under the
+	# container's systemd, whatever their capabilities.
+	ct_pid=$(SYSTEMD_CONTAINER_NSPAWN_ARGS="--capability=CAP_BPF,CAP_PERFMON --system-call-filter=bpf --system-call-filter=perf_event_open" \
+		"$SC" start "$r")
+	echo "  container init: pid $ct_pid, systemd $(cexec systemctl --version | awk 'NR==1 { print $2 }')"
+	cexec systemd-sysusers /usr/lib/sysusers.d/$NAME.conf
+	# Owners and modes as rpm would set them (cpio only unpacks).
+	rpm -qp --qf '[%{FILEMODES:octal} %{FILEUSERNAME} %{FILEGROUPNAME} %{FILENAMES}\n]' "$RPM" |
+		while read -r mode user group path; do
+			cexec chown -h "$user:$group" "$path"
+			[ -L "$r$path" ] || cexec chmod "$(printf '%o' $((8#$mode & 07777)))" "$path"
+		done
+	local out
+	out=$(cexec systemd-analyze verify /usr/lib/systemd/system/$NAME.service 2>&1) || die "verify in container: $out"
+	ok "systemd-analyze verify under systemd $(cexec systemctl --version | awk 'NR==1 { print $2 }'): clean"
+	# The package's own %post (first install, $1 = 1): the preset enables the
+	# unit and, systemd running, it starts.
+	cexec sh -e /root/post.sh 1
+	assert_eq "enabled by the preset" "$(cexec systemctl is-enabled $NAME.service)" enabled
+	assert_eq "started by %post" "$(cexec systemctl is-active $NAME.service)" active
+	# What the README tells users where the preset does not apply.
+	cexec systemctl enable --now $NAME.service || { cexec journalctl -u $NAME --no-pager | tail -30; die "enable --now failed"; }
+
+	assert_eq "ActiveState/SubState" "$(prop ActiveState)/$(prop SubState)" active/running
+	assert_eq "Type" "$(prop Type)" notify
+	assert_eq "WatchdogUSec" "$(prop WatchdogUSec)" 30s
+	local pid status
+	pid=$(prop MainPID)
+	status=$(cexec cat /proc/$pid/status)
+	local uid
+	uid=$(cexec id -u $NAME)
+	assert_eq "main process uid (real effective saved fs)" "$(awk '/^Uid:/ { print $2, $3, $4, $5 }' <<<"$status")" "$uid $uid $uid $uid"
+	assert_eq "main process user" "$(cexec ps -o user= -p "$pid")" "$NAME"
+	# CAP_DAC_READ_SEARCH(2) CAP_SYS_ADMIN(21) CAP_PERFMON(38) CAP_BPF(39)
+	local want=000000c000200004
+	assert_eq "CapEff" "$(awk '/^CapEff:/ { print $2 }' <<<"$status")" $want
+	assert_eq "CapBnd" "$(awk '/^CapBnd:/ { print $2 }' <<<"$status")" $want
+	assert_eq "CapAmb" "$(awk '/^CapAmb:/ { print $2 }' <<<"$status")" $want
+	assert_eq "NoNewPrivs" "$(awk '/^NoNewPrivs:/ { print $2 }' <<<"$status")" 1
+	assert_eq "Seccomp (filter mode)" "$(awk '/^Seccomp:/ { print $2 }' <<<"$status")" 2
+	# The sandbox: / read-only (ProtectSystem=strict), private /tmp, no /home.
+	local mi
+	mi=$(cexec cat /proc/$pid/mountinfo)
+	awk '$5 == "/" { print $6 }' <<<"$mi" | grep -q '^ro' || die "/ is not read-only in the unit's namespace"
+	ok "/ is read-only for the unit"
+	awk '$5 == "/tmp" { found = 1 } END { exit !found }' <<<"$mi" || die "no private /tmp"
+	ok "the unit has a private /tmp"
+	cexec nsenter -t "$pid" -m test -w /etc && die "/etc is writable in the unit's namespace" || true
+	ok "/etc is not writable in the unit's namespace"
+
+	# Scrape from the host.
+	local body="" i
+	for i in $(seq 1 100); do
+		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
+		grep -q '^azurelinux_probe_collector_success' <<<"$body" && break
+		sleep 0.2
+	done
+	grep -q '^azurelinux_probe_collector_success' <<<"$body" || die "no metrics on 127.0.0.1:$port"
+	ok "scraped http://127.0.0.1:$port/metrics from the host"
+	grep '^azurelinux_probe_collector_success' <<<"$body" | sed 's/^/  unit: /'
+	# Every collector that succeeds as root outside the sandbox must succeed
+	# in the unit.
+	cexec /usr/bin/$NAME facts --format=json --log.level=error --config.file=/etc/$NAME/config.yml > "$work/root-facts.json" || true
+	local c good
+	good=$(python3 -c 'import json,sys; print(" ".join(c["name"] for c in json.load(open(sys.argv[1]))["collectors"] if c["success"]))' "$work/root-facts.json")
+	[ -n "$good" ] || die "no collector succeeded as root in the container"
+	# (Poll: a slow collector's first refresh may still be running.)
+	local missing
+	for i in $(seq 1 60); do
+		missing=""
+		for c in $good; do
+			grep -qx "azurelinux_probe_collector_success{collector=\"$c\"} 1" <<<"$body" || missing+=" $c"
+		done
+		[ -z "$missing" ] && break
+		sleep 0.5
+		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
+	done
+	[ -z "$missing" ] || die "collectors that work as root fail in the unit:$missing
+$(grep '^azurelinux_probe_collector_success' <<<"$body")"
+	ok "collectors that work as root work in the unit: $good"
+	# And the sandbox hides nothing from them: the unit serves the same fact
+	# series (names and labels) as root does without a sandbox.
+	cexec /usr/bin/$NAME facts --format=prometheus --log.level=error --config.file=/etc/$NAME/config.yml > "$work/root-facts.prom" || true
+	# (The daemon's own check and baseline series are compared below.)
+	series() { grep -E '^azurelinux_' | grep -Ev '^azurelinux_(probe|checks?|baseline)_' | sed -E 's/ [^ ]+$//' | sort -u; }
+	# Not readable by the unit, by design (docs/packaging.md): the
+	# net.core.bpf_jit_* sysctls open only for uid 0 or CAP_NET_ADMIN.
+	local by_design='^azurelinux_ebpf_jit_(harden|kallsyms|limit_bytes)$'
+	local diff_out
+	diff_out=$(diff <(series < "$work/root-facts.prom" | grep -Ev "$by_design") <(series <<<"$body") || true)
+	[ -z "$diff_out" ] || die "the unit's facts differ from root's (< root only, > unit only):
+$diff_out"
+	ok "the unit serves the same $(series <<<"$body" | wc -l) fact series as root"
+	# Every compatibility check that passes as root passes in the unit (the
+	# container is no Azure Linux: many fail in both).
+	cexec /usr/bin/$NAME check --format=json --log.level=error --config.file=/etc/$NAME/config.yml > "$work/root-checks.json" || true
+	local passed failed_in_unit=""
+	passed=$(python3 -c 'import json,sys; print(" ".join(c["category"] + "/" + c["name"] for c in json.load(open(sys.argv[1]))["checks"] if c["pass"]))' "$work/root-checks.json")
+	for c in $passed; do
+		grep -qx "azurelinux_check_status{category=\"${c%%/*}\",check=\"${c#*/}\"} 1" <<<"$body" ||
+			failed_in_unit+=" $c"
+	done
+	[ -z "$failed_in_unit" ] || die "checks that pass as root fail in the unit:$failed_in_unit"
+	ok "the $(wc -w <<<"$passed") checks that pass as root pass in the unit"
+	grep -qx "azurelinux_kernel_module_loaded{module=\"$mod\"} 1" <<<"$body" ||
+		die "the unit did not read the root-only /usr/lib/modules/$release/modules.builtin ($mod)"
+	ok "the unit reads root-only /usr/lib/modules/$release/modules.builtin ($mod built in)"
+
+	# eBPF under the sandbox: every call with the unit's capabilities; the
+	# inventory fails without CAP_SYS_ADMIN while the canary still works.
+	local want_full="prog_get_next_id 0
+map_get_next_id 0
+prog_load_socket_filter 0
+prog_load_kprobe 0
+map_create_array 0"
+	local want_nosysadmin="prog_get_next_id 1
+map_get_next_id 1
+prog_load_socket_filter 0
+prog_load_kprobe 0
+map_create_array 0"
+	for v in full nosysadmin; do
+		cexec systemctl start bpfcheck-$v.service
+		out=$(cexec journalctl -u bpfcheck-$v.service -o cat --no-pager | grep -E '^[a-z_]+ [0-9]+$')
+		local want_v=want_$v
+		assert_eq "bpf() under the unit's sandbox ($v; call errno)" "$(tr '\n' ' ' <<<"$out")" "$(tr '\n' ' ' <<<"${!want_v}")"
+	done
+
+	# The watchdog: the probe pings at WatchdogSec/2.
+	local ts0 ts
+	ts0=$(prop WatchdogTimestampMonotonic)
+	for i in $(seq 1 40); do
+		ts=$(prop WatchdogTimestampMonotonic)
+		[ "$ts" != "$ts0" ] && break
+		sleep 0.5
+	done
+	[ "$ts" != "$ts0" ] || die "no watchdog ping within 20s"
+	ok "watchdog pinged (WatchdogTimestampMonotonic $ts0 -> $ts)"
+	assert_eq "NRestarts" "$(prop NRestarts)" 0
+
+	cexec systemctl reload $NAME.service
+	for i in $(seq 1 50); do
+		grep -q 'configuration reloaded' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" && break
+		sleep 0.2
+	done
+	grep -q 'configuration reloaded' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "reload not logged"
+	assert_eq "after reload" "$(prop ActiveState)/$(prop SubState)" active/running
+	# The package's %postun on upgrade ($1 = 1) restarts the running service.
+	cexec sh -e /root/postun.sh 1
+	assert_eq "after %postun (upgrade)" "$(prop ActiveState)/$(prop SubState)" active/running
+	[ "$(prop MainPID)" != "$pid" ] || die "%postun did not restart the service"
+	ok "%postun restarted the service (pid $pid -> $(prop MainPID))"
+	# The package's %preun on erase ($1 = 0): disabled and stopped cleanly.
+	cexec sh -e /root/preun.sh 0
+	assert_eq "after %preun" "$(prop ActiveState)/$(prop Result)" inactive/success
+	assert_eq "enabled after %preun" "$(cexec systemctl is-enabled $NAME.service || true)" disabled
+	grep -q 'shutting down' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "no clean shutdown logged"
+	ok "clean shutdown logged"
+	"$SC" stop "$ct_pid"
+	ct_pid=""
+}
+
+steps=("$@")
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit install upgrade remove container)
+for s in "${steps[@]}"; do
+	run_step "$s"
+done
+echo "== package-test passed: exposure $(cat "$work/exposure" 2>/dev/null || echo n/a)"
+for s in "${steps[@]}"; do
+	printf '  %-10s %6ss\n' "$s" "${took[$s]}"
+done
