@@ -87,8 +87,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
 		Default("40").IntVar(&o.maxRequests)
-	app.Flag("runtime.memory-limit", "Soft limit of the Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The probe's live heap is a few MB of cached facts.").
-		Envar("GOMEMLIMIT").Default("8MiB").BytesVar(&o.memoryLimit)
+	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
+		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
 	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
 		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
 	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
@@ -152,9 +152,6 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
-	if o.memoryLimit > 0 {
-		debug.SetMemoryLimit(int64(o.memoryLimit))
-	}
 
 	switch cmd {
 	case collectCmd.FullCommand():
@@ -169,6 +166,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case factsCmd.FullCommand():
 		return o.facts(stdout, logger)
 	case serveCmd.FullCommand():
+		// Only the long-running daemon: a child refreshing an isolated
+		// collector (the eBPF one parses the kernel's BTF) needs its
+		// heap for the few hundred milliseconds it lives.
+		if o.memoryLimit > 0 {
+			debug.SetMemoryLimit(int64(o.memoryLimit))
+		}
 		if err := o.serve(logger); err != nil {
 			logger.Error("exiting", "err", err)
 			return 1
