@@ -457,13 +457,14 @@ func ebpfUnprivilegedChild(t *testing.T) {
 	}
 }
 
-// BenchmarkEBPFInventory measures an inventory refresh with 300 programs
-// and 100 maps loaded by the benchmark on top of the host's: "cached" is
-// the steady state (every ID known), "cold" a collector's first refresh
-// (every object opened).
+// BenchmarkEBPFInventory measures an inventory refresh with 500 programs
+// and 100 maps loaded by the benchmark on top of the host's: "cached" is a
+// collector's later refreshes (every ID known), "cold" its first (every
+// object opened). The daemon refreshes the eBPF collector in a child
+// process, so each of its refreshes is a cold one.
 func BenchmarkEBPFInventory(b *testing.B) {
 	ebpfRequireRoot(b)
-	ebpfLoadTestObjects(b, 300, 100)
+	ebpfLoadTestObjects(b, 500, 100)
 	paths := ebpfLivePaths(b)
 	b.Run("cached", func(b *testing.B) {
 		c := newTestEBPF(b, paths, nil, nil)
