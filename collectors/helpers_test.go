@@ -2,6 +2,7 @@ package collectors
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -151,4 +152,38 @@ func (b *fsBuilder) vmbus(instance, classID, driver string) *fsBuilder {
 		b.link(rel+"/driver", "../../../../../../bus/vmbus/drivers/"+driver)
 	}
 	return b.link("sys/bus/vmbus/devices/"+instance, "../../../"+node+"/"+instance)
+}
+
+// wantOutcome checks the error of an Update: an error containing every
+// string of errContain when there are any, else ErrNoData when noData, else
+// none.
+func wantOutcome(t *testing.T, err error, noData bool, errContain ...string) {
+	t.Helper()
+	switch {
+	case len(errContain) > 0:
+		if err == nil || errors.Is(err, ErrNoData) {
+			t.Fatalf("err = %v, want an error", err)
+		}
+		for _, s := range errContain {
+			if !strings.Contains(err.Error(), s) {
+				t.Errorf("error lacks %q:\n%v", s, err)
+			}
+		}
+	case noData:
+		if !errors.Is(err, ErrNoData) {
+			t.Fatalf("err = %v, want ErrNoData", err)
+		}
+	case err != nil:
+		t.Fatalf("err = %v", err)
+	}
+}
+
+// wantValues checks that got holds every sample of want with its value.
+func wantValues(t *testing.T, got, want map[string]float64) {
+	t.Helper()
+	for k, v := range want {
+		if g, ok := got[k]; !ok || g != v {
+			t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
+		}
+	}
 }

@@ -215,28 +215,8 @@ func TestHypervTrees(t *testing.T) {
 	} {
 		t.Run(tc.tree, func(t *testing.T) {
 			got, err := runCollector(t, "hyperv", treePaths(t, tc.tree))
-			switch {
-			case len(tc.errContain) > 0:
-				if err == nil || errors.Is(err, ErrNoData) {
-					t.Fatalf("err = %v, want an error", err)
-				}
-				for _, s := range tc.errContain {
-					if !strings.Contains(err.Error(), s) {
-						t.Errorf("error lacks %q:\n%v", s, err)
-					}
-				}
-			case tc.noData:
-				if !errors.Is(err, ErrNoData) {
-					t.Fatalf("err = %v, want ErrNoData", err)
-				}
-			case err != nil:
-				t.Fatalf("err = %v", err)
-			}
-			for k, v := range tc.want {
-				if g, ok := got[k]; !ok || g != v {
-					t.Errorf("%s = %v (present %v), want %v", k, g, ok, v)
-				}
-			}
+			wantOutcome(t, err, tc.noData, tc.errContain...)
+			wantValues(t, got, tc.want)
 			for _, name := range tc.absent {
 				if s := seriesOf(got, name); len(s) > 0 {
 					t.Errorf("unexpected %v", s)
