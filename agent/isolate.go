@@ -9,8 +9,10 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -55,6 +57,11 @@ type isolatedCollector struct {
 	name    string
 	iso     *isolation
 	options []byte // the collector's options as YAML
+	// logged is what the children have logged, so that a line a child
+	// repeats on every refresh (a capability it lacks, a probe the kernel
+	// refuses) reaches the log once, as it would from a long-lived
+	// collector.
+	logged logDedup
 }
 
 func newIsolated(spec collectors.Spec, opts any, iso *isolation) (*isolatedCollector, error) {
@@ -76,7 +83,7 @@ func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) e
 	out.limit = maxIsolatedOutput
 	var tail tailBuffer
 	cmd.Stdout = &out
-	cmd.Stderr = io.MultiWriter(c.iso.stderr, &tail)
+	cmd.Stderr = io.MultiWriter(&dedupWriter{d: &c.logged, w: c.iso.stderr}, &tail)
 	// Its own process group, killed whole at the deadline.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
@@ -256,4 +263,55 @@ func selfExecutable() (string, error) {
 		return "", fmt.Errorf("find the probe's executable for isolated collectors: %w", err)
 	}
 	return exe, nil
+}
+
+// logDedup remembers log lines by their content without the timestamp.
+type logDedup struct {
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+// maxRememberedLogLines bounds logDedup; past it every line is forwarded.
+const maxRememberedLogLines = 1024
+
+var logTimeRE = regexp.MustCompile(`(^|\s)time=\S+|"time":"[^"]*",?`)
+
+// first reports whether line has not been seen before (ignoring its time).
+func (d *logDedup) first(line string) bool {
+	key := logTimeRE.ReplaceAllString(line, "")
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.seen == nil {
+		d.seen = map[string]bool{}
+	}
+	if d.seen[key] {
+		return false
+	}
+	if len(d.seen) < maxRememberedLogLines {
+		d.seen[key] = true
+	}
+	return true
+}
+
+// dedupWriter forwards whole lines to w, each distinct line once.
+type dedupWriter struct {
+	d       *logDedup
+	w       io.Writer
+	partial []byte
+}
+
+func (dw *dedupWriter) Write(p []byte) (int, error) {
+	dw.partial = append(dw.partial, p...)
+	for {
+		i := bytes.IndexByte(dw.partial, '\n')
+		if i < 0 {
+			break
+		}
+		line := dw.partial[:i+1]
+		if dw.d.first(string(line)) {
+			dw.w.Write(line)
+		}
+		dw.partial = dw.partial[i+1:]
+	}
+	return len(p), nil
 }

@@ -83,3 +83,29 @@ func TestIsolatedCollectorTimeout(t *testing.T) {
 		t.Errorf("a hung child held the refresh for %v", d)
 	}
 }
+
+// TestIsolatedLogOnce: a line the child logs on every refresh reaches the
+// daemon's log once; a new line still shows.
+func TestIsolatedLogOnce(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "child")
+	script := "#!/bin/sh\ncat >/dev/null\n" +
+		"echo \"time=$(date +%s%N) level=WARN msg=\\\"eBPF inventory skipped: needs CAP_SYS_ADMIN\\\"\" >&2\n" +
+		"[ -e \"$0.second\" ] && echo 'time=x level=ERROR msg=\"new trouble\"' >&2\n" +
+		"touch \"$0.second\"\n"
+	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var log strings.Builder
+	c := &isolatedCollector{name: "ebpf", iso: &isolation{exe: p, stderr: &log}}
+	for range 3 {
+		if err := c.Update(context.Background(), &collectors.Metrics{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := strings.Count(log.String(), "inventory skipped"); n != 1 {
+		t.Errorf("repeated line logged %d times in 3 refreshes, want 1:\n%s", n, log.String())
+	}
+	if n := strings.Count(log.String(), "new trouble"); n != 1 {
+		t.Errorf("new line logged %d times, want 1:\n%s", n, log.String())
+	}
+}
