@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -195,3 +196,36 @@ func exists(path string) bool {
 
 // isNotExist reports whether err says a file is missing.
 func isNotExist(err error) bool { return errors.Is(err, os.ErrNotExist) }
+
+// maxDirEntries bounds the entries read from one directory: a real sysfs or
+// /lib/modules directory holds at most a few thousand, and a hostile tree
+// with millions must not cost memory in proportion.
+const maxDirEntries = 10000
+
+// readDir lists the directory at path, sorted by name, failing when it holds
+// more than maxDirEntries entries.
+func readDir(path string) ([]os.DirEntry, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	entries, err := f.ReadDir(maxDirEntries + 1)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(entries) > maxDirEntries {
+		return nil, fmt.Errorf("%s: more than %d entries", path, maxDirEntries)
+	}
+	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
+	return entries, nil
+}
+
+// readLink returns the target of the symbolic link at path.
+func readLink(path string) (string, error) { return os.Readlink(path) }
+
+// stat returns the file information of path, following links.
+func stat(path string) (os.FileInfo, error) { return os.Stat(path) }
+
+// lstat returns the file information of path itself.
+func lstat(path string) (os.FileInfo, error) { return os.Lstat(path) }
