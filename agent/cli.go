@@ -182,14 +182,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 }
 
 func (o *options) paths() collectors.Paths {
-	p := collectors.DefaultPaths(o.rootfs)
-	if o.procfs != "" {
-		p.ProcFS = o.procfs
-	}
-	if o.sysfs != "" {
-		p.SysFS = o.sysfs
-	}
-	return p
+	return collectors.NewPaths(o.rootfs, o.procfs, o.sysfs)
 }
 
 // enabled returns the names of the collectors to run.

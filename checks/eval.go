@@ -5,11 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -21,6 +19,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Facts are the probe's own facts that fact conditions read: the metric
@@ -198,14 +197,14 @@ func (env *Env) command(name string) (bool, string) {
 	for _, dir := range pathDirs {
 		// Root resolves links inside the root: an absolute link target in
 		// an image must not be looked up on the probe's own file system.
-		fi, err := os.Stat(env.Paths.Root(dir, name))
+		p := env.Paths.Root(dir, name)
+		fi, err := p.Stat()
 		if err != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			continue
 		}
-		where := filepath.Join(dir, name)
-		p := filepath.Join(env.Paths.Root(dir), name)
-		if lfi, err := os.Lstat(p); err == nil && lfi.Mode()&os.ModeSymlink != 0 {
-			if target, err := os.Readlink(p); err == nil {
+		where := p.InRoot()
+		if lfi, err := p.Lstat(); err == nil && lfi.Mode()&os.ModeSymlink != 0 {
+			if target, err := p.Readlink(); err == nil {
 				return true, fmt.Sprintf("%s (symlink to %s)", where, target)
 			}
 		}
@@ -216,7 +215,7 @@ func (env *Env) command(name string) (bool, string) {
 
 func (env *Env) file(f *fileSpec) (bool, string) {
 	p := env.Paths.Root(f.path)
-	fi, err := os.Stat(p)
+	fi, err := p.Stat()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, f.path + " does not exist"
@@ -347,7 +346,7 @@ func (env *Env) unit(u *unitSpec) (bool, string) {
 		return false, fmt.Sprintf("not evaluable: %s is not in the systemd collector's watch list (azurelinux_systemd_unit_info)", u.name)
 	}
 	base := env.Paths.Root("/etc/systemd/system")
-	entries, err := os.ReadDir(base)
+	entries, err := base.ReadDir()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return false, fmt.Sprintf("/etc/systemd/system: %v", unwrapPath(err))
 	}
@@ -355,7 +354,7 @@ func (env *Env) unit(u *unitSpec) (bool, string) {
 		if !e.IsDir() || !(strings.HasSuffix(e.Name(), ".wants") || strings.HasSuffix(e.Name(), ".requires")) {
 			continue
 		}
-		if _, err := os.Lstat(filepath.Join(base, e.Name(), u.name)); err == nil {
+		if _, err := base.Join(e.Name(), u.name).Lstat(); err == nil {
 			return true, fmt.Sprintf("%s is enabled (/etc/systemd/system/%s/%s)", u.name, e.Name(), u.name)
 		}
 	}
@@ -382,8 +381,7 @@ func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
 	if strings.Contains(s.name, "/") {
 		rel = s.name // already in path form
 	}
-	p := filepath.Join(env.Paths.ProcFS, "sys", rel)
-	v, err := readSmall(p)
+	v, err := readSmall(env.Paths.Proc("sys", rel))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return false, fmt.Sprintf("sysctl %s does not exist on this kernel", s.name)
@@ -399,14 +397,14 @@ func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
 }
 
 func (env *Env) module(m *moduleSpec) (bool, string) {
-	release, err := readSmall(filepath.Join(env.Paths.ProcFS, "sys/kernel/osrelease"))
+	release, err := readSmall(env.Paths.Proc("sys/kernel/osrelease"))
 	if err != nil {
 		return false, fmt.Sprintf("kernel release: %v", err)
 	}
 	present, err := collectors.LoadedModules(env.Paths, strings.TrimSpace(release))
 	loaded := present[m.name]
 	if !loaded {
-		if _, serr := os.Stat(env.Paths.Sys("module", m.name)); serr == nil {
+		if env.Paths.Sys("module", m.name).Exists() {
 			loaded = true
 		}
 	}
@@ -432,28 +430,7 @@ func (env *Env) module(m *moduleSpec) (bool, string) {
 // readSmall reads a procfs, sysfs or config file of at most 64 KiB, refusing
 // anything but a regular file so that a FIFO planted in an image cannot hang
 // the probe.
-func readSmall(path string) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return "", err
-	}
-	if !fi.Mode().IsRegular() {
-		return "", fmt.Errorf("%s: not a regular file", path)
-	}
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
-	if err != nil {
-		return "", err
-	}
-	if len(b) > 64<<10 {
-		return "", fmt.Errorf("%s: larger than 64 KiB", path)
-	}
-	return string(b), nil
-}
+func readSmall(path host.Path) (string, error) { return path.ReadText(64 << 10) }
 
 // exec runs the check's program with its arguments, without a shell, as the
 // probe's own user, with the root the checks read in AZURELINUX_PROBE_ROOTFS.

@@ -9,8 +9,9 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // repoDirs hold dnf repository files under the root: the admin's, the
@@ -88,15 +89,17 @@ func (env *Env) repos() ([]repoSection, []string) {
 	var all []repoSection
 	var problems []string
 	for _, dir := range repoDirs {
-		matches, _ := filepath.Glob(filepath.Join(env.Paths.Root(dir), "*.repo"))
-		slices.Sort(matches)
+		matches, err := env.Paths.Root(dir).Glob("*.repo")
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
+		}
 		for _, m := range matches {
 			text, err := readSmall(m)
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s/%s: %v", dir, filepath.Base(m), unwrapPath(err)))
+				problems = append(problems, fmt.Sprintf("%s: %v", m.InRoot(), unwrapPath(err)))
 				continue
 			}
-			secs, err := parseRepoFile(dir+"/"+filepath.Base(m), strings.NewReader(text))
+			secs, err := parseRepoFile(m.InRoot(), strings.NewReader(text))
 			if err != nil {
 				problems = append(problems, err.Error())
 			}
@@ -190,21 +193,13 @@ func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, wh
 // /etc/dnf/vars under the root.
 func (env *Env) expandRepoVars(s string) string {
 	vars := map[string]string{"basearch": env.basearch(), "arch": env.basearch()}
-	for _, f := range []string{"/etc/os-release", "/usr/lib/os-release"} {
-		text, err := readSmall(env.Paths.Root(f))
-		if err != nil {
-			continue
-		}
-		for _, line := range strings.Split(text, "\n") {
-			if v, ok := strings.CutPrefix(strings.TrimSpace(line), "VERSION_ID="); ok {
-				vars["releasever"] = strings.Trim(v, `"'`)
-			}
-		}
-		break
+	if osr, _, _ := host.ReadOSRelease(env.Paths.Root()); osr["VERSION_ID"] != "" {
+		vars["releasever"] = osr["VERSION_ID"]
 	}
-	entries, _ := os.ReadDir(env.Paths.Root("/etc/dnf/vars"))
+	varsDir := env.Paths.Root("/etc/dnf/vars")
+	entries, _ := varsDir.ReadDir()
 	for _, e := range entries {
-		if v, err := readSmall(filepath.Join(env.Paths.Root("/etc/dnf/vars"), e.Name())); err == nil {
+		if v, err := readSmall(varsDir.Join(e.Name())); err == nil {
 			vars[e.Name()] = strings.TrimSpace(v)
 		}
 	}

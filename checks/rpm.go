@@ -3,9 +3,6 @@ package checks
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -15,19 +12,10 @@ import (
 	// stays a static binary without cgo.
 	_ "github.com/glebarez/go-sqlite"
 	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
-)
 
-// rpmDBFiles are the rpm databases looked for under the root, newest layout
-// first: rpm ≥ 4.16's sqlite database under /usr/lib/sysimage/rpm (Azure
-// Linux 4.0, Fedora ≥ 36, where /var/lib/rpm links to it), the same under
-// /var/lib/rpm (Azure Linux 3.0), then the ndb and Berkeley DB formats.
-var rpmDBFiles = []string{
-	"/usr/lib/sysimage/rpm/rpmdb.sqlite",
-	"/var/lib/rpm/rpmdb.sqlite",
-	"/usr/lib/sysimage/rpm/Packages.db",
-	"/var/lib/rpm/Packages.db",
-	"/var/lib/rpm/Packages",
-}
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+)
 
 type rpmPackage struct {
 	Name, Version, Release, Arch string
@@ -66,41 +54,41 @@ type rpmDB struct {
 }
 
 // openRPMDB reads the package list of the first rpm database found under
-// the root. A sqlite database is copied (with its write-ahead log) to a
-// temporary directory first: sqlite writes lock and journal files next to
-// the database it opens, which must not happen in a mounted image or under
-// a running rpm.
-func openRPMDB(p interface{ Root(...string) string }) (*rpmDB, error) {
-	for _, rel := range rpmDBFiles {
-		path := p.Root(rel)
-		fi, err := os.Stat(path)
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
-		}
-		key := fmt.Sprintf("%s\x00%d\x00%d", path, fi.Size(), fi.ModTime().UnixNano())
-		if wal, err := os.Stat(path + "-wal"); err == nil {
-			key += fmt.Sprintf("\x00%d\x00%d", wal.Size(), wal.ModTime().UnixNano())
-		}
-		rpmCache.Lock()
-		defer rpmCache.Unlock()
-		if rpmCache.key == key {
-			return rpmCache.db, nil
-		}
-		pkgs, err := readRPMDB(path)
-		if err != nil {
-			return nil, fmt.Errorf("rpm database %s: %w", rel, err)
-		}
-		db := &rpmDB{path: rel, packages: map[string][]rpmPackage{}}
-		for _, pk := range pkgs {
-			db.packages[pk.Name] = append(db.packages[pk.Name], pk)
-		}
-		rpmCache.key, rpmCache.db = key, db
-		return db, nil
+// the root, from a bounded private copy (host.CopyRPMDB).
+func openRPMDB(p collectors.Paths) (*rpmDB, error) {
+	found, err := host.FindRPMDB(p.Root())
+	if errors.Is(err, host.ErrNoRPMDB) {
+		return nil, fmt.Errorf("%w under %s (looked in /usr/lib/sysimage/rpm and /var/lib/rpm)", err, p.RootFS)
 	}
-	return nil, fmt.Errorf("no rpm database under %s (looked in /usr/lib/sysimage/rpm and /var/lib/rpm)", p.Root("/"))
+	if err != nil {
+		return nil, fmt.Errorf("rpm database: %w", err)
+	}
+	fi, err := found.Path.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("rpm database: %w", err)
+	}
+	key := fmt.Sprintf("%s\x00%d\x00%d", found.Path, fi.Size(), fi.ModTime().UnixNano())
+	if wal, err := found.Path.Dir().Join(found.Path.Base() + "-wal").Stat(); err == nil {
+		key += fmt.Sprintf("\x00%d\x00%d", wal.Size(), wal.ModTime().UnixNano())
+	}
+	rpmCache.Lock()
+	defer rpmCache.Unlock()
+	if rpmCache.key == key {
+		return rpmCache.db, nil
+	}
+	pkgs, err := readRPMDB(found)
+	if err != nil {
+		return nil, fmt.Errorf("rpm database %s: %w", found.Path.InRoot(), err)
+	}
+	db := &rpmDB{path: found.Path.InRoot(), packages: map[string][]rpmPackage{}}
+	for _, pk := range pkgs {
+		db.packages[pk.Name] = append(db.packages[pk.Name], pk)
+	}
+	rpmCache.key, rpmCache.db = key, db
+	return db, nil
 }
 
-func readRPMDB(path string) (pkgs []rpmPackage, err error) {
+func readRPMDB(found host.RPMDB) (pkgs []rpmPackage, err error) {
 	defer func() {
 		// The database is data from the image: a malformed one is an
 		// error, never a crash of the probe.
@@ -108,21 +96,11 @@ func readRPMDB(path string) (pkgs []rpmPackage, err error) {
 			pkgs, err = nil, fmt.Errorf("malformed database: %v", r)
 		}
 	}()
-	open := path
-	if strings.HasSuffix(path, ".sqlite") {
-		dir, err := os.MkdirTemp("", "azurelinux-probe-rpmdb-")
-		if err != nil {
-			return nil, err
-		}
-		defer os.RemoveAll(dir)
-		open = filepath.Join(dir, "rpmdb.sqlite")
-		if err := copyFile(path, open); err != nil {
-			return nil, err
-		}
-		if err := copyFile(path+"-wal", open+"-wal"); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
-		}
+	open, cleanup, err := host.CopyRPMDB(found)
+	if err != nil {
+		return nil, err
 	}
+	defer cleanup()
 	db, err := rpmdb.Open(open)
 	if err != nil {
 		return nil, err
@@ -140,23 +118,6 @@ func readRPMDB(path string) (pkgs []rpmPackage, err error) {
 		pkgs = append(pkgs, pk)
 	}
 	return pkgs, nil
-}
-
-func copyFile(src, dst string) error {
-	in, err := os.Open(src)
-	if err != nil {
-		return err
-	}
-	defer in.Close()
-	out, err := os.Create(dst)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(out, in); err != nil {
-		out.Close()
-		return err
-	}
-	return out.Close()
 }
 
 // compareEVR compares two [epoch:]version[-release] strings as rpm does:

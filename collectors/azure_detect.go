@@ -4,8 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // isAzure reports whether the host under p is an Azure VM, from sysfs only:
@@ -54,14 +55,20 @@ func isAzure(p Paths) (bool, error) {
 	return exists(p.Sys("bus/vmbus")), nil
 }
 
+// dmiDir returns the directory of the DMI attributes: /sys/class/dmi/id, a
+// link to /sys/devices/virtual/dmi/id, which is read where the link is
+// missing (drivers/firmware/dmi-id.c).
+func dmiDir(p Paths) host.Path {
+	if dir := p.Sys("class/dmi/id"); exists(dir) {
+		return dir
+	}
+	return p.Sys("devices/virtual/dmi/id")
+}
+
 // readDMI reads one DMI attribute. DMI strings are padded with spaces by
 // some firmware and may be empty, which for DMI is a value, not an error.
 func readDMI(p Paths, name string) (string, error) {
-	dir := p.sysLink(p.Sys("class/dmi/id"))
-	if !exists(dir) {
-		dir = p.Sys("devices/virtual/dmi/id")
-	}
-	s, err := readText(filepath.Join(dir, name), maxValueSize)
+	s, err := readText(dmiDir(p).Join(name), maxValueSize)
 	if err != nil {
 		return "", err
 	}

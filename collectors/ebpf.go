@@ -18,6 +18,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/azurelinux-probe/azurelinux-probe/bpf"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // The ebpf collector answers three questions about the running kernel: what
@@ -420,7 +421,7 @@ func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 // megabytes, is not read.
 func (c *ebpfCollector) btfAvailable() (bool, error) {
 	path := c.paths.Sys("kernel/btf/vmlinux")
-	st, err := os.Stat(path)
+	st, err := path.Stat()
 	switch {
 	case isNotExist(err):
 		return false, nil
@@ -538,8 +539,7 @@ func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name st
 // a fact about the kernel, not a failure of the collector: it is logged
 // with the verifier's or the kernel's own error text.
 func (c *ebpfCollector) updateCanary(m *Metrics) error {
-	nsPath := c.paths.Proc("self/ns/pid")
-	dev, ino, err := fileID(nsPath)
+	dev, ino, err := host.NamespaceID("pid")
 	if err != nil {
 		return fmt.Errorf("canary: %w", err)
 	}

@@ -1,9 +1,7 @@
 package collectors
 
 import (
-	"fmt"
 	"os"
-	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -28,14 +26,4 @@ func linkGetNextID(id uint32) (uint32, error) {
 		return 0, errNoLinkIteration
 	}
 	return 0, errno
-}
-
-// fileID returns st_dev and st_ino of path (for /proc/self/ns/pid, the
-// identity of the PID namespace).
-func fileID(path string) (dev, ino uint64, err error) {
-	var st syscall.Stat_t
-	if err := syscall.Stat(path, &st); err != nil {
-		return 0, 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return uint64(st.Dev), uint64(st.Ino), nil
 }

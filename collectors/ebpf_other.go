@@ -7,5 +7,3 @@ import "errors"
 var errNotLinux = errors.New("eBPF needs Linux")
 
 func linkGetNextID(uint32) (uint32, error) { return 0, errNotLinux }
-
-func fileID(string) (uint64, uint64, error) { return 0, 0, errNotLinux }

@@ -10,32 +10,6 @@ import (
 // for FUZZTIME; a crasher found becomes a file under testdata/fuzz, which
 // `go test` then replays as a regression case.
 
-func FuzzParseOSRelease(f *testing.F) {
-	f.Add("NAME=\"Azure Linux\"\nID=azurelinux\nVERSION_ID=4.0\n")
-	f.Add("PRETTY_NAME=\"a \\\"b\\\" \\\\\"\nX='y'\n# c\n\n")
-	f.Add("PRETTY_NAME=\"unterminated")
-	f.Fuzz(func(t *testing.T, s string) {
-		vars, err := parseOSRelease(s)
-		if err == nil && strings.TrimSpace(s) != "" && len(vars) == 0 && !onlyComments(s) {
-			t.Errorf("no variables and no error for %q", s)
-		}
-		for k := range vars {
-			if !validEnvKey(k) {
-				t.Errorf("invalid key %q returned", k)
-			}
-		}
-	})
-}
-
-func onlyComments(s string) bool {
-	for _, l := range strings.Split(s, "\n") {
-		if l = strings.TrimSpace(l); l != "" && l[0] != '#' {
-			return false
-		}
-	}
-	return true
-}
-
 func FuzzParseKconfig(f *testing.F) {
 	f.Add([]byte("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_LSM=\"a,b\"\n"))
 	f.Add([]byte("CONFIG_X=\"\\x\n"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"regexp"
 	"slices"
 	"sort"
@@ -135,7 +134,7 @@ func (c *gpuCollector) gpus(ctx context.Context) ([]gpuDevice, error) {
 		dir := pci[a]
 		// The vendor is read first so that a garbled attribute of some
 		// unrelated device is still reported, but only GPUs are read whole.
-		vendorID, err := readPCIHex(filepath.Join(dir, "vendor"), 4)
+		vendorID, err := readPCIHex(dir.Join("vendor"), 4)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pci device %s: %w", a, err))
 			continue
@@ -144,7 +143,7 @@ func (c *gpuCollector) gpus(ctx context.Context) ([]gpuDevice, error) {
 		if !ok {
 			continue
 		}
-		class, err := readPCIHex(filepath.Join(dir, "class"), 6)
+		class, err := readPCIHex(dir.Join("class"), 6)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pci device %s: %w", a, err))
 			continue

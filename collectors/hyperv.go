@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strconv"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -120,7 +121,8 @@ type vmbusDevice struct {
 	instance, classID, class, driver string
 	// path is the entry under /sys/bus/vmbus/devices and real the device
 	// directory it links to ("" when that cannot be resolved).
-	path, real string
+	path host.Path
+	real host.Path // zero when it cannot be resolved
 }
 
 func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
@@ -174,14 +176,11 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 func (c *hypervCollector) readDMI() (map[string]string, error) {
 	out := map[string]string{}
 	var errs []error
-	dir := c.paths.sysLink(c.paths.Sys("class/dmi/id"))
-	if !exists(dir) {
-		dir = c.paths.Sys("devices/virtual/dmi/id")
-	}
+	dir := dmiDir(c.paths)
 	for _, name := range dmiFiles {
 		// Firmware leaves unused strings blank, so an empty attribute is
 		// an empty value, not a broken file.
-		v, err := readText(filepath.Join(dir, name), maxValueSize)
+		v, err := readText(dir.Join(name), maxValueSize)
 		switch {
 		case err == nil:
 			out[name] = strings.TrimSpace(v)
@@ -208,7 +207,7 @@ func dmiHyperV(dmi map[string]string) bool {
 // Hyper-V VGA at 1414:5353, VMBus under the PCI root PNP0A03, a non-UEFI
 // BIOS version such as 090008, or a /sys/firmware without efi). It
 // returns 0 when nothing decides, as for a tree without /sys/firmware.
-func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice, pci map[string]string) int {
+func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice, pci map[string]host.Path) int {
 	if exists(c.paths.Sys("firmware/efi")) || strings.Contains(dmi["bios_version"], "UEFI") {
 		return 2
 	}
@@ -216,13 +215,13 @@ func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice
 		return 1
 	}
 	for _, d := range devs {
-		if d.class == "ide" || strings.Contains(d.real, "/PNP0A03:") {
+		if d.class == "ide" || strings.Contains(d.real.InRoot(), "/PNP0A03:") {
 			return 1
 		}
 	}
 	for _, dir := range pci {
-		if v, err := readValue(filepath.Join(dir, "vendor")); err == nil && v == "0x1414" {
-			if d, err := readValue(filepath.Join(dir, "device")); err == nil && d == "0x5353" {
+		if v, err := readValue(dir.Join("vendor")); err == nil && v == "0x1414" {
+			if d, err := readValue(dir.Join("device")); err == nil && d == "0x5353" {
 				return 1
 			}
 		}
@@ -238,7 +237,7 @@ func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice
 // counts stay true, and the unreadable file is reported.
 func (c *hypervCollector) vmbusDevices(ctx context.Context) ([]vmbusDevice, error) {
 	dir := c.paths.Sys("bus/vmbus/devices")
-	entries, err := os.ReadDir(dir)
+	entries, err := dir.ReadDir()
 	if isNotExist(err) {
 		return nil, nil
 	}
@@ -251,8 +250,8 @@ func (c *hypervCollector) vmbusDevices(ctx context.Context) ([]vmbusDevice, erro
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		d := vmbusDevice{instance: strings.ToLower(e.Name()), path: c.paths.sysLink(filepath.Join(dir, e.Name())), class: "unknown"}
-		if real, err := filepath.EvalSymlinks(d.path); err == nil {
+		d := vmbusDevice{instance: strings.ToLower(e.Name()), path: dir.Join(e.Name()), class: "unknown"}
+		if real, err := d.path.Resolve(); err == nil {
 			d.real = real
 		}
 		if id, err := vmbusClassID(d.path); err != nil {
@@ -275,8 +274,8 @@ func (c *hypervCollector) vmbusDevices(ctx context.Context) ([]vmbusDevice, erro
 // vmbusClassID reads a VMBus device's class GUID from class_id ("{guid}"),
 // or, where that attribute is missing, from modalias, which holds the same
 // 16 bytes in memory order.
-func vmbusClassID(dir string) (string, error) {
-	path := filepath.Join(dir, "class_id")
+func vmbusClassID(dir host.Path) (string, error) {
+	path := dir.Join("class_id")
 	s, err := readValue(path)
 	if err == nil {
 		id, err := parseGUID(s)
@@ -288,7 +287,7 @@ func vmbusClassID(dir string) (string, error) {
 	if !isNotExist(err) {
 		return "", err
 	}
-	mpath := filepath.Join(dir, "modalias")
+	mpath := dir.Join("modalias")
 	s, merr := readValue(mpath)
 	if isNotExist(merr) {
 		return "", fmt.Errorf("%s: %w", path, err)
@@ -353,8 +352,8 @@ func vpciDomain(instance string) (string, bool) {
 // children of the channel's device directory, as /sys/bus/pci/devices
 // entries whose real path lies under that directory, or else by the domain
 // derived from the instance GUID.
-func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, devs []vmbusDevice, pci map[string]string) error {
-	found := map[string]string{} // address -> sysfs dir
+func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, devs []vmbusDevice, pci map[string]host.Path) error {
+	found := map[string]host.Path{} // address -> sysfs dir
 	// Each PCI function's real path, resolved once: resolving every
 	// function for every channel made a refresh quadratic in the number of
 	// pass-through channels.
@@ -363,8 +362,8 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 		if realPCI == nil {
 			realPCI = make(map[string]string, len(pci))
 			for addr, dir := range pci {
-				if real, err := filepath.EvalSymlinks(dir); err == nil {
-					realPCI[addr] = real
+				if real, err := dir.Resolve(); err == nil {
+					realPCI[addr] = real.InRoot()
 				}
 			}
 		}
@@ -379,28 +378,28 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 		}
 		n := len(found)
 		base := d.path
-		if d.real != "" {
+		if d.real.Root() != nil {
 			base = d.real
 		}
-		if buses, err := os.ReadDir(base); err == nil {
+		if buses, err := base.ReadDir(); err == nil {
 			for _, b := range buses {
 				if !vpciBusRE.MatchString(b.Name()) {
 					continue
 				}
-				fns, err := os.ReadDir(filepath.Join(base, b.Name()))
+				fns, err := base.Join(b.Name()).ReadDir()
 				if err != nil {
 					continue
 				}
 				for _, f := range fns {
 					if pciAddrRE.MatchString(f.Name()) {
-						found[strings.ToLower(f.Name())] = filepath.Join(base, b.Name(), f.Name())
+						found[strings.ToLower(f.Name())] = base.Join(b.Name(), f.Name())
 					}
 				}
 			}
 		}
-		if d.real != "" {
+		if d.real.Root() != nil {
 			for addr, real := range resolvePCI() {
-				if strings.HasPrefix(real, d.real+string(filepath.Separator)) {
+				if strings.HasPrefix(real, d.real.InRoot()+"/") {
 					if _, ok := found[addr]; !ok {
 						found[addr] = pci[addr]
 					}
@@ -442,7 +441,7 @@ func (c *hypervCollector) updateKVP(m *Metrics) error {
 	for pool := 0; pool < kvpPools; pool++ {
 		label := strconv.Itoa(pool)
 		path := c.paths.Root("var/lib/hyperv", ".kvp_pool_"+label)
-		fi, err := os.Stat(path)
+		fi, err := path.Stat()
 		if err != nil {
 			if !isNotExist(err) {
 				errs = append(errs, fmt.Errorf("kvp pool %d: %w", pool, err))

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -324,14 +326,14 @@ func (c *kernelCollector) updateConfig(m *Metrics, release string) error {
 // /proc/config.gz, /lib/modules/<release>/config, /usr/lib/modules/<release>/config
 // and /boot/config-<release> that exists; nil when none does.
 func (c *kernelCollector) kernelConfig(release string) (map[string]string, error) {
-	sources := []string{
+	sources := []host.Path{
 		c.paths.Proc("config.gz"),
 		c.paths.Root("lib/modules", release, "config"),
 		c.paths.Root("usr/lib/modules", release, "config"),
 		c.paths.Root("boot", "config-"+release),
 	}
 	for _, path := range sources {
-		key := path + "\x00" + release
+		key := path.String() + "\x00" + release
 		c.mu.Lock()
 		if c.configKey == key {
 			cfg := c.configCache
@@ -347,7 +349,7 @@ func (c *kernelCollector) kernelConfig(release string) (map[string]string, error
 		if err != nil {
 			return nil, fmt.Errorf("kernel config: %w", err)
 		}
-		if strings.HasSuffix(path, ".gz") {
+		if strings.HasSuffix(path.Base(), ".gz") {
 			if raw, err = gunzip(raw, 4*maxFileSize); err != nil {
 				return nil, fmt.Errorf("kernel config: %s: %w", path, err)
 			}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // The live tests run every default collector against this host and compare
@@ -108,7 +110,7 @@ func TestLiveOS(t *testing.T) {
 	if err != nil {
 		t.Skipf("no /etc/os-release on this host: %v", err)
 	}
-	vars, err := parseOSRelease(string(raw))
+	vars, err := host.ParseOSRelease(string(raw))
 	if err != nil {
 		t.Fatal(err)
 	}

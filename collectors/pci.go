@@ -2,11 +2,12 @@ package collectors
 
 import (
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // pciAddrRE matches a PCI function's sysfs name, domain:bus:slot.function.
@@ -28,23 +29,23 @@ type pciDevice struct {
 // vendor, device and class always exist for a PCI function, so a missing
 // one is an error, as is one that does not hold the kernel's "0x%04x" or
 // "0x%06x" hex.
-func readPCIDevice(dir string) (pciDevice, error) {
-	d := pciDevice{Address: strings.ToLower(filepath.Base(dir))}
+func readPCIDevice(dir host.Path) (pciDevice, error) {
+	d := pciDevice{Address: strings.ToLower(dir.Base())}
 	var err error
-	if d.VendorID, err = readPCIHex(filepath.Join(dir, "vendor"), 4); err != nil {
+	if d.VendorID, err = readPCIHex(dir.Join("vendor"), 4); err != nil {
 		return d, err
 	}
-	if d.DeviceID, err = readPCIHex(filepath.Join(dir, "device"), 4); err != nil {
+	if d.DeviceID, err = readPCIHex(dir.Join("device"), 4); err != nil {
 		return d, err
 	}
-	if d.Class, err = readPCIHex(filepath.Join(dir, "class"), 6); err != nil {
+	if d.Class, err = readPCIHex(dir.Join("class"), 6); err != nil {
 		return d, err
 	}
 	d.Driver, err = boundDriver(dir)
 	return d, err
 }
 
-func readPCIHex(path string, digits int) (string, error) {
+func readPCIHex(path host.Path, digits int) (string, error) {
 	s, err := readValue(path)
 	if err != nil {
 		return "", err
@@ -80,9 +81,9 @@ func parsePCIHex(s string, digits int) (string, error) {
 // boundDriver returns the name of the driver bound to the sysfs device at
 // dir: the last element of its "driver" link, whatever the link's depth.
 // No link means no driver is bound.
-func boundDriver(dir string) (string, error) {
-	path := filepath.Join(dir, "driver")
-	target, err := os.Readlink(path)
+func boundDriver(dir host.Path) (string, error) {
+	path := dir.Join("driver")
+	target, err := path.Readlink()
 	if err == nil {
 		return filepath.Base(target), nil
 	}
@@ -95,40 +96,20 @@ func boundDriver(dir string) (string, error) {
 // pciDevices lists the PCI functions under /sys/bus/pci/devices by address,
 // each with the sysfs path it is reached by. A host without PCI (or a tree
 // without it) has none.
-func pciDevices(p Paths) (map[string]string, error) {
+func pciDevices(p Paths) (map[string]host.Path, error) {
 	dir := p.Sys("bus/pci/devices")
-	entries, err := os.ReadDir(dir)
+	entries, err := dir.ReadDir()
 	if isNotExist(err) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("pci devices: %w", err)
 	}
-	out := map[string]string{}
+	out := map[string]host.Path{}
 	for _, e := range entries {
 		if pciAddrRE.MatchString(e.Name()) {
-			out[strings.ToLower(e.Name())] = p.sysLink(filepath.Join(dir, e.Name()))
+			out[strings.ToLower(e.Name())] = dir.Join(e.Name())
 		}
 	}
 	return out, nil
-}
-
-// sysLink returns path, a sysfs entry such as /sys/bus/pci/devices/<addr>,
-// with an absolute link target under /sys re-rooted at SysFS. The kernel
-// links relatively, which resolves inside any tree by itself; a copied or
-// hand-made tree with absolute links would otherwise lead out of it into
-// the probe's own /sys.
-func (p Paths) sysLink(path string) string {
-	for hops := 0; hops < 8; hops++ {
-		target, err := os.Readlink(path)
-		if err != nil || !filepath.IsAbs(target) {
-			return path
-		}
-		rel, ok := strings.CutPrefix(filepath.Clean(target), "/sys/")
-		if !ok || filepath.Clean(p.SysFS) == "/sys" {
-			return path
-		}
-		path = p.Sys(rel)
-	}
-	return path
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
+	"path"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -70,7 +72,7 @@ const virtualBlock = "/devices/virtual/block/"
 var nonAdapterDrivers = map[string]bool{"sd": true, "sr": true, "st": true, "sg": true, "ses": true, "ch": true}
 
 func (c *storageCollector) updateDisks(m *Metrics) (bool, error) {
-	entries, err := os.ReadDir(c.paths.Sys("block"))
+	entries, err := c.paths.Sys("block").ReadDir()
 	if isNotExist(err) {
 		return false, nil
 	}
@@ -81,33 +83,33 @@ func (c *storageCollector) updateDisks(m *Metrics) (bool, error) {
 	for _, e := range entries {
 		name := e.Name()
 		dir := c.paths.Sys("block", name)
-		real, err := filepath.EvalSymlinks(dir)
+		real, err := dir.Resolve()
 		if err != nil {
 			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
 			continue
 		}
-		if strings.Contains(filepath.ToSlash(real)+"/", virtualBlock) || isVirtualName(name) {
+		if strings.Contains(real.InRoot()+"/", virtualBlock) || isVirtualName(name) {
 			continue
 		}
 		// NVMe multipath: the per-path devices (nvme0c0n1) are hidden;
 		// the head (nvme0n1) is the disk.
-		if v, err := readValue(filepath.Join(dir, "hidden")); err == nil && v == "1" {
+		if v, err := readValue(dir.Join("hidden")); err == nil && v == "1" {
 			continue
 		}
 		// SCSI peripheral type 5 is a CD/DVD drive (Azure's provisioning
 		// media), not a disk.
-		if v, err := readValue(filepath.Join(dir, "device", "type")); err == nil && v == "5" {
+		if v, err := readValue(dir.Join("device", "type")); err == nil && v == "5" {
 			continue
 		}
 
-		model, err := readValue(filepath.Join(dir, "device", "model"))
+		model, err := readValue(dir.Join("device", "model"))
 		if err != nil && !isNotExist(err) {
 			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
 		}
 		driver, transport := c.attachment(name, dir)
 		m.Gauge(c.info, 1, name, transport, model, driver)
 
-		switch sectors, err := readUint(filepath.Join(dir, "size")); {
+		switch sectors, err := readUint(dir.Join("size")); {
 		case err == nil:
 			m.Gauge(c.size, float64(sectors)*512, name)
 		case !isNotExist(err):
@@ -135,19 +137,19 @@ func isVirtualName(name string) bool {
 // VMBus SCSI disk, nvme for the PCI function of an NVMe controller,
 // virtio_blk for a virtio disk. An NVMe multipath head hangs off a virtual
 // nvme-subsystem device, so its driver is its first controller's.
-func (c *storageCollector) attachment(name, dir string) (driver, transport string) {
-	dev, err := filepath.EvalSymlinks(filepath.Join(dir, "device"))
+func (c *storageCollector) attachment(name string, dir host.Path) (driver, transport string) {
+	dev, err := dir.Join("device").Resolve()
 	if err == nil {
 		driver = c.adapterDriver(dev)
-		if driver == "" && strings.Contains(filepath.ToSlash(dev), "/nvme-subsystem/") {
+		if driver == "" && strings.Contains(dev.InRoot(), "/nvme-subsystem/") {
 			// The subsystem links each of its controllers (nvme0, …)
 			// next to its namespace heads (nvme0n1, …).
-			entries, _ := os.ReadDir(dev)
+			entries, _ := dev.ReadDir()
 			for _, e := range entries {
 				if e.Type()&fs.ModeSymlink == 0 || !strings.HasPrefix(e.Name(), "nvme") {
 					continue
 				}
-				if ctrl, err := filepath.EvalSymlinks(filepath.Join(dev, e.Name())); err == nil {
+				if ctrl, err := dev.Join(e.Name()).Resolve(); err == nil {
 					if driver = c.adapterDriver(ctrl); driver != "" {
 						break
 					}
@@ -156,7 +158,7 @@ func (c *storageCollector) attachment(name, dir string) (driver, transport strin
 		}
 	}
 	upper := ""
-	if l, err := os.Readlink(filepath.Join(dir, "device", "driver")); err == nil {
+	if l, err := dir.Join("device", "driver").Readlink(); err == nil {
 		upper = filepath.Base(l)
 	}
 	switch {
@@ -172,13 +174,10 @@ func (c *storageCollector) attachment(name, dir string) (driver, transport strin
 	return driver, transport
 }
 
-func (c *storageCollector) adapterDriver(dev string) string {
-	stop := filepath.Clean(c.paths.Sys("devices"))
-	if real, err := filepath.EvalSymlinks(stop); err == nil {
-		stop = real
-	}
-	for d, i := filepath.Clean(dev), 0; i < 32 && d != stop && d != "/" && d != "."; d, i = filepath.Dir(d), i+1 {
-		l, err := os.Readlink(filepath.Join(d, "driver"))
+func (c *storageCollector) adapterDriver(dev host.Path) string {
+	stop := c.paths.Sys("devices").InRoot()
+	for d, i := dev, 0; i < 32 && d.InRoot() != stop && d.InRoot() != "/"; d, i = d.Dir(), i+1 {
+		l, err := d.Join("driver").Readlink()
 		if err != nil {
 			continue
 		}
@@ -200,30 +199,38 @@ func (c *storageCollector) updateLinks(m *Metrics) (bool, error) {
 	base := c.paths.Root("dev/disk/azure")
 	type link struct{ name, target string }
 	var links []link
-	err := filepath.WalkDir(base, func(path string, d fs.DirEntry, err error) error {
+	// The tree is walked through the host layer, at most two levels deep
+	// (udev's rules make /dev/disk/azure/{resource,root,scsi1/lun0,...}).
+	var walk func(dir host.Path, rel string, depth int) error
+	walk = func(dir host.Path, rel string, depth int) error {
+		entries, err := dir.ReadDir()
 		if err != nil {
-			if path == base && isNotExist(err) {
-				return fs.SkipAll
+			return err
+		}
+		for _, e := range entries {
+			name := path.Join(rel, e.Name())
+			switch {
+			case e.Type()&fs.ModeSymlink != 0:
+				if len(links) == maxAzureLinks {
+					return fmt.Errorf("more than %d links", maxAzureLinks)
+				}
+				target, err := dir.Join(e.Name()).Readlink()
+				if err != nil {
+					return err
+				}
+				links = append(links, link{name, path.Base(target)})
+			case e.IsDir() && depth < 4:
+				if err := walk(dir.Join(e.Name()), name, depth+1); err != nil {
+					return err
+				}
 			}
-			return err
 		}
-		if d.Type()&fs.ModeSymlink == 0 {
-			return nil
-		}
-		if len(links) == maxAzureLinks {
-			return fmt.Errorf("more than %d links", maxAzureLinks)
-		}
-		target, err := os.Readlink(path)
-		if err != nil {
-			return err
-		}
-		rel, err := filepath.Rel(base, path)
-		if err != nil {
-			return err
-		}
-		links = append(links, link{filepath.ToSlash(rel), filepath.Base(target)})
 		return nil
-	})
+	}
+	err := walk(base, "", 0)
+	if isNotExist(err) {
+		err = nil
+	}
 	if err != nil {
 		return true, fmt.Errorf("azure disk links: %s: %w", base, err)
 	}

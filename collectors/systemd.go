@@ -216,12 +216,12 @@ func (c *systemdCollector) busAddresses() ([]string, error) {
 		return []string{a}, nil
 	}
 	var out []string
-	if p := c.paths.Root("run/dbus/system_bus_socket"); exists(p) {
-		out = append(out, "unix:path="+p)
+	if p, err := c.paths.Root("run/dbus/system_bus_socket").Resolve(); err == nil {
+		out = append(out, "unix:path="+p.Abs())
 	}
 	// systemd's private socket answers without dbus-daemon, but only to root.
-	if p := c.paths.Root("run/systemd/private"); c.euid == 0 && exists(p) {
-		out = append(out, "unix:path="+p)
+	if p, err := c.paths.Root("run/systemd/private").Resolve(); c.euid == 0 && err == nil {
+		out = append(out, "unix:path="+p.Abs())
 	}
 	if len(out) > 0 {
 		return out, nil

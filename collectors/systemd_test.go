@@ -93,11 +93,11 @@ func TestSystemdBusAddresses(t *testing.T) {
 	if _, err := c.busAddresses(); !errors.Is(err, ErrNoData) {
 		t.Errorf("tree booted with systemd, no sockets: got %v, want ErrNoData", err)
 	}
-	c.paths.ProcFS = "/proc" // this process's procfs: the live host
+	c.paths = NewPaths(root, "/proc", "") // this process's procfs: the live host
 	if _, err := c.busAddresses(); err == nil || errors.Is(err, ErrNoData) || !strings.Contains(err.Error(), "neither") {
 		t.Errorf("live host booted with systemd without a bus: got %v", err)
 	}
-	c.paths.ProcFS = filepath.Join(root, "proc")
+	c.paths = DefaultPaths(root)
 	sock := filepath.Join(root, "run/dbus/system_bus_socket")
 	os.MkdirAll(filepath.Dir(sock), 0o755)
 	os.WriteFile(sock, nil, 0o644)

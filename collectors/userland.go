@@ -1,23 +1,22 @@
 package collectors
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -141,18 +140,6 @@ var tools = []tool{
 	{name: "glibc", bin: "ldd", args: []string{"--version"}, parse: reParse(lddVersionRE), fromFiles: glibcFromFiles},
 }
 
-// rpmDBs are the rpm database files that tell the backend, in the order rpm
-// and vulnerability scanners probe them: the /usr/lib/sysimage/rpm location
-// of Azure Linux 4.0 and Fedora first, then /var/lib/rpm.
-var rpmDBs = []struct{ file, backend string }{
-	{"usr/lib/sysimage/rpm/rpmdb.sqlite", "sqlite"},
-	{"usr/lib/sysimage/rpm/Packages.db", "ndb"},
-	{"usr/lib/sysimage/rpm/Packages", "bdb"},
-	{"var/lib/rpm/rpmdb.sqlite", "sqlite"},
-	{"var/lib/rpm/Packages.db", "ndb"},
-	{"var/lib/rpm/Packages", "bdb"},
-}
-
 type userlandCollector struct {
 	opts  userlandOptions
 	paths Paths
@@ -273,24 +260,21 @@ func (c *userlandCollector) Update(ctx context.Context, m *Metrics) error {
 // is not executable is not the tool.
 func (c *userlandCollector) lookup(bin string) (path, target string) {
 	for _, dir := range binDirs {
-		full := filepath.Join(c.paths.Root(dir), bin)
-		li, lerr := os.Lstat(full)
+		full := c.paths.Root(dir, bin)
+		li, lerr := full.Lstat()
 		if lerr != nil {
 			continue
 		}
-		resolved := c.paths.Root(dir, bin)
-		if c.paths.RootFS == "/" || c.paths.RootFS == "" {
-			// Root resolves links only under another root.
-			if r, err := filepath.EvalSymlinks(full); err == nil {
-				resolved = r
-			}
+		resolved, rerr := full.Resolve()
+		if rerr != nil {
+			continue
 		}
-		fi, serr := os.Stat(resolved)
+		fi, serr := resolved.Stat()
 		if serr != nil || !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0 {
 			continue
 		}
 		if li.Mode()&os.ModeSymlink != 0 {
-			target = filepath.Base(resolved)
+			target = resolved.Base()
 			if target == bin {
 				target = "" // /bin/x -> /usr/bin/x: the same tool
 			}
@@ -311,11 +295,12 @@ func (c *userlandCollector) version(ctx context.Context, t tool, path string) (s
 		return v, err
 	}
 	cmd := strings.Join(append([]string{path}, t.args...), " ")
-	out, err := c.run(ctx, c.paths.Root(path), t.args)
+	res, err := host.Run(ctx, host.Cmd{Path: c.paths.Root(path).Abs(), Args: t.args,
+		Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	out := res.Output
 	// A version banner counts when the command ended by itself, even with
 	// a non-zero status; not when it was killed for time or output.
-	var exitErr *exec.ExitError
-	if err == nil || errors.As(err, &exitErr) {
+	if res.Exited {
 		if v, ok := t.parse(out); ok && validVersion.MatchString(v) {
 			return v, nil
 		}
@@ -337,57 +322,6 @@ var validVersion = regexp.MustCompile(`^\d[0-9A-Za-z.+~_:-]{0,63}$`)
 // are a few hundred bytes, dnf5's with plugins a few KiB.
 const maxCommandOutput = 64 << 10
 
-var errOutputLimit = fmt.Errorf("output exceeds %d KiB", maxCommandOutput>>10)
-
-// limitWriter keeps what is written up to its limit, then fails, which
-// cancels the command, which kills it.
-type limitWriter struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	hit    bool
-	cancel context.CancelFunc
-}
-
-func (w *limitWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	if w.buf.Len()+len(p) > maxCommandOutput {
-		w.hit = true
-		w.cancel() // kills the command's process group
-		return 0, errOutputLimit
-	}
-	return w.buf.Write(p)
-}
-
-// run executes path with args: no shell, an empty environment but a fixed
-// PATH and the C locale, no stdin, stdout and stderr together (python2
-// printed its version on stderr), under the command timeout. The command
-// runs in its own process group, which is killed whole on timeout, so that
-// a script's children cannot keep the output pipe (and this refresh) open.
-func (c *userlandCollector) run(ctx context.Context, path string, args []string) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.opts.CommandTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, path, args...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin", "LC_ALL=C", "LANG=C"}
-	cmd.Dir = "/"
-	out := limitWriter{cancel: cancel}
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	err := cmd.Run()
-	out.mu.Lock()
-	defer out.mu.Unlock()
-	text := out.buf.String()
-	switch {
-	case out.hit:
-		return text, errOutputLimit
-	case ctx.Err() != nil:
-		return text, fmt.Errorf("no answer within %s", c.opts.CommandTimeout)
-	}
-	return text, err
-}
-
 // quoteOutput shows the start of a command's output in an error.
 func quoteOutput(s string) string {
 	if s == "" {
@@ -405,7 +339,7 @@ func (c *userlandCollector) findLib(names ...string) string {
 	for _, dir := range libDirs {
 		for _, n := range names {
 			p := c.paths.Root(dir, n)
-			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			if fi, err := p.Stat(); err == nil && fi.Mode().IsRegular() {
 				return "/" + filepath.Join(dir, n)
 			}
 		}
@@ -419,15 +353,12 @@ const maxScan = 32 << 20
 // scanFile returns the first match of re's first group in the file at
 // path (a binary), reading it in chunks that overlap by 256 bytes, so a
 // banner that spans two chunks is found too.
-func scanFile(path string, re *regexp.Regexp) (string, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+func scanFile(path host.Path, re *regexp.Regexp) (string, error) {
+	f, err := path.Open()
 	if err != nil {
 		return "", err
 	}
 	defer f.Close()
-	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
-		return "", fmt.Errorf("%s: not a regular file", path)
-	}
 	const chunk, overlap = 1 << 20, 256
 	buf := make([]byte, 0, chunk+overlap)
 	var read int64
@@ -485,7 +416,7 @@ func bannerFromLib(c *userlandCollector, re *regexp.Regexp, names ...string) (st
 func systemdFromFiles(c *userlandCollector) (string, string, error) {
 	for _, dir := range libDirs {
 		d := filepath.Join(dir, "systemd")
-		entries, err := os.ReadDir(c.paths.Root(d))
+		entries, err := c.paths.Root(d).ReadDir()
 		if err != nil {
 			continue
 		}
@@ -498,72 +429,18 @@ func systemdFromFiles(c *userlandCollector) (string, string, error) {
 	return "", "", nil
 }
 
-// rpmdbMagic checks the first bytes of an rpm database file against its
-// backend's format.
-func rpmdbMagic(head []byte, backend string) bool {
-	if len(head) == 0 {
-		// SQLite opens a zero-length file as an empty database; for the
-		// others an empty file is taken at its name (an image that was
-		// emptied of its package data still says which backend it uses).
-		return true
-	}
-	switch backend {
-	case "sqlite":
-		return bytes.HasPrefix(head, []byte("SQLite format 3\x00"))
-	case "ndb":
-		return bytes.HasPrefix(head, []byte("RpmP"))
-	case "bdb":
-		// Berkeley DB hash or btree magic at offset 12, either byte order.
-		if len(head) < 16 {
-			return false
-		}
-		for _, magic := range [][]byte{{0x00, 0x06, 0x15, 0x61}, {0x61, 0x15, 0x06, 0x00}, {0x00, 0x05, 0x31, 0x62}, {0x62, 0x31, 0x05, 0x00}} {
-			if bytes.Equal(head[12:16], magic) {
-				return true
-			}
-		}
-	}
-	return false
-}
-
-// readHead reads up to n bytes from the start of a regular file.
-func readHead(path string, n int) ([]byte, error) {
-	f, err := openRegular(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b := make([]byte, n)
-	k, err := io.ReadFull(f, b)
-	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return b[:k], nil
-}
-
 // updateRPMDB reports the first rpm database found. /var/lib/rpm is often a
 // link to /usr/lib/sysimage/rpm: the database is reported once, at its
 // real place.
 func (c *userlandCollector) updateRPMDB(m *Metrics) error {
-	for _, db := range rpmDBs {
-		p := c.paths.Root(db.file)
-		head, err := readHead(p, 16)
-		if isNotExist(err) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("rpmdb: %w", err)
-		}
-		if !rpmdbMagic(head, db.backend) {
-			return fmt.Errorf("rpmdb: %s is not a %s database", p, db.backend)
-		}
-		real := p
-		if rel, err := filepath.Rel(filepath.Clean(c.paths.Root()), p); err == nil && c.paths.RootFS != "/" {
-			real = "/" + rel
-		}
-		m.Gauge(c.rpmdb, 1, real, db.backend)
+	db, err := host.FindRPMDB(c.paths.Root())
+	switch {
+	case errors.Is(err, host.ErrNoRPMDB):
 		return nil
+	case err != nil:
+		return fmt.Errorf("rpmdb: %w", err)
 	}
+	m.Gauge(c.rpmdb, 1, db.Real.InRoot(), db.Backend)
 	return nil
 }
 
@@ -651,7 +528,7 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 	if err != nil {
 		return fmt.Errorf("selinux: %w", err)
 	}
-	vars, _ := parseOSRelease(text) // KEY=value lines and comments, as os-release
+	vars, _ := host.ParseOSRelease(text) // KEY=value lines and comments, as os-release
 	switch mode := strings.ToLower(vars["SELINUX"]); mode {
 	case "enforcing":
 		m.Gauge(c.selinuxMode, 2)

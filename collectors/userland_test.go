@@ -268,23 +268,6 @@ func TestRPMDBReal(t *testing.T) {
 		t.Errorf("%d rpmdb series, want 1 (/var/lib/rpm links to the same database)", n)
 	}
 
-	for _, tc := range []struct {
-		head    []byte
-		backend string
-		ok      bool
-	}{
-		{[]byte("RpmP\x00\x00\x00\x00"), "ndb", true},
-		{append(make([]byte, 12), 0x00, 0x06, 0x15, 0x61), "bdb", true},
-		{append(make([]byte, 12), 0x61, 0x15, 0x06, 0x00), "bdb", true},
-		{[]byte("SQLite format 3\x00"), "bdb", false},
-		{[]byte("SQLite format 2\x00"), "sqlite", false},
-		{nil, "sqlite", true},
-		{nil, "bdb", true},
-	} {
-		if got := rpmdbMagic(tc.head, tc.backend); got != tc.ok {
-			t.Errorf("rpmdbMagic(%q, %s) = %v", tc.head, tc.backend, got)
-		}
-	}
 }
 
 func TestCryptoPolicy(t *testing.T) {
