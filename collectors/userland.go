@@ -34,18 +34,21 @@ func init() {
 
 // Values of userlandOptions.Exec.
 const (
-	execLive   = "live"
-	execAlways = "always"
-	execNever  = "never"
+	execLive    = "live"
+	execSandbox = "sandbox"
+	execAlways  = "always"
+	execNever   = "never"
 )
 
 type userlandOptions struct {
-	// Exec says when the tools' version commands run. "always" (the
-	// default) runs the tools found under --path.rootfs, whatever the root:
-	// that is how a mounted golden image or a fixture tree reports its own
-	// dnf5, rpm and openssl. "live" runs them only when the root is "/",
-	// for images you do not trust enough to run their binaries (they run
-	// as the probe's user, with no shell, a timeout and an output limit);
+	// Exec says when the tools' version commands run. "live" (the
+	// default) runs them only when the root is "/": nothing from an image
+	// or tree runs on the host. "sandbox" runs an image's tools inside the
+	// image (host.RunSandboxed: chrooted, in their own namespaces without
+	// network, as nobody with no capabilities), so that they load the
+	// image's libraries and report the image's versions. "always" runs the
+	// tools found under --path.rootfs on the host as they are, which only
+	// a tree you built yourself deserves (the fixture trees' scripts).
 	// "never" runs nothing. Without running them, versions come from files
 	// where a file tells (glibc, OpenSSL and systemd libraries).
 	Exec string `yaml:"exec"`
@@ -54,7 +57,7 @@ type userlandOptions struct {
 }
 
 func defaultUserlandOptions() *userlandOptions {
-	return &userlandOptions{Exec: execAlways, CommandTimeout: 3 * time.Second}
+	return &userlandOptions{Exec: execLive, CommandTimeout: 3 * time.Second}
 }
 
 // binDirs are where the tools are looked up under the root: the
@@ -150,9 +153,9 @@ type userlandCollector struct {
 func newUserlandCollector(env Env, opts any) (Collector, error) {
 	o := opts.(*userlandOptions)
 	switch o.Exec {
-	case execLive, execAlways, execNever:
+	case execLive, execSandbox, execAlways, execNever:
 	default:
-		return nil, fmt.Errorf("exec %q: want %s, %s or %s", o.Exec, execLive, execAlways, execNever)
+		return nil, fmt.Errorf("exec %q: want %s, %s, %s or %s", o.Exec, execLive, execSandbox, execAlways, execNever)
 	}
 	if o.CommandTimeout <= 0 {
 		return nil, fmt.Errorf("command_timeout %s must be above 0", o.CommandTimeout)
@@ -180,7 +183,7 @@ func newUserlandCollector(env Env, opts any) (Collector, error) {
 // execAllowed reports whether version commands may run under this root.
 func (c *userlandCollector) execAllowed() bool {
 	switch c.opts.Exec {
-	case execAlways:
+	case execAlways, execSandbox:
 		return true
 	case execLive:
 		return c.paths.RootFS == "/" || c.paths.RootFS == ""
@@ -295,8 +298,15 @@ func (c *userlandCollector) version(ctx context.Context, t tool, path string) (s
 		return v, err
 	}
 	cmd := strings.Join(append([]string{path}, t.args...), " ")
-	res, err := host.Run(ctx, host.Cmd{Path: c.paths.Root(path).Abs(), Args: t.args,
-		Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	var res host.Result
+	var err error
+	if c.opts.Exec == execSandbox && !c.paths.IsLiveRoot() {
+		res, err = host.RunSandboxed(ctx, c.paths.Root().Root(), host.Cmd{Path: path, Args: t.args,
+			Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	} else {
+		res, err = host.Run(ctx, host.Cmd{Path: c.paths.Root(path).Abs(), Args: t.args,
+			Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	}
 	out := res.Output
 	// A version banner counts when the command ended by itself, even with
 	// a non-zero status; not when it was killed for time or output.
