@@ -401,13 +401,8 @@ func (env *Env) module(m *moduleSpec) (bool, string) {
 	if err != nil {
 		return false, fmt.Sprintf("kernel release: %v", err)
 	}
-	present, err := collectors.LoadedModules(env.Paths, strings.TrimSpace(release))
-	loaded := present[m.name]
-	if !loaded {
-		if env.Paths.Sys("module", m.name).Exists() {
-			loaded = true
-		}
-	}
+	mods, err := collectors.ReadModules(env.Paths, strings.TrimSpace(release))
+	loaded := collectors.ModulePresent(env.Paths, mods, m.name)
 	if !loaded {
 		if err != nil {
 			return false, fmt.Sprintf("module %s is not loaded (%v)", m.name, err)

@@ -86,7 +86,8 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 		m.Gauge(c.devices, float64(n), k[0], k[1])
 	}
 
-	modules, err := loadedModules(c.paths)
+	mods, err := readModules(c.paths, "")
+	modules := mods.Loaded
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -318,28 +319,3 @@ func parseNvidiaInformation(text string) (map[string]string, error) {
 	return out, nil
 }
 
-// loadedModules returns the modules listed in /proc/modules with their
-// taint letters ("POE" from a trailing "(POE)", "" when untainted); none
-// when the file does not exist (a kernel without module support).
-func loadedModules(p Paths) (map[string]string, error) {
-	text, err := readText(p.Proc("modules"), maxFileSize)
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loaded modules: %w", err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		taint := ""
-		if last := f[len(f)-1]; len(f) > 1 && strings.HasPrefix(last, "(") && strings.HasSuffix(last, ")") {
-			taint = strings.Trim(last, "()")
-		}
-		out[normalizeModule(f[0])] = taint
-	}
-	return out, nil
-}

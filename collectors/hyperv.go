@@ -166,6 +166,8 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 		m.Gauge(c.generation, float64(gen))
 	}
 	errs = append(errs, c.updatePassthrough(ctx, m, devs, pci))
+	errs = append(errs, c.updateChannels(ctx, m, devs, manaVF(pci)))
+	errs = append(errs, c.updateKVPDaemon(m))
 	errs = append(errs, c.updateKVP(m))
 	return errors.Join(errs...)
 }

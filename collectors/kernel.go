@@ -109,7 +109,7 @@ type kernelCollector struct {
 func newKernelCollector(env Env, opts any) (Collector, error) {
 	o := opts.(*kernelOptions)
 	for i, m := range o.Modules {
-		o.Modules[i] = normalizeModule(m)
+		o.Modules[i] = host.NormalizeModule(m)
 	}
 	for _, opt := range o.ConfigOptions {
 		if !strings.HasPrefix(opt, "CONFIG_") {
@@ -251,55 +251,29 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 	if len(c.opts.Modules) == 0 {
 		return nil
 	}
-	present, err := LoadedModules(c.paths, release)
+	mods, err := readModules(c.paths, release)
 	for _, mod := range c.opts.Modules {
-		m.Bool(c.module, present[mod] || exists(c.paths.Sys("module", mod)), mod)
+		m.Bool(c.module, ModulePresent(c.paths, mods, mod), mod)
 	}
 	return err
 }
 
-// LoadedModules returns the modules that /proc/modules lists or that
-// modules.builtin of release names, spelt as the kernel does (with '_').
-// Callers also look for /sys/module/<name>, which covers built-in code with
-// parameters on kernels built without module support. It returns what it
-// could read along with any error; missing files are not errors. The
-// compatibility checks share it with the kernel collector.
-func LoadedModules(p Paths, release string) (map[string]bool, error) {
-	present := map[string]bool{}
-	var errs []error
-	text, err := readText(p.Proc("modules"), maxFileSize)
-	switch {
-	case err == nil:
-		for _, line := range strings.Split(text, "\n") {
-			if name, _, _ := strings.Cut(line, " "); name != "" {
-				present[normalizeModule(name)] = true
-			}
-		}
-	case !isNotExist(err):
-		errs = append(errs, fmt.Errorf("loaded modules: %w", err))
-	}
-	for _, dir := range []string{"lib/modules", "usr/lib/modules"} {
-		text, err := readText(p.Root(dir, release, "modules.builtin"), maxFileSize)
-		if isNotExist(err) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("built-in modules: %w", err))
-			break
-		}
-		for _, line := range strings.Split(text, "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				base := line[strings.LastIndexByte(line, '/')+1:]
-				present[normalizeModule(strings.TrimSuffix(base, ".ko"))] = true
-			}
-		}
-		break
-	}
-	return present, errors.Join(errs...)
+// readModules reads the kernel's loaded and built-in modules through the
+// host layer (host.ReadModules), for the collectors and the checks alike.
+func readModules(p Paths, release string) (host.Modules, error) {
+	return host.ReadModules(p.Proc(), p.Root(), release)
 }
 
-// normalizeModule spells a module name as the kernel does in /proc/modules.
-func normalizeModule(name string) string { return strings.ReplaceAll(name, "-", "_") }
+// ModulePresent reports whether module is loaded or built into release,
+// or has a /sys/module directory (built-in code with parameters on kernels
+// built without module support, where neither file exists). The
+// compatibility checks share it with the kernel collector.
+func ModulePresent(p Paths, mods host.Modules, module string) bool {
+	return mods.Present(module) || exists(p.Sys("module", host.NormalizeModule(module)))
+}
+
+// ReadModules is readModules for the checks.
+func ReadModules(p Paths, release string) (host.Modules, error) { return readModules(p, release) }
 
 func (c *kernelCollector) updateConfig(m *Metrics, release string) error {
 	if len(c.opts.ConfigOptions) == 0 {

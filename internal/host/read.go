@@ -31,7 +31,7 @@ const MaxDirEntries = 10000
 var ErrNotText = errors.New("binary data where text was expected")
 
 // ErrTooMany marks a directory with more than MaxDirEntries entries.
-var ErrTooMany = fmt.Errorf("more than %d entries", MaxDirEntries)
+var ErrTooMany = errors.New("too many entries")
 
 // Open opens the regular file p for reading, and refuses anything but a
 // regular file before opening it for reading: a FIFO or device planted in
@@ -160,18 +160,22 @@ func (p Path) ReadUint() (uint64, error) {
 
 // ReadDir lists the directory p, sorted by name, failing with ErrTooMany
 // when it holds more than MaxDirEntries entries.
-func (p Path) ReadDir() ([]fs.DirEntry, error) {
+func (p Path) ReadDir() ([]fs.DirEntry, error) { return p.ReadDirLimit(MaxDirEntries) }
+
+// ReadDirLimit is ReadDir with a limit of its own, for the directories
+// that are large by nature (/proc on a busy host).
+func (p Path) ReadDirLimit(limit int) ([]fs.DirEntry, error) {
 	f, err := p.openFlags(unix.O_RDONLY | unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	entries, err := f.ReadDir(MaxDirEntries + 1)
+	entries, err := f.ReadDir(limit + 1)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	if len(entries) > MaxDirEntries {
-		return nil, fmt.Errorf("%s: %w", p, ErrTooMany)
+	if len(entries) > limit {
+		return nil, fmt.Errorf("%s: %w (more than %d)", p, ErrTooMany, limit)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	return entries, nil

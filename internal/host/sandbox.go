@@ -8,6 +8,7 @@ import (
 	"runtime"
 	"strconv"
 	"syscall"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -120,11 +121,6 @@ func sandboxMain(args []string) int {
 			return fail("mount proc", err)
 		}
 	}
-	for _, l := range sandboxLimits {
-		if err := unix.Setrlimit(l.resource, &unix.Rlimit{Cur: l.value, Max: l.value}); err != nil {
-			return fail("rlimit", err)
-		}
-	}
 	if err := unix.Chroot(root); err != nil {
 		return fail("chroot "+root, err)
 	}
@@ -151,6 +147,27 @@ func sandboxMain(args []string) int {
 	if !filepath.IsAbs(prog) {
 		return fail("program", fmt.Errorf("%q is not an absolute path in the image", prog))
 	}
-	err = unix.Exec(prog, rest, env)
+	// The limits come last, with execve's arguments converted before:
+	// under RLIMIT_AS the Go runtime itself could not allocate.
+	progp, err := syscall.BytePtrFromString(prog)
+	if err != nil {
+		return fail("program", err)
+	}
+	argvp, err := syscall.SlicePtrFromStrings(rest)
+	if err != nil {
+		return fail("arguments", err)
+	}
+	envp, err := syscall.SlicePtrFromStrings(env)
+	if err != nil {
+		return fail("environment", err)
+	}
+	for _, l := range sandboxLimits {
+		if err := unix.Setrlimit(l.resource, &unix.Rlimit{Cur: l.value, Max: l.value}); err != nil {
+			return fail("rlimit", err)
+		}
+	}
+	_, _, errno := syscall.RawSyscall(syscall.SYS_EXECVE, uintptr(unsafe.Pointer(progp)),
+		uintptr(unsafe.Pointer(&argvp[0])), uintptr(unsafe.Pointer(&envp[0])))
+	err = errno
 	return fail("exec "+prog, err)
 }
