@@ -318,4 +318,3 @@ func parseNvidiaInformation(text string) (map[string]string, error) {
 	}
 	return out, nil
 }
-
