@@ -32,18 +32,31 @@ type checksCollector struct {
 	checks   []checks.Check
 	valid    bool
 	baseline *checks.FactsDoc
-
-	status, failed, valid1, drift, drifted *prometheus.Desc
 }
+
+// The checks' metrics (collector "checks").
+var (
+	checkStatusFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "check", Name: "status",
+		Help:     "1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); `azurelinux-probe check` prints the reason.",
+		Labels:   []string{"check", "category"},
+		Identity: []string{"check"}, Bound: "one per loaded check"})
+	checksFailedFact = collectors.Declare(collectors.Fact{Collector: "checks", Name: "failed",
+		Help:     "Number of failed compatibility checks per category (0 for a category whose checks all passed).",
+		Labels:   []string{"category"},
+		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
+	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: "checks", Name: "config_valid",
+		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."})
+	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "baseline", Name: "drift",
+		Help:     "1 for each fact that differs from the --baseline.file baseline; fact is the metric name and its identifying labels. Only drifted facts have a series.",
+		Labels:   []string{"collector", "fact"},
+		Identity: []string{"collector", "fact"}, Bound: "one per drifted fact"})
+	baselineFactsDriftedFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "baseline", Name: "facts_drifted",
+		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."})
+)
 
 func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *checks.FactsDoc) *checksCollector {
 	return &checksCollector{
 		sched: sched, paths: paths, checks: list, valid: valid, baseline: baseline,
-		status:  selfDesc("azurelinux_check_status"),
-		failed:  selfDesc("azurelinux_checks_failed"),
-		valid1:  selfDesc("azurelinux_checks_config_valid"),
-		drift:   selfDesc("azurelinux_baseline_drift"),
-		drifted: selfDesc("azurelinux_baseline_facts_drifted"),
 	}
 }
 
@@ -51,7 +64,7 @@ func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.
 // snapshot (so that the first evaluation after start does not fail every
 // fact check), then evaluates.
 func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) error {
-	m.Bool(c.valid1, c.valid)
+	m.SetBool(checksConfigValidFact, c.valid)
 	if err := c.sched.waitFirstSnapshots(ctx, checksJobName); err != nil {
 		return err
 	}
@@ -62,18 +75,18 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	env := &checks.Env{Paths: c.paths, Facts: facts}
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
-		m.Bool(c.status, r.Pass, r.Name, r.Category)
+		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
 	}
 	byCat := checks.FailedByCategory(results)
 	for _, cat := range checks.Sorted(byCat) {
-		m.Gauge(c.failed, float64(byCat[cat]), cat)
+		m.Set(checksFailedFact, float64(byCat[cat]), cat)
 	}
 	if c.baseline != nil {
 		drifts, _ := checks.Compare(c.baseline, doc)
 		for _, d := range drifts {
-			m.Gauge(c.drift, 1, d.Collector, d.Fact)
+			m.Set(baselineDriftFact, 1, d.Collector, d.Fact)
 		}
-		m.Gauge(c.drifted, float64(len(drifts)))
+		m.Set(baselineFactsDriftedFact, float64(len(drifts)))
 	}
 	return ctx.Err()
 }
@@ -104,18 +117,7 @@ func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *checks.FactsDoc,
 	// serving the same series is a bug): the checks on the other facts
 	// still hold, so they are evaluated on what was gathered.
 	families, _ := gather(metricList(all))
-	return checks.NewFacts(families, states, metricOwner), doc, nil
-}
-
-// metricOwner returns the collector whose descriptor names metric, from the
-// catalog of the collectors built in this process.
-func metricOwner(metric string) string {
-	for _, d := range collectors.Catalog() {
-		if d.Name == metric {
-			return d.Collector
-		}
-	}
-	return ""
+	return checks.NewFacts(families, states), doc, nil
 }
 
 // checksState keeps the checks and the baseline that the daemon runs, so

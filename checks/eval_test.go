@@ -87,12 +87,6 @@ func TestFactKind(t *testing.T) {
 			"kernel": {Success: true},
 			"os":     {Success: false, Err: "no os-release"},
 		},
-		Owner: func(m string) string {
-			if strings.HasPrefix(m, "azurelinux_kernel_") {
-				return "kernel"
-			}
-			return ""
-		},
 	}}
 	runCases(t, env, []kindCase{
 		{`fact: azurelinux_kernel_info{series="6.18"}`, true, `azurelinux_kernel_info{series="6.18"} 1`},

@@ -109,6 +109,12 @@ func declare(f Fact) *Fact {
 	return p
 }
 
+// Declare registers one of the agent's own metrics (Collector "probe" for
+// azurelinux_probe_*, "checks" for the compatibility checks' metrics) in the
+// same catalog, so that docs/metrics.md is generated from declarations only.
+// Fact metrics are declared with declare in their collector's file.
+func Declare(f Fact) *Fact { return declare(f) }
+
 // Facts returns every declared fact, sorted by name.
 func Facts() []*Fact {
 	factsMu.Lock()

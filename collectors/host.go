@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/shirou/gopsutil/v4/common"
 	"github.com/shirou/gopsutil/v4/cpu"
 	"github.com/shirou/gopsutil/v4/mem"
@@ -29,27 +28,38 @@ func init() {
 // boot time and gopsutil's view of virtualization. CPU and memory come from
 // gopsutil, pointed at the collector's paths through gopsutil's per-call
 // environment map, so a fixture tree answers as a live host does.
+var hostInfoFact = declare(Fact{
+	Collector: "host", Name: "info",
+	Help: "CPU model and gopsutil's virtualization answer (system, role); constant 1. " +
+		"gopsutil keys Hyper-V on an hv_utils module in /proc/modules, which Azure Linux 4.0 builds into the kernel, " +
+		"so an Azure or Hyper-V guest reads virtualization_system=\"\" here (or kvm/host when nested virtualization loads kvm): " +
+		"where this disagrees with the hyperv collector, the hyperv collector (VMBus, DMI) is right.",
+	Labels: []string{"cpu_model", "virtualization_system", "virtualization_role"},
+})
+
+var hostCpusFact = declare(Fact{
+	Collector: "host", Name: "cpus",
+	Help: "Logical CPUs the kernel lists in /proc/cpuinfo (gopsutil's logical count).",
+})
+
+var hostMemoryBytesFact = declare(Fact{
+	Collector: "host", Name: "memory_bytes",
+	Help: "Total usable memory, MemTotal of /proc/meminfo, in bytes.",
+})
+
+var hostBootTimeSecondsFact = declare(Fact{
+	Collector: "host", Name: "boot_time_seconds",
+	Help:     "When the kernel booted (btime of /proc/stat), as a Unix timestamp; in a container this is still the host kernel's boot.",
+	Volatile: true,
+})
+
 type hostCollector struct {
 	paths Paths
-
-	info, cpus, memory, bootTime *prometheus.Desc
 }
 
 func newHostCollector(env Env, _ any) (Collector, error) {
 	return &hostCollector{
 		paths: env.Paths,
-		info: newDesc("host", "info",
-			"CPU model and gopsutil's virtualization answer (system, role); constant 1. "+
-				"gopsutil keys Hyper-V on an hv_utils module in /proc/modules, which Azure Linux 4.0 builds into the kernel, "+
-				"so an Azure or Hyper-V guest reads virtualization_system=\"\" here (or kvm/host when nested virtualization loads kvm): "+
-				"where this disagrees with the hyperv collector, the hyperv collector (VMBus, DMI) is right.",
-			"cpu_model", "virtualization_system", "virtualization_role"),
-		cpus: newDesc("host", "cpus",
-			"Logical CPUs the kernel lists in /proc/cpuinfo (gopsutil's logical count)."),
-		memory: newDesc("host", "memory_bytes",
-			"Total usable memory, MemTotal of /proc/meminfo, in bytes."),
-		bootTime: newDesc("host", "boot_time_seconds",
-			"When the kernel booted (btime of /proc/stat), as a Unix timestamp; in a container this is still the host kernel's boot."),
 	}, nil
 }
 
@@ -108,7 +118,7 @@ func (c *hostCollector) Update(ctx context.Context, m *Metrics) error {
 		case n == 0:
 			errs = append(errs, fmt.Errorf("cpu count: %s lists no processor", cpuinfo))
 		default:
-			m.Gauge(c.cpus, float64(n))
+			m.Set(hostCpusFact, float64(n))
 		}
 	case !isNotExist(err):
 		errs = append(errs, fmt.Errorf("cpu: %w", err))
@@ -125,7 +135,7 @@ func (c *hostCollector) Update(ctx context.Context, m *Metrics) error {
 		case vm.Total == 0:
 			errs = append(errs, fmt.Errorf("memory: %s: no MemTotal", meminfo))
 		default:
-			m.Gauge(c.memory, float64(vm.Total))
+			m.Set(hostMemoryBytesFact, float64(vm.Total))
 		}
 	case !isNotExist(err):
 		errs = append(errs, fmt.Errorf("memory: %w", err))
@@ -134,7 +144,7 @@ func (c *hostCollector) Update(ctx context.Context, m *Metrics) error {
 	switch btime, err := c.readBootTime(); {
 	case err == nil:
 		found = true
-		m.Gauge(c.bootTime, float64(btime))
+		m.Set(hostBootTimeSecondsFact, float64(btime))
 	case !isNotExist(err):
 		errs = append(errs, fmt.Errorf("boot time: %w", err))
 	}
@@ -143,7 +153,7 @@ func (c *hostCollector) Update(ctx context.Context, m *Metrics) error {
 	// an empty model, which reads as a fact.
 	if haveModel {
 		system, role := virtualization(c.paths)
-		m.Gauge(c.info, 1, model, system, role)
+		m.Set(hostInfoFact, 1, model, system, role)
 	}
 	if !found && len(errs) == 0 {
 		return ErrNoData

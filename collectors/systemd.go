@@ -14,7 +14,6 @@ import (
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func init() {
@@ -77,6 +76,76 @@ const (
 // connection is kept between refreshes, every call has a deadline, and any
 // error drops the connection so that the next refresh dials afresh (a bus
 // restarted under us leaves a broken pipe that would otherwise fail forever).
+var systemdInfoFact = declare(Fact{
+	Collector: "systemd", Name: "info",
+	Help:   "systemd's Version manager property, as the distribution tags it; constant 1.",
+	Labels: []string{"version"},
+})
+
+var systemdVersionFact = declare(Fact{
+	Collector: "systemd", Name: "version",
+	Help: "systemd's version as a number: 258.4-4.azl4 reads 258.4, 258 reads 258.",
+})
+
+var systemdSystemStateFact = declare(Fact{
+	Collector: "systemd", Name: "system_state",
+	Help:     "1 for systemd's current SystemState, 0 for the other known states.",
+	Labels:   []string{"state"},
+	Identity: []string{"state"}, Bound: "the known states and the current one",
+})
+
+var systemdUnitsFailedFact = declare(Fact{
+	Collector: "systemd", Name: "units_failed",
+	Help: "Units in the failed state (the manager's NFailedUnits).",
+})
+
+var systemdUnitFailedFact = declare(Fact{
+	Collector: "systemd", Name: "unit_failed",
+	Help:     "1 per failed unit, at most max_failed_units of them (by name).",
+	Labels:   []string{"name"},
+	Identity: []string{"name"}, Bound: "at most collectors.systemd.max_failed_units (100); the rest are counted in azurelinux_systemd_unit_failed_dropped_total",
+})
+
+var systemdUnitFailedDroppedTotalFact = declare(Fact{
+	Collector: "systemd", Name: "unit_failed_dropped_total",
+	Help:    "Failed-unit series left out by max_failed_units, summed over the refreshes since the probe started.",
+	Counter: true, Volatile: true,
+})
+
+var systemdUnitInfoFact = declare(Fact{
+	Collector: "systemd", Name: "unit_info",
+	Help:     "State of each watched unit; constant 1. A unit that is not installed reads load_state=\"not-found\".",
+	Labels:   []string{"name", "load_state", "active_state", "sub_state"},
+	Identity: []string{"name"}, Bound: "the watched units (collectors.systemd.units)",
+})
+
+var systemdUnitRestartsTotalFact = declare(Fact{
+	Collector: "systemd", Name: "unit_restarts_total",
+	Help:    "Automatic restarts of a watched, loaded service (NRestarts, systemd 235 or later).",
+	Labels:  []string{"name"},
+	Counter: true, Identity: []string{"name"}, Volatile: true, Bound: "the watched units",
+})
+
+var systemdBootPhaseSecondsFact = declare(Fact{
+	Collector: "systemd", Name: "boot_phase_seconds",
+	Help:     "Time spent in each boot phase as systemd-analyze computes it; phases that took 0 are left out.",
+	Labels:   []string{"phase"},
+	Identity: []string{"phase"}, Volatile: true, Bound: "the boot phases systemd-analyze knows",
+})
+
+var systemdVirtualizationInfoFact = declare(Fact{
+	Collector: "systemd", Name: "virtualization_info",
+	Help:   "Virtualization and confidential-computing technology systemd detected (\"none\" when none); constant 1.",
+	Labels: []string{"virtualization", "confidential"},
+})
+
+var systemdTaintedInfoFact = declare(Fact{
+	Collector: "systemd", Name: "tainted_info",
+	Help:   "1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).",
+	Labels: []string{"taint"},
+	Bound:  "the flags of systemd's Tainted property",
+})
+
 type systemdCollector struct {
 	opts   systemdOptions
 	paths  Paths
@@ -91,9 +160,6 @@ type systemdCollector struct {
 	dials   int    // connections dialled so far (tests)
 	// dropped counts the failed units left out by MaxFailedUnits since start.
 	dropped float64
-
-	info, version, state, unitsFailed, unitFailed, unitFailedDropped *prometheus.Desc
-	unitInfo, unitRestarts, bootPhase, virt, tainted                 *prometheus.Desc
 }
 
 func newSystemdCollector(env Env, opts any) (Collector, error) {
@@ -115,30 +181,6 @@ func newSystemdCollector(env Env, opts any) (Collector, error) {
 		paths:  env.Paths,
 		getenv: os.Getenv,
 		euid:   os.Geteuid(),
-		info: newDesc("systemd", "info",
-			"systemd's Version manager property, as the distribution tags it; constant 1.", "version"),
-		version: newDesc("systemd", "version",
-			"systemd's version as a number: 258.4-4.azl4 reads 258.4, 258 reads 258."),
-		state: newDesc("systemd", "system_state",
-			"1 for systemd's current SystemState, 0 for the other known states.", "state"),
-		unitsFailed: newDesc("systemd", "units_failed",
-			"Units in the failed state (the manager's NFailedUnits)."),
-		unitFailed: newDesc("systemd", "unit_failed",
-			"1 per failed unit, at most max_failed_units of them (by name).", "name"),
-		unitFailedDropped: newDesc("systemd", "unit_failed_dropped_total",
-			"Failed-unit series left out by max_failed_units, summed over the refreshes since the probe started."),
-		unitInfo: newDesc("systemd", "unit_info",
-			"State of each watched unit; constant 1. A unit that is not installed reads load_state=\"not-found\".",
-			"name", "load_state", "active_state", "sub_state"),
-		unitRestarts: newDesc("systemd", "unit_restarts_total",
-			"Automatic restarts of a watched, loaded service (NRestarts, systemd 235 or later).", "name"),
-		bootPhase: newDesc("systemd", "boot_phase_seconds",
-			"Time spent in each boot phase as systemd-analyze computes it; phases that took 0 are left out.", "phase"),
-		virt: newDesc("systemd", "virtualization_info",
-			"Virtualization and confidential-computing technology systemd detected (\"none\" when none); constant 1.",
-			"virtualization", "confidential"),
-		tainted: newDesc("systemd", "tainted_info",
-			"1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).", "taint"),
 	}
 	units := make([]string, len(o.Units))
 	for i, u := range o.Units {
@@ -359,33 +401,33 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 
 	version := mp.str("Version")
 	if version != "" {
-		m.Gauge(c.info, 1, version)
+		m.Set(systemdInfoFact, 1, version)
 		if v, ok := parseSystemdVersion(version); ok {
-			m.Gauge(c.version, v)
+			m.Set(systemdVersionFact, v)
 		}
 	}
 	if s := mp.str("SystemState"); s != "" {
 		for _, known := range systemStates {
-			m.Bool(c.state, s == known, known)
+			m.SetBool(systemdSystemStateFact, s == known, known)
 		}
 		if !slices.Contains(systemStates, s) {
-			m.Gauge(c.state, 1, s)
+			m.Set(systemdSystemStateFact, 1, s)
 		}
 	}
 	if n, ok := mp.uint("NFailedUnits"); ok {
-		m.Gauge(c.unitsFailed, float64(n))
+		m.Set(systemdUnitsFailedFact, float64(n))
 	}
 	virt := orNone(mp.str("Virtualization"))
-	m.Gauge(c.virt, 1, virt, orNone(mp.str("ConfidentialVirtualization")))
+	m.Set(systemdVirtualizationInfoFact, 1, virt, orNone(mp.str("ConfidentialVirtualization")))
 	for _, t := range strings.Split(mp.str("Tainted"), ":") {
 		if t != "" {
-			m.Gauge(c.tainted, 1, t)
+			m.Set(systemdTaintedInfoFact, 1, t)
 		}
 	}
 	phases := bootPhaseDurations(mp)
 	for _, phase := range bootPhases {
 		if d, ok := phases[phase]; ok {
-			m.Gauge(c.bootPhase, d.Seconds(), phase)
+			m.Set(systemdBootPhaseSecondsFact, d.Seconds(), phase)
 		}
 	}
 
@@ -406,9 +448,9 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		names = names[:c.opts.MaxFailedUnits]
 	}
 	for _, n := range names {
-		m.Gauge(c.unitFailed, 1, n)
+		m.Set(systemdUnitFailedFact, 1, n)
 	}
-	m.Counter(c.unitFailedDropped, c.dropped)
+	m.Set(systemdUnitFailedDroppedTotalFact, c.dropped)
 
 	if len(c.opts.Units) == 0 {
 		return errors.Join(errs...)
@@ -430,7 +472,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		if len(watched) == len(c.opts.Units) {
 			name = c.opts.Units[i]
 		}
-		m.Gauge(c.unitInfo, 1, name, u.LoadState, u.ActiveState, u.SubState)
+		m.Set(systemdUnitInfoFact, 1, name, u.LoadState, u.ActiveState, u.SubState)
 		if u.LoadState != "loaded" || !strings.HasSuffix(u.Name, ".service") {
 			continue
 		}
@@ -448,7 +490,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 			return errors.Join(append(errs, err)...)
 		}
 		if n, ok := p.Value.Value().(uint32); ok {
-			m.Counter(c.unitRestarts, float64(n), name)
+			m.Set(systemdUnitRestartsTotalFact, float64(n), name)
 		} else {
 			errs = append(errs, fmt.Errorf("NRestarts of %s: want uint32, got %s", u.Name, p.Value.Signature()))
 		}
