@@ -13,6 +13,7 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 // checksJobName is the scheduler job that evaluates the checks in the
@@ -31,7 +32,7 @@ type checksCollector struct {
 	paths    collectors.Paths
 	checks   []checks.Check
 	valid    bool
-	baseline *checks.FactsDoc
+	baseline *factsdoc.Doc
 }
 
 // The checks' metrics (collector "checks").
@@ -54,7 +55,7 @@ var (
 		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."})
 )
 
-func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *checks.FactsDoc) *checksCollector {
+func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *factsdoc.Doc) *checksCollector {
 	return &checksCollector{
 		sched: sched, paths: paths, checks: list, valid: valid, baseline: baseline,
 	}
@@ -82,7 +83,7 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 		m.Set(checksFailedFact, float64(byCat[cat]), cat)
 	}
 	if c.baseline != nil {
-		drifts, _ := checks.Compare(c.baseline, doc)
+		drifts, _ := factsdoc.Compare(c.baseline, doc)
 		for _, d := range drifts {
 			m.Set(baselineDriftFact, 1, d.Collector, d.Fact)
 		}
@@ -94,12 +95,12 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 // factsOf returns the latest snapshots of the scheduled collectors (except
 // the job called exclude) as the facts conditions read and as a facts
 // document for baseline comparison.
-func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *checks.FactsDoc, error) {
+func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *factsdoc.Doc, error) {
 	reports, err := reportsOf(sched)
 	if err != nil {
 		return nil, nil, err
 	}
-	doc := &checks.FactsDoc{}
+	doc := &factsdoc.Doc{}
 	states := map[string]checks.CollectorState{}
 	var all []prometheus.Metric
 	snaps := sched.Snapshots()
@@ -127,13 +128,13 @@ type checksState struct {
 	mu       sync.Mutex
 	loaded   bool
 	checks   []checks.Check
-	baseline *checks.FactsDoc
+	baseline *factsdoc.Doc
 }
 
 // load loads the checks and the baseline for the daemon. An invalid checks
 // file is logged with its file, line and reason, and the previous checks
 // are kept (at start, the embedded matrix alone); valid reports which.
-func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bool, baseline *checks.FactsDoc) {
+func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bool, baseline *factsdoc.Doc) {
 	st := &o.checksState
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -153,7 +154,7 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 		logger.Info("checks loaded", "checks", len(list), "dir", o.checksDir, "embedded", o.checksEmbedded)
 	}
 	if o.baselineFile != "" {
-		b, err := checks.LoadBaseline(o.baselineFile)
+		b, err := factsdoc.Load(o.baselineFile)
 		if err != nil {
 			logger.Error("invalid baseline, keeping the previous one (the file is left as it is)", "err", err,
 				"previous", st.baseline != nil)
@@ -180,9 +181,9 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 		fmt.Fprintf(stderr, "%s: invalid checks:\n%v\n", programName, err)
 		return 2
 	}
-	var baseline *checks.FactsDoc
+	var baseline *factsdoc.Doc
 	if o.checkBaseline != "" {
-		if baseline, err = checks.LoadBaseline(o.checkBaseline); err != nil {
+		if baseline, err = factsdoc.Load(o.checkBaseline); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 			return 2
 		}
@@ -209,7 +210,7 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list)}
 	if baseline != nil {
 		report.Baseline = o.checkBaseline
-		report.Drift, report.Skipped = checks.Compare(baseline, doc)
+		report.Drift, report.Skipped = factsdoc.Compare(baseline, doc)
 	}
 	if err := report.Write(stdout, o.checkFormat); err != nil {
 		fmt.Fprintf(stderr, "%s: print report: %v\n", programName, err)
@@ -246,7 +247,7 @@ func (o *options) baselineSave(path string, stderr io.Writer, logger *slog.Logge
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 1
 	}
-	if err := checks.SaveBaseline(path, buf.Bytes()); err != nil {
+	if err := factsdoc.Save(path, buf.Bytes()); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 1
 	}

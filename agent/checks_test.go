@@ -14,6 +14,7 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 func loadChecks(t *testing.T, src string) []checks.Check {
@@ -46,7 +47,7 @@ func TestChecksJob(t *testing.T) {
 	release := make(chan struct{})
 	slow := testJob("slow", &fakeCollector{facts: []string{"a", "b"}, block: release})
 	s := newTestScheduler(slow)
-	base := &checks.FactsDoc{Collectors: []checks.CollectorFacts{{Name: "slow", Success: true, Metrics: []checks.Sample{
+	base := &factsdoc.Doc{Collectors: []factsdoc.CollectorFacts{{Name: "slow", Success: true, Metrics: []factsdoc.Sample{
 		{Name: "azurelinux_test_fact", Labels: map[string]string{"n": "a"}, Value: 1},
 		{Name: "azurelinux_test_fact", Labels: map[string]string{"n": "c"}, Value: 1},
 	}}}}

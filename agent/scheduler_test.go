@@ -14,7 +14,7 @@ import (
 // testFact is the fact the agent's tests' collectors emit; its collector
 // "test" is not registered, so it never appears in docs/metrics.md (whose
 // test runs in cmd/).
-var testFact = collectors.Declare(collectors.Fact{Collector: "test", Name: "fact", Help: "A test fact.", Labels: []string{"n"}})
+var testFact = collectors.Declare(collectors.Fact{Collector: "test", Name: "fact", Help: "A test fact.", Labels: []string{"n"}, Identity: []string{"n"}})
 
 // fakeCollector emits facts and returns err, or panics, or blocks until
 // release is closed, as a test asks.
