@@ -166,3 +166,14 @@ func TestLoadChecksKeepsPrevious(t *testing.T) {
 		t.Errorf("log lacks the corrupt baseline:\n%s", logs.String())
 	}
 }
+
+// TestChecksCannotReadProbeMetrics: the agent's own metrics are declared
+// too, but no snapshot carries them, so a condition on one is a load error.
+func TestChecksCannotReadProbeMetrics(t *testing.T) {
+	src := "checks:\n  - name: up\n    category: x\n    fact: azurelinux_probe_collector_success == 1\n"
+	_, err := checks.Load("t.yml", []byte(src))
+	want := `t.yml:4: check "up": fact: azurelinux_probe_collector_success is served by the probe itself (probe), not by a collector: a condition cannot read it`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+}

@@ -300,7 +300,7 @@ func (env *Env) unit(u *unitSpec) (bool, string) {
 	if u.state == "active" {
 		e := &Expr{Quantifier: "any", Metric: "azurelinux_systemd_unit_info",
 			Matchers: []Matcher{{Label: "name", Op: "=~", Value: unitNameRE(u.name)}}}
-		e.Matchers[0].re = regexp.MustCompile("^(?:" + e.Matchers[0].Value + ")$")
+		e.Matchers[0].re = regexp.MustCompile("^(?s:" + e.Matchers[0].Value + ")$") // QuoteMeta'd: valid alone
 		e.text = e.selector()
 		var series []Series
 		if env.Facts != nil {

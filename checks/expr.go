@@ -175,7 +175,7 @@ func (p *exprParser) matchers(e *Expr) error {
 		p.pos += len(q)
 		m := Matcher{Label: label, Op: op, Value: val}
 		if op == "=~" || op == "!~" {
-			re, err := regexp.Compile("^(?:" + val + ")$")
+			re, err := anchoredRegexp(val)
 			if err != nil {
 				return p.errorf("label %s: invalid regular expression: %v", label, err)
 			}

@@ -465,6 +465,9 @@ func (l *loader) fact(c *Check, v *yaml.Node, what string) bool {
 		return false
 	}
 	e, err := ParseExpr(s)
+	if err == nil {
+		err = validateFact(e)
+	}
 	if err != nil {
 		l.errorf(v, "%s: %v", what, err)
 		return false
