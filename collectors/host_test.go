@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/shirou/gopsutil/v4/host"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 func TestHostTrees(t *testing.T) {
@@ -108,16 +110,7 @@ func TestVirtualization(t *testing.T) {
 		{"coreos", map[string]string{"etc/os-release": "ID=coreos\n"}, "rkt", "host"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			for name, text := range tc.files {
-				p := filepath.Join(root, name)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
+			root := treetest.New(t, tc.files)
 			if sys, role := virtualization(DefaultPaths(root)); sys != tc.system || role != tc.role {
 				t.Errorf("virtualization = %q/%q, want %q/%q", sys, role, tc.system, tc.role)
 			}
