@@ -213,40 +213,6 @@ func (env *Env) file(f *fileSpec) (bool, string) {
 	return true, fmt.Sprintf("%s (%s, mode %04o)", f.path, typeName(fi.Mode()), got)
 }
 
-// unixMode returns the permission, setuid, setgid and sticky bits as octal
-// chmod digits.
-func unixMode(m os.FileMode) os.FileMode {
-	out := m.Perm()
-	if m&os.ModeSetuid != 0 {
-		out |= 0o4000
-	}
-	if m&os.ModeSetgid != 0 {
-		out |= 0o2000
-	}
-	if m&os.ModeSticky != 0 {
-		out |= 0o1000
-	}
-	return out
-}
-
-func typeName(m os.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "file"
-	case m.IsDir():
-		return "directory"
-	case m&os.ModeSymlink != 0:
-		return "symlink"
-	case m&os.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
-}
-
 // unwrapPath drops the host path from a *PathError so reasons name the path
 // inside the root.
 func unwrapPath(err error) error {

@@ -24,10 +24,6 @@ func init() {
 	})
 }
 
-// hostCollector reports what the machine is: CPU model and count, memory,
-// boot time and gopsutil's view of virtualization. CPU and memory come from
-// gopsutil, pointed at the collector's paths through gopsutil's per-call
-// environment map, so a fixture tree answers as a live host does.
 var hostInfoFact = declare(Fact{
 	Collector: "host", Name: "info",
 	Help: "CPU model and gopsutil's virtualization answer (system, role); constant 1. " +
@@ -53,6 +49,10 @@ var hostBootTimeSecondsFact = declare(Fact{
 	Volatile: true,
 })
 
+// hostCollector reports what the machine is: CPU model and count, memory,
+// boot time and gopsutil's view of virtualization. CPU and memory come from
+// gopsutil, pointed at the collector's paths through gopsutil's per-call
+// environment map, so a fixture tree answers as a live host does.
 type hostCollector struct {
 	paths Paths
 }

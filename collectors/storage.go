@@ -21,11 +21,6 @@ func init() {
 	})
 }
 
-// storageCollector reports how the disks are attached. Azure is moving VMs
-// from the synthetic SCSI controller (hv_storvsc: sda, sdb) to NVMe
-// (nvme0n1, …), which renames every device; the /dev/disk/azure links that
-// azure-vm-utils' udev rules create are the stable names, so both are
-// reported.
 var storageDiskInfoFact = declare(Fact{
 	Collector: "storage", Name: "disk_info",
 	Help: "One whole disk under /sys/block; constant 1. transport is scsi (any SCSI disk: hv_storvsc on Hyper-V/Azure, virtio_scsi, SAS, SATA through libata), " +
@@ -56,6 +51,11 @@ var storageAzureDiskLinkInfoFact = declare(Fact{
 	Identity: []string{"link"}, Bound: "at most 1000 links",
 })
 
+// storageCollector reports how the disks are attached. Azure is moving VMs
+// from the synthetic SCSI controller (hv_storvsc: sda, sdb) to NVMe
+// (nvme0n1, …), which renames every device; the /dev/disk/azure links that
+// azure-vm-utils' udev rules create are the stable names, so both are
+// reported.
 type storageCollector struct {
 	paths Paths
 }

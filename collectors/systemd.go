@@ -70,12 +70,6 @@ const (
 	systemdManager    = "org.freedesktop.systemd1.Manager"
 )
 
-// systemdCollector reads systemd's state over D-Bus through one long-lived
-// connection. The anchors' exporters dial per scrape and call without
-// deadlines, which is how they leak connections and hang scrapes; here the
-// connection is kept between refreshes, every call has a deadline, and any
-// error drops the connection so that the next refresh dials afresh (a bus
-// restarted under us leaves a broken pipe that would otherwise fail forever).
 var systemdInfoFact = declare(Fact{
 	Collector: "systemd", Name: "info",
 	Help:   "systemd's Version manager property, as the distribution tags it; constant 1.",
@@ -146,6 +140,12 @@ var systemdTaintedInfoFact = declare(Fact{
 	Bound:  "the flags of systemd's Tainted property",
 })
 
+// systemdCollector reads systemd's state over D-Bus through one long-lived
+// connection. The anchors' exporters dial per scrape and call without
+// deadlines, which is how they leak connections and hang scrapes; here the
+// connection is kept between refreshes, every call has a deadline, and any
+// error drops the connection so that the next refresh dials afresh (a bus
+// restarted under us leaves a broken pipe that would otherwise fail forever).
 type systemdCollector struct {
 	opts   systemdOptions
 	paths  Paths
@@ -246,120 +246,6 @@ func (c *systemdCollector) Update(ctx context.Context, m *Metrics) error {
 	return nil
 }
 
-// busAddresses returns the addresses to try, in order: the configured one,
-// else $DBUS_SYSTEM_BUS_ADDRESS, else the system bus socket and (as root)
-// systemd's private socket under the root. Neither socket there means no
-// systemd to ask: no data, except on a live host booted with systemd.
-func (c *systemdCollector) busAddresses() ([]string, error) {
-	if c.opts.Address != "" {
-		return []string{c.opts.Address}, nil
-	}
-	if a := c.getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
-		return []string{a}, nil
-	}
-	var out []string
-	if p := c.paths.Root("run/dbus/system_bus_socket"); exists(p) {
-		out = append(out, "unix:path="+p)
-	}
-	// systemd's private socket answers without dbus-daemon, but only to root.
-	if p := c.paths.Root("run/systemd/private"); c.euid == 0 && exists(p) {
-		out = append(out, "unix:path="+p)
-	}
-	if len(out) > 0 {
-		return out, nil
-	}
-	// sd_booted(3): /run/systemd/system exists when systemd is PID 1. On
-	// the live host a missing bus is then a failure, not an absent source;
-	// a tree or image under another root has no sockets to offer.
-	if c.paths.Live() && exists(c.paths.Root("run/systemd/system")) {
-		return nil, fmt.Errorf("systemd is running (%s exists) but neither the system bus socket nor the private socket exists",
-			c.paths.Root("run/systemd/system"))
-	}
-	return nil, ErrNoData
-}
-
-// noSystemdExpected reports whether a missing systemd is no data rather
-// than a failure: the bus address was not configured and the root was not
-// booted with systemd.
-func (c *systemdCollector) noSystemdExpected() bool {
-	return c.opts.Address == "" && c.getenv("DBUS_SYSTEM_BUS_ADDRESS") == "" && !exists(c.paths.Root("run/systemd/system"))
-}
-
-// isPrivate reports whether addr is systemd's private socket, which is a
-// direct peer (no bus daemon, no Hello).
-func isPrivate(addr string) bool { return strings.HasSuffix(addr, "/systemd/private") }
-
-// connect makes sure c.conn is a live connection, dialling when there is
-// none. Set-up is bounded by the call timeout: go-systemd's constructor makes
-// a call without a context (AddMatch), so the connections are dialled with a
-// context that is cancelled, closing them, if set-up outlives the deadline.
-func (c *systemdCollector) connect(ctx context.Context) error {
-	if c.conn != nil && c.conn.Connected() {
-		return nil
-	}
-	c.closeLocked()
-	addrs, err := c.busAddresses()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, addr := range addrs {
-		if err := c.dial(ctx, addr); err != nil {
-			errs = append(errs, fmt.Errorf("connect to D-Bus %s: %w", addr, err))
-			continue
-		}
-		return nil
-	}
-	return fmt.Errorf("systemd: %w", errors.Join(errs...))
-}
-
-func (c *systemdCollector) dial(ctx context.Context, addr string) error {
-	connCtx, cancel := context.WithCancel(context.Background())
-	callCtx, callCancel := context.WithTimeout(ctx, c.opts.CallTimeout)
-	defer callCancel()
-	// Closing the connections (cancel) unblocks whatever set-up step hangs.
-	stop := context.AfterFunc(callCtx, cancel)
-	var first *dbus.Conn
-	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
-		bc, err := dbus.Dial(addr, dbus.WithContext(connCtx))
-		if err != nil {
-			return nil, err
-		}
-		if err := bc.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-			bc.Close()
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		if !isPrivate(addr) {
-			if err := bc.Hello(); err != nil {
-				bc.Close()
-				return nil, fmt.Errorf("hello: %w", err)
-			}
-		}
-		if first == nil {
-			first = bc
-		}
-		return bc, nil
-	})
-	if !stop() {
-		// The deadline passed during set-up: cancel has run and closed
-		// whatever was dialled.
-		if conn != nil {
-			conn.Close()
-		}
-		if ctx.Err() == nil {
-			return fmt.Errorf("no answer within %s during connection set-up", c.opts.CallTimeout)
-		}
-		return fmt.Errorf("connection set-up: %w", context.Cause(ctx))
-	}
-	if err != nil {
-		cancel()
-		return err
-	}
-	c.dials++
-	c.conn, c.sysconn, c.cancel, c.addr = conn, first, cancel, addr
-	return nil
-}
-
 // call runs f under the per-call deadline.
 func (c *systemdCollector) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
@@ -396,9 +282,19 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 	if err != nil {
 		return err
 	}
-	mp := managerProps(props)
-	var errs []error
+	emitManager(m, managerProps(props))
+	if err := c.collectFailed(ctx, m); err != nil {
+		return err
+	}
+	if len(c.opts.Units) == 0 {
+		return nil
+	}
+	return c.collectWatched(ctx, m)
+}
 
+// emitManager emits the facts of the manager's properties: version, system
+// state, failed-unit count, virtualization, taint flags and boot phases.
+func emitManager(m *Metrics, mp managerProps) {
 	version := mp.str("Version")
 	if version != "" {
 		m.Set(systemdInfoFact, 1, version)
@@ -430,13 +326,17 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 			m.Set(systemdBootPhaseSecondsFact, d.Seconds(), phase)
 		}
 	}
+}
 
+// collectFailed emits the failed units, at most max_failed_units of them by
+// name, and counts the rest.
+func (c *systemdCollector) collectFailed(ctx context.Context, m *Metrics) error {
 	var failed []sdbus.UnitStatus
 	if err := c.call(ctx, "list failed units", func(ctx context.Context) (err error) {
 		failed, err = c.conn.ListUnitsFilteredContext(ctx, []string{"failed"})
 		return err
 	}); err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
 	names := make([]string, len(failed))
 	for i, u := range failed {
@@ -451,10 +351,13 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		m.Set(systemdUnitFailedFact, 1, n)
 	}
 	m.Set(systemdUnitFailedDroppedTotalFact, c.dropped)
+	return nil
+}
 
-	if len(c.opts.Units) == 0 {
-		return errors.Join(errs...)
-	}
+// collectWatched emits the state of each watched unit and the restarts of
+// each loaded service among them.
+func (c *systemdCollector) collectWatched(ctx context.Context, m *Metrics) error {
+	var errs []error
 	var watched []sdbus.UnitStatus
 	// ListUnitsByNames loads each unit, so one that is not installed or
 	// failed to load comes back with that load state instead of vanishing.
@@ -462,7 +365,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		watched, err = c.conn.ListUnitsByNamesContext(ctx, c.opts.Units)
 		return err
 	}); err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
 	for i, u := range watched {
 		// Answers come in request order; an alias (sshd.service for
