@@ -20,7 +20,7 @@ import (
 // daemon. It is scheduled like a collector (its own interval and timeout,
 // azurelinux_probe_collector_success, collect[]=checks) but reads the other
 // collectors' snapshots instead of the host.
-const checksJobName = "checks"
+const checksJobName = collectors.ChecksCollector
 
 // DefaultChecksDir holds the user's checks files.
 const DefaultChecksDir = "/etc/azurelinux-probe/checks.d"
@@ -37,21 +37,21 @@ type checksCollector struct {
 
 // The checks' metrics (collector "checks").
 var (
-	checkStatusFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "check", Name: "status",
+	checkStatusFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "check", Name: "status",
 		Help:     "1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); `azurelinux-probe check` prints the reason.",
 		Labels:   []string{"check", "category"},
 		Identity: []string{"check"}, Bound: "one per loaded check"})
-	checksFailedFact = collectors.Declare(collectors.Fact{Collector: "checks", Name: "failed",
+	checksFailedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "failed",
 		Help:     "Number of failed compatibility checks per category (0 for a category whose checks all passed).",
 		Labels:   []string{"category"},
 		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
-	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: "checks", Name: "config_valid",
+	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "config_valid",
 		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."})
-	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "baseline", Name: "drift",
+	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "drift",
 		Help:     "1 for each fact that differs from the --baseline.file baseline; fact is the metric name and its identifying labels. Only drifted facts have a series.",
 		Labels:   []string{"collector", "fact"},
 		Identity: []string{"collector", "fact"}, Bound: "one per drifted fact"})
-	baselineFactsDriftedFact = collectors.Declare(collectors.Fact{Collector: "checks", Subsystem: "baseline", Name: "facts_drifted",
+	baselineFactsDriftedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "facts_drifted",
 		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."})
 )
 

@@ -50,8 +50,8 @@ Volatile metrics change by themselves and are not compared.
 			map[bool]string{true: "enabled", false: "disabled"}[s.DefaultEnabled], cc.Interval, cc.Timeout)
 	}
 	b.WriteString("\n## Probe self metrics\n\n")
-	writeMetricTable(&b, byCollector["probe"])
-	delete(byCollector, "probe")
+	writeMetricTable(&b, byCollector[collectors.ProbeCollector])
+	delete(byCollector, collectors.ProbeCollector)
 	b.WriteString("\nThe standard `go_*`, `process_*` and `promhttp_*` metrics of client_golang are served too.\n")
 
 	b.WriteString("\n## Compatibility checks and baseline drift\n\n")

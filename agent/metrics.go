@@ -11,22 +11,22 @@ import (
 
 // The agent's own metrics, served beside the facts (collector "probe").
 var (
-	buildInfoFact = collectors.Declare(collectors.Fact{Collector: "probe", Name: "build_info",
+	buildInfoFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "build_info",
 		Help:   "Version of azurelinux-probe; constant 1.",
 		Labels: []string{"version", "revision", "goversion"}})
-	successFact = collectors.Declare(collectors.Fact{Collector: "probe", Name: "collector_success",
+	successFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_success",
 		Help:     "1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
-	durationFact = collectors.Declare(collectors.Fact{Collector: "probe", Name: "collector_duration_seconds",
+	durationFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_duration_seconds",
 		Help:     "How long the collector's latest refresh took.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
-	lastSuccessFact = collectors.Declare(collectors.Fact{Collector: "probe", Name: "collector_last_success_timestamp_seconds",
+	lastSuccessFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_last_success_timestamp_seconds",
 		Help:     "When the collector's latest successful refresh finished, as a Unix timestamp.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
-	intervalFact = collectors.Declare(collectors.Fact{Collector: "probe", Name: "collector_interval_seconds",
+	intervalFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_interval_seconds",
 		Help:     "The collector's configured refresh interval; facts older than a few intervals are stale.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})

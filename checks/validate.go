@@ -22,7 +22,7 @@ func validateFact(e *Expr) error {
 		}
 		return fmt.Errorf("%s", msg)
 	}
-	if _, isCollector := collectors.Lookup(f.Collector); !isCollector {
+	if !readable(f) {
 		return fmt.Errorf("%s is served by the probe itself (%s), not by a collector: a condition cannot read it", e.Metric, f.Collector)
 	}
 	for _, m := range e.Matchers {
@@ -47,11 +47,17 @@ func validateFact(e *Expr) error {
 func readableFacts() []string {
 	var out []string
 	for _, f := range collectors.Facts() {
-		if _, ok := collectors.Lookup(f.Collector); ok {
+		if readable(f) {
 			out = append(out, f.FQName())
 		}
 	}
 	return out
+}
+
+// readable reports whether a condition can read f: the agent's own metrics
+// are in no collector's snapshot.
+func readable(f *collectors.Fact) bool {
+	return f.Collector != collectors.ProbeCollector && f.Collector != collectors.ChecksCollector
 }
 
 // anchoredRegexp compiles a label matcher's regular expression as
