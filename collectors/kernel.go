@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -93,11 +91,65 @@ var knownLSMs = []string{
 
 var seriesRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 
+var kernelInfoFact = declare(Fact{
+	Collector: "kernel", Name: "info",
+	Help:   "Running kernel; series is major.minor of the release. Constant 1.",
+	Labels: []string{"release", "version", "series"},
+})
+
+var kernelTaintedFact = declare(Fact{
+	Collector: "kernel", Name: "tainted",
+	Help: "Raw taint mask from /proc/sys/kernel/tainted; 0 is untainted.",
+})
+
+var kernelTaintFlagFact = declare(Fact{
+	Collector: "kernel", Name: "taint_flag",
+	Help:     "1 when the taint bit is set, for every documented bit and any unknown bit that is set.",
+	Labels:   []string{"flag", "reason"},
+	Identity: []string{"flag", "reason"}, Bound: "the documented taint bits and set unknown bits (at most 64)",
+})
+
+var kernelLockdownInfoFact = declare(Fact{
+	Collector: "kernel", Name: "lockdown_info",
+	Help:   "Current kernel lockdown mode (none, integrity, confidentiality). Constant 1.",
+	Labels: []string{"mode"},
+})
+
+var kernelLsmEnabledFact = declare(Fact{
+	Collector: "kernel", Name: "lsm_enabled",
+	Help:     "1 for each active Linux security module; 0 for well-known modules that are not active.",
+	Labels:   []string{"lsm"},
+	Identity: []string{"lsm"}, Bound: "the well-known modules and the active ones",
+})
+
+var kernelFipsEnabledFact = declare(Fact{
+	Collector: "kernel", Name: "fips_enabled",
+	Help: "1 when the kernel runs in FIPS mode (/proc/sys/crypto/fips_enabled).",
+})
+
+var kernelClocksourceInfoFact = declare(Fact{
+	Collector: "kernel", Name: "clocksource_info",
+	Help:   "Current clock source. Constant 1.",
+	Labels: []string{"current"},
+})
+
+var kernelModuleLoadedFact = declare(Fact{
+	Collector: "kernel", Name: "module_loaded",
+	Help:     "1 when the watched module is loaded or built in.",
+	Labels:   []string{"module"},
+	Identity: []string{"module"}, Bound: "the watched modules (collectors.kernel.modules)",
+})
+
+var kernelConfigInfoFact = declare(Fact{
+	Collector: "kernel", Name: "config_info",
+	Help:     "Kernel build configuration for the watched options; value is y, m, n (not set) or the option's string. Constant 1.",
+	Labels:   []string{"option", "value"},
+	Identity: []string{"option"}, Bound: "the watched options (collectors.kernel.config_options)",
+})
+
 type kernelCollector struct {
 	paths Paths
 	opts  *kernelOptions
-
-	info, tainted, taintFlag, lockdown, lsm, fips, clocksource, module, config *prometheus.Desc
 
 	// The kernel configuration cannot change while a kernel runs, so it is
 	// parsed once per (source, release) and kept.
@@ -119,25 +171,6 @@ func newKernelCollector(env Env, opts any) (Collector, error) {
 	return &kernelCollector{
 		paths: env.Paths,
 		opts:  o,
-		info: newDesc("kernel", "info",
-			"Running kernel; series is major.minor of the release. Constant 1.", "release", "version", "series"),
-		tainted: newDesc("kernel", "tainted",
-			"Raw taint mask from /proc/sys/kernel/tainted; 0 is untainted."),
-		taintFlag: newDesc("kernel", "taint_flag",
-			"1 when the taint bit is set, for every documented bit and any unknown bit that is set.", "flag", "reason"),
-		lockdown: newDesc("kernel", "lockdown_info",
-			"Current kernel lockdown mode (none, integrity, confidentiality). Constant 1.", "mode"),
-		lsm: newDesc("kernel", "lsm_enabled",
-			"1 for each active Linux security module; 0 for well-known modules that are not active.", "lsm"),
-		fips: newDesc("kernel", "fips_enabled",
-			"1 when the kernel runs in FIPS mode (/proc/sys/crypto/fips_enabled)."),
-		clocksource: newDesc("kernel", "clocksource_info",
-			"Current clock source. Constant 1.", "current"),
-		module: newDesc("kernel", "module_loaded",
-			"1 when the watched module is loaded or built in.", "module"),
-		config: newDesc("kernel", "config_info",
-			"Kernel build configuration for the watched options; value is y, m, n (not set) or the option's string. Constant 1.",
-			"option", "value"),
 	}, nil
 }
 
@@ -158,13 +191,13 @@ func (c *kernelCollector) Update(_ context.Context, m *Metrics) error {
 	} else {
 		errs = append(errs, fmt.Errorf("kernel release %q does not start with major.minor", release))
 	}
-	m.Gauge(c.info, 1, release, version, series)
+	m.Set(kernelInfoFact, 1, release, version, series)
 
 	errs = append(errs, c.updateTaint(m))
 	errs = append(errs, c.updateSecurity(m))
 	errs = append(errs, c.updateFIPS(m))
 	if cs, err := readValue(c.paths.Sys("devices/system/clocksource/clocksource0/current_clocksource")); err == nil {
-		m.Gauge(c.clocksource, 1, cs)
+		m.Set(kernelClocksourceInfoFact, 1, cs)
 	} else if !isNotExist(err) {
 		errs = append(errs, err)
 	}
@@ -178,13 +211,13 @@ func (c *kernelCollector) updateTaint(m *Metrics) error {
 	if err != nil {
 		return fmt.Errorf("taint mask: %w", err)
 	}
-	m.Gauge(c.tainted, float64(mask))
+	m.Set(kernelTaintedFact, float64(mask))
 	for bit, f := range taintFlags {
-		m.Bool(c.taintFlag, mask&(1<<bit) != 0, f.letter, f.reason)
+		m.SetBool(kernelTaintFlagFact, mask&(1<<bit) != 0, f.letter, f.reason)
 	}
 	for bit := len(taintFlags); bit < 64; bit++ {
 		if mask&(1<<bit) != 0 {
-			m.Gauge(c.taintFlag, 1, "unknown_"+strconv.Itoa(bit), "unknown")
+			m.Set(kernelTaintFlagFact, 1, "unknown_"+strconv.Itoa(bit), "unknown")
 		}
 	}
 	return nil
@@ -197,7 +230,7 @@ func (c *kernelCollector) updateSecurity(m *Metrics) error {
 	var errs []error
 	if s, err := readValue(c.paths.Sys("kernel/security/lockdown")); err == nil {
 		if mode, ok := bracketed(s); ok {
-			m.Gauge(c.lockdown, 1, mode)
+			m.Set(kernelLockdownInfoFact, 1, mode)
 		} else {
 			errs = append(errs, fmt.Errorf("lockdown: no [current] mode in %q", s))
 		}
@@ -217,12 +250,12 @@ func (c *kernelCollector) updateSecurity(m *Metrics) error {
 	for _, l := range strings.Split(s, ",") {
 		if l = strings.TrimSpace(l); l != "" && !active[l] {
 			active[l] = true
-			m.Gauge(c.lsm, 1, l)
+			m.Set(kernelLsmEnabledFact, 1, l)
 		}
 	}
 	for _, l := range knownLSMs {
 		if !active[l] {
-			m.Gauge(c.lsm, 0, l)
+			m.Set(kernelLsmEnabledFact, 0, l)
 		}
 	}
 	return errors.Join(errs...)
@@ -234,11 +267,11 @@ func (c *kernelCollector) updateFIPS(m *Metrics) error {
 	v, err := readUint(c.paths.Proc("sys/crypto/fips_enabled"))
 	switch {
 	case isNotExist(err):
-		m.Gauge(c.fips, 0)
+		m.Set(kernelFipsEnabledFact, 0)
 	case err != nil:
 		return fmt.Errorf("fips: %w", err)
 	default:
-		m.Bool(c.fips, v != 0)
+		m.SetBool(kernelFipsEnabledFact, v != 0)
 	}
 	return nil
 }
@@ -253,7 +286,7 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 	}
 	mods, err := readModules(c.paths, release)
 	for _, mod := range c.opts.Modules {
-		m.Bool(c.module, ModulePresent(c.paths, mods, mod), mod)
+		m.SetBool(kernelModuleLoadedFact, ModulePresent(c.paths, mods, mod), mod)
 	}
 	return err
 }
@@ -291,7 +324,7 @@ func (c *kernelCollector) updateConfig(m *Metrics, release string) error {
 		if !ok {
 			v = "n"
 		}
-		m.Gauge(c.config, 1, opt, v)
+		m.Set(kernelConfigInfoFact, 1, opt, v)
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/agent"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // wantMatrixFailures lists, per fixture tree, the checks of the embedded
@@ -249,14 +250,6 @@ func copyTree(t *testing.T, tree string) string {
 	return dst
 }
 
-func write(t *testing.T, path, content string) {
-	t.Helper()
-	os.MkdirAll(filepath.Dir(path), 0o755)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // TestBaselineDrift: a baseline saved on the Azure Linux 4.0 host (two
 // H100s on the open driver), compared with the same host after a kernel
 // update that left one GPU without its driver: exactly those facts drift.
@@ -264,8 +257,8 @@ func TestBaselineDrift(t *testing.T) {
 	before := copyTree(t, "azl4-azure-gen2")
 	after := copyTree(t, "azl4-azure-gen2")
 	const newRelease = "6.18.44-1.1.azl4.x86_64"
-	write(t, filepath.Join(after, "proc/sys/kernel/osrelease"), newRelease+"\n")
-	write(t, filepath.Join(after, "proc/sys/kernel/version"), "#1 SMP PREEMPT_DYNAMIC Fri Nov 20 10:00:00 UTC 2026\n")
+	treetest.File(t, filepath.Join(after, "proc/sys/kernel/osrelease"), newRelease+"\n")
+	treetest.File(t, filepath.Join(after, "proc/sys/kernel/version"), "#1 SMP PREEMPT_DYNAMIC Fri Nov 20 10:00:00 UTC 2026\n")
 	if err := os.Rename(filepath.Join(after, "usr/lib/modules/6.18.31-1.3.azl4.x86_64"), filepath.Join(after, "usr/lib/modules", newRelease)); err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package checks
+package factsdoc
 
 import (
 	"encoding/json"
@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-func doc(collectors ...CollectorFacts) *FactsDoc { return &FactsDoc{Collectors: collectors} }
+func doc(collectors ...CollectorFacts) *Doc { return &Doc{Collectors: collectors} }
 
 func kernelFacts(release string, nvidia float64, config string) CollectorFacts {
 	return CollectorFacts{Name: "kernel", Success: true, DurationSeconds: 0.01, Metrics: []Sample{
@@ -62,7 +62,7 @@ func js(v any) string {
 	return string(b)
 }
 
-func TestFactKey(t *testing.T) {
+func TestKey(t *testing.T) {
 	for _, tc := range []struct {
 		s         Sample
 		key, want string
@@ -74,12 +74,22 @@ func TestFactKey(t *testing.T) {
 			"azurelinux_os_info", `{id="azurelinux",version_id="4.0"}`},
 		{Sample{Name: "azurelinux_userland_tool_info", Labels: map[string]string{"tool": "openssl", "version": "3.5.4", "path": "/usr/bin/openssl"}, Value: 1},
 			`azurelinux_userland_tool_info{tool="openssl"}`, `{path="/usr/bin/openssl",version="3.5.4"}`},
+		// Not an _info metric, but its declaration names the tag by name:
+		// a changed value is one drifted fact, not one gone and one new.
+		{Sample{Name: "azurelinux_azure_instance_tag", Labels: map[string]string{"name": "team", "value": "gpu"}, Value: 1},
+			`azurelinux_azure_instance_tag{name="team"}`, `{value="gpu"}`},
+		{Sample{Name: "azurelinux_kernel_module_loaded", Labels: map[string]string{"module": "nvidia"}, Value: 0},
+			`azurelinux_kernel_module_loaded{module="nvidia"}`, "0"},
+		// A metric nothing declares (a baseline of another version): every
+		// label identifies it.
+		{Sample{Name: "azurelinux_gone_info", Labels: map[string]string{"a": "b"}, Value: 1},
+			`azurelinux_gone_info{a="b"}`, "1"},
 	} {
-		if k := FactKey(tc.s); k != tc.key {
-			t.Errorf("FactKey(%v) = %q, want %q", tc.s, k, tc.key)
+		if k := Key(tc.s); k != tc.key {
+			t.Errorf("Key(%v) = %q, want %q", tc.s, k, tc.key)
 		}
-		if v := factValue(tc.s); v != tc.want {
-			t.Errorf("factValue(%v) = %q, want %q", tc.s, v, tc.want)
+		if v := value(tc.s); v != tc.want {
+			t.Errorf("value(%v) = %q, want %q", tc.s, v, tc.want)
 		}
 	}
 }
@@ -103,24 +113,24 @@ func TestSaveAndLoadBaseline(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "baseline.json")
 	b, _ := json.Marshal(doc(kernelFacts("6.18.31", 0, "y")))
-	if err := SaveBaseline(path, b); err != nil {
+	if err := Save(path, b); err != nil {
 		t.Fatal(err)
 	}
-	if err := SaveBaseline(path, b); err != nil { // over an existing file
+	if err := Save(path, b); err != nil { // over an existing file
 		t.Fatal(err)
 	}
 	entries, _ := os.ReadDir(dir)
 	if len(entries) != 1 {
 		t.Errorf("directory holds %d entries after saving, want only the baseline (no temporary file left)", len(entries))
 	}
-	got, err := LoadBaseline(path)
+	got, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(got.Collectors) != 1 || got.Collectors[0].Name != "kernel" || len(got.Collectors[0].Metrics) != 5 {
 		t.Errorf("loaded %+v", got)
 	}
-	if err := SaveBaseline(filepath.Join(dir, "missing", "b.json"), b); err == nil {
+	if err := Save(filepath.Join(dir, "missing", "b.json"), b); err == nil {
 		t.Error("saving into a missing directory succeeded")
 	}
 }
@@ -147,7 +157,7 @@ func TestLoadBaselineCorrupt(t *testing.T) {
 			if err := os.WriteFile(path, []byte(tc.content), 0o644); err != nil {
 				t.Fatal(err)
 			}
-			_, err := LoadBaseline(path)
+			_, err := Load(path)
 			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), path+" is corrupt or truncated") {
 				t.Errorf("error %v, want %q about %s", err, tc.want, path)
 			}
@@ -157,7 +167,7 @@ func TestLoadBaselineCorrupt(t *testing.T) {
 			}
 		})
 	}
-	if _, err := LoadBaseline(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "no such file") {
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.json")); err == nil || !strings.Contains(err.Error(), "no such file") {
 		t.Errorf("missing baseline: %v", err)
 	}
 }
