@@ -128,6 +128,9 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 	img := inst.StorageProfile.ImageReference
 	m.Set(azureInstanceInfoFact, 1, inst.VMSize, inst.Location, inst.Zone, inst.VMID,
 		img.Publisher, img.Offer, img.SKU, img.Version, img.imageID(), inst.SecurityProfile.SecurityType)
+	if n, ok := expectedGPUs(inst.VMSize); ok {
+		m.Set(gpuDevicesExpected, float64(n))
+	}
 	if len(c.opts.Tags) > 0 {
 		// ARM tag names are unique, but a duplicate in a hand-made or
 		// garbled document must not become a duplicate series, which

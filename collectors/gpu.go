@@ -98,6 +98,7 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 	for k, n := range count {
 		m.Set(gpuDevicesFact, float64(n), k[0], k[1])
 	}
+	c.updateLayers(ctx, m, gpus)
 
 	mods, err := readModules(c.paths, "")
 	modules := mods.Loaded

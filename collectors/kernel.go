@@ -203,6 +203,7 @@ func (c *kernelCollector) Update(_ context.Context, m *Metrics) error {
 	}
 	errs = append(errs, c.updateModules(m, release))
 	errs = append(errs, c.updateConfig(m, release))
+	errs = append(errs, c.updateBootFacts(m, release))
 	return errors.Join(errs...)
 }
 

@@ -68,13 +68,13 @@ func newStorageCollector(env Env, _ any) (Collector, error) {
 	}, nil
 }
 
-func (c *storageCollector) Update(_ context.Context, m *Metrics) error {
+func (c *storageCollector) Update(ctx context.Context, m *Metrics) error {
 	disks, derr := c.updateDisks(m)
 	links, lerr := c.updateLinks(m)
 	if !disks && !links && derr == nil && lerr == nil {
 		return ErrNoData
 	}
-	return errors.Join(derr, lerr)
+	return errors.Join(derr, lerr, c.updateNVMe(ctx, m))
 }
 
 // virtualBlock holds the kernel's purely virtual block devices.
