@@ -18,6 +18,9 @@ var (
 		Help: "GPUs seen at each layer: vmbus (PCI pass-through devices Hyper-V offered whose instance GUID carries a GPU device id, as LISA's lsvmbus count, less NVSwitch bridges), " +
 			"pci (GPU functions the kernel enumerated, vendor NVIDIA or AMD, class display or processing accelerator) and driver (those with a driver bound).",
 		Labels: []string{"layer"}, Identity: []string{"layer"}, Bound: "3 layers"})
+	gpuLayersConsistent = declare(Fact{Collector: "gpu", Name: "layers_consistent",
+		Help: "1 when every layer counts the same GPUs (VMBus offers, PCI functions, bound devices; without VMBus, PCI and bound), 0 when a layer lost one. " +
+			"The VM size's count (azurelinux_gpu_devices_expected) is compared by the alerts."})
 )
 
 // vmbusGPUIDs are the VMBus device id (instance GUID) prefixes LISA takes
@@ -65,7 +68,11 @@ func (c *gpuCollector) updateLayers(ctx context.Context, m *Metrics, gpus []gpuD
 	}
 	m.Set(gpuLayerDevices, float64(len(gpus)), "pci")
 	m.Set(gpuLayerDevices, float64(bound), "driver")
+	consistent := bound == len(gpus)
 	if len(devs) > 0 {
-		m.Set(gpuLayerDevices, float64(max(offers-bridges, 0)), "vmbus")
+		vmbus := max(offers-bridges, 0)
+		m.Set(gpuLayerDevices, float64(vmbus), "vmbus")
+		consistent = consistent && vmbus == len(gpus)
 	}
+	m.SetBool(gpuLayersConsistent, consistent)
 }
