@@ -14,7 +14,7 @@ import (
 
 var (
 	hypervClocksourceAvailable = declare(Fact{Collector: "hyperv", Name: "clocksource_available",
-		Help: "1 for each clocksource the kernel offers (/sys/devices/system/clocksource/clocksource0/available_clocksource).",
+		Help:   "1 for each clocksource the kernel offers (/sys/devices/system/clocksource/clocksource0/available_clocksource).",
 		Labels: []string{"clocksource"}, Identity: []string{"clocksource"},
 		Bound: "the clocksources the kernel registered: a handful"})
 	hypervClocksourceExpected = declare(Fact{Collector: "hyperv", Name: "clocksource_expected",
