@@ -25,6 +25,10 @@ TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
 	curl:curl:curl python3:python3:python3
 
+# arm64-check cross-builds for Azure's Cobalt VMs and runs the arm64 tree
+# under qemu-user.
+TEST_TOOLS += qemu-aarch64-static:qemu-user-static:qemu-user-static file:file:file
+
 # Packaging: `make rpm repo` builds the RPM and SRPM from the tarballs into
 # dist/ and makes dist/ a dnf repository with dist/azurelinux-probe.repo.
 NAME := azurelinux-probe
@@ -44,7 +48,7 @@ BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers
 
 FUZZTIME ?= 30s
 
-.PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean \
+.PHONY: all build run test vet unit race promtool-check arm64-check tools fmt-check generate bench fuzz clean \
 	tarball rpm repo package-test
 
 all: build
@@ -65,7 +69,7 @@ generate:
 	scripts/need-tools.sh $(BPF_TOOLS)
 	$(GO) generate ./bpf/...
 
-test: tools fmt-check vet unit race promtool-check package-test
+test: tools fmt-check vet unit race promtool-check arm64-check package-test
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
@@ -95,6 +99,11 @@ promtool-check: build
 	done; \
 	./$(BIN) facts --format=prometheus --log.level=error > build/facts.prom || true; \
 	echo "promtool check metrics (this host)"; promtool check metrics < build/facts.prom
+
+# `facts` and `check` of the arm64 fixture tree by an arm64 build under
+# qemu-user, against the tree's golden output and the amd64 build's verdicts.
+arm64-check:
+	scripts/arm64-check.sh
 
 # Source tarball (the working tree) and vendored-modules tarball for the spec.
 tarball:
