@@ -6,7 +6,11 @@ GO        ?= go
 VERSION   ?= $(shell cat VERSION)
 REVISION  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
-BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+# Reproducible builds (docs/packaging.md): the build date is the last
+# commit's, not the clock's, and the tarballs and rpmbuild take the same.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+BUILDDATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y%m%d-%H:%M:%S)
 VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILDDATE)
@@ -52,7 +56,7 @@ all: build
 # A static binary (no libc mapped: about 1.5 MB less resident memory); the
 # probe needs no cgo.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/azurelinux-probe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -B gobuildid" -o $(BIN) ./cmd/azurelinux-probe
 
 run: build
 	./$(BIN) $(ARGS)
