@@ -49,7 +49,7 @@ BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers
 FUZZTIME ?= 30s
 
 .PHONY: all build run test vet unit race promtool-check tools fmt-check generate bench fuzz clean \
-	tarball rpm repo package-test
+	tarball rpm repo package-test package-test-key
 
 all: build
 
@@ -107,15 +107,29 @@ tarball:
 rpm: tarball
 	rpmbuild -ba $(RPM_NODEPS) $(RPMBUILD_DEFS) $(RPMBUILD_FLAGS) $(NAME).spec
 
+# Signs every RPM and repodata/repomd.xml with GPG_KEY (a secret key of
+# the gpg keyring, GNUPGHOME or ~/.gnupg), exports the public key and writes
+# the repo file with gpgcheck=1, repo_gpgcheck=1, gpgkey= (scripts/repo.sh).
+# Without GPG_KEY it fails, unless UNSIGNED=1 asks for an unsigned lab
+# repository.
+GPG_KEY ?=
+UNSIGNED ?=
 repo: rpm
-	createrepo_c --quiet --update $(DIST)
-	sed 's|@REPO_URL@|$(REPO_URL)|' packaging/$(NAME).repo > $(DIST)/$(NAME).repo
-	@echo "repository: $(DIST)/ ($(DIST)/$(NAME).repo, baseurl $(REPO_URL))"
+	GPG_KEY='$(GPG_KEY)' UNSIGNED='$(UNSIGNED)' scripts/repo.sh $(DIST) $(REPO_URL)
 
-# rpmlint, unit exposure, dnf install/upgrade/remove, the unit under a real
-# systemd: on the RPM built once by `rpm` (root only).
-package-test: rpm repo
+# rpmlint, unit exposure, signed install and the refusals of tampered and
+# unsigned packages, dnf upgrade/remove, a reproducible rebuild, the unit
+# under a real systemd: on the RPM built once by `rpm` (root only), signed
+# by `repo` with a throwaway key that `package-test-key` makes first.
+PACKAGE_TEST_GNUPG := $(CURDIR)/build/package-test-gnupg
+package-test: export GNUPGHOME = $(PACKAGE_TEST_GNUPG)
+package-test: override GPG_KEY = package-test@azurelinux-probe.invalid
+package-test: override UNSIGNED =
+package-test: package-test-key rpm repo
 	scripts/package-test.sh
+
+package-test-key:
+	scripts/test-signing-key.sh $(PACKAGE_TEST_GNUPG) >/dev/null
 
 # Side-by-side benchmark against node_exporter and a static server;
 # writes docs/benchmarks.md.

@@ -240,22 +240,54 @@ check_installed_binary() {
 		"installed binary: facts of $tree match the golden file (${#flags[@]} collectors)"
 }
 
+# The repository `make repo` made of dist/ (signed RPMs, signed
+# repomd.xml, the exported key, the repo file it wrote) and a test-only
+# base repository with the test base RPM, which stands in for Azure
+# Linux's own (signed) base repository: its signatures are not under test.
+setup_signed_repos() {
+	mkdir -p "$work/base" "$work/signed-reposd"
+	find "$work/repo" -name "$NAME-testbase-*.rpm" -exec cp {} "$work/base/" \;
+	createrepo_c --quiet "$work/base"
+	printf '[base]\nname=test base (not under test)\nbaseurl=file://%s\ngpgcheck=0\nrepo_gpgcheck=0\n' "$work/base" \
+		> "$work/signed-reposd/base.repo"
+	[ -e "$DIST/repodata/repomd.xml.asc" ] || die "$DIST/repodata/repomd.xml is not signed (make repo GPG_KEY=...)"
+	cp "$DIST/$NAME.repo" "$work/signed-reposd/"
+	KEYFILE=$DIST/RPM-GPG-KEY-$NAME
+	KEY_FPR=$(gpg --batch --with-colons --show-keys "$KEYFILE" | awk -F: '$1 == "fpr" { print $10; exit }')
+	[ -n "$KEY_FPR" ] || die "no key in $KEYFILE"
+}
+# dnf_signed ROOT REPOSD ARGS...: dnf as a VM runs it, signature checks as
+# the repo files say (no --nogpgcheck), into ROOT.
+dnf_signed() {
+	local root=$1 reposd=$2
+	shift 2
+	HOME=$work/home dnf -y --installroot="$root" --releasever=4.0 --noplugins \
+		--setopt=reposdir="$reposd" --setopt=cachedir="$root.dnfcache" --setopt=install_weak_deps=False "$@"
+}
+
 step_install() {
 	setup_dnf
 	build_testbase
 	cp "$RPM" "$work/repo/"
 	createrepo_c --quiet "$work/repo"
-	dnf_root install $NAME
-	# The .repo template, pointed at the repository `make repo` made of dist/.
-	if [ -e "$DIST/repodata/repomd.xml" ]; then
-		mkdir -p "$work/dist-reposd"
-		sed "s|@REPO_URL@|file://$(realpath "$DIST")|" packaging/$NAME.repo > "$work/dist-reposd/$NAME.repo"
-		assert_eq "packaging/$NAME.repo on dist/ offers" "$(HOME=$work/home dnf -q --installroot="$work/rq-root" \
-			--releasever=4.0 --noplugins --setopt=reposdir="$work/dist-reposd" --setopt=cachedir="$work/dnfcache" \
-			repoquery --arch="$ARCH" --qf '%{name}-%{version}' $NAME 2>/dev/null | sort -V | tail -1)" "$NAME-$VERSION"
-	else
-		die "$DIST is not a repository (run make repo)"
-	fi
+	setup_signed_repos
+	# What dist/$NAME.repo says, as make repo wrote it.
+	local f
+	for f in gpgcheck=1 repo_gpgcheck=1 "gpgkey=file://$(realpath "$DIST")/RPM-GPG-KEY-$NAME"; do
+		grep -qxF "$f" "$DIST/$NAME.repo" || die "$DIST/$NAME.repo lacks $f"
+	done
+	ok "$DIST/$NAME.repo: gpgcheck=1, repo_gpgcheck=1, gpgkey= the exported key"
+	assert_eq "RPM signed by" "$(rpm -qp --qf '%{RSAHEADER:pgpsig}' "$RPM" 2>/dev/null | sed 's/.*Key ID //')" \
+		"$(tr 'A-F' 'a-f' <<<"${KEY_FPR: -16}")"
+	# As the README says: import the key, then install through the repo file.
+	rpm_root --import "$KEYFILE"
+	local out
+	out=$(dnf_signed "$ROOT" "$work/signed-reposd" install $NAME 2>&1) || die "signed install failed:
+$out"
+	sed 's/^/  dnf: /' <<<"$out" | grep -Ei 'gpg|sign|key|Installed|Complete' || true
+	assert_eq "installed package signed by" "$(rpm_root -q --qf '%{RSAHEADER:pgpsig}' $NAME | sed 's/.*Key ID //')" \
+		"$(tr 'A-F' 'a-f' <<<"${KEY_FPR: -16}")"
+	ok "dnf installed $NAME from $DIST/ with gpgcheck=1 and repo_gpgcheck=1"
 	assert_eq "installed package" "$(rpm_root -q --qf '%{NAME}-%{VERSION}' $NAME)" "$NAME-$VERSION"
 	rpm_root -V $NAME || die "rpm -V $NAME reports changes right after install"
 	ok "rpm -V: clean"
@@ -312,6 +344,110 @@ step_install() {
 }
 
 # ---------------------------------------------------------------------------
+# flip_byte FILE: one byte of FILE's last kilobyte (the RPM payload) XOR 1.
+flip_byte() {
+	python3 -c 'import os, sys
+f = open(sys.argv[1], "r+b"); n = os.path.getsize(sys.argv[1]) - 1000
+f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 1]))' "$1"
+}
+# bad_repo CASE: a copy of dist/'s repository (the RPM, its metadata and
+# signature, the key) in $work/sig/CASE/repo, with the repo file pointed at
+# it; prints the copy's RPM.
+bad_repo() {
+	local d=$work/sig/$1 rel
+	rel=${RPM#"$(realpath "$DIST")"/}
+	mkdir -p "$d/repo/$(dirname "$rel")" "$d/reposd"
+	cp "$RPM" "$d/repo/$rel"
+	cp -r "$DIST/repodata" "$KEYFILE" "$d/repo/"
+	cp "$work/signed-reposd/base.repo" "$d/reposd/"
+	sed -e "s|@REPO_URL@|file://$d/repo|" packaging/$NAME.repo > "$d/reposd/$NAME.repo"
+	echo "$d/repo/$rel"
+}
+# resign_repo DIR: new metadata for DIR, repomd.xml signed with the test key
+# (as a repository whose RPM, not its metadata, is wrong).
+resign_repo() {
+	createrepo_c --quiet --update "$1"
+	gpg --batch --yes --armor --local-user "$KEY_FPR" --detach-sign -o "$1/repodata/repomd.xml.asc" "$1/repodata/repomd.xml"
+}
+# refused CASE WHAT ERROR...: dnf, with the key imported, refuses to
+# install from $work/sig/CASE, printing every ERROR line (dnf's own).
+refused() {
+	local c=$1 what=$2 root=$work/sig/$1/root out want
+	shift 2
+	mkdir -p "$root"
+	HOME=$work/home rpm --root="$root" --import "$KEYFILE"
+	if out=$(dnf_signed "$root" "$work/sig/$c/reposd" install $NAME 2>&1); then
+		die "$what: dnf installed it:
+$out"
+	fi
+	for want in "$@"; do
+		grep -qxF -- "$want" <<<"$out" || die "$what: dnf failed without the line '$want':
+$out"
+		echo "  dnf: $want"
+	done
+	HOME=$work/home rpm --root="$root" -q $NAME >/dev/null 2>&1 && die "$what: $NAME is installed"
+	ok "refused: $what"
+}
+
+step_signing() {
+	if [ -z "${KEY_FPR:-}" ]; then
+		setup_dnf
+		build_testbase
+		setup_signed_repos
+	fi
+	gpg --batch --list-secret-keys "$KEY_FPR" >/dev/null 2>&1 ||
+		die "the secret test key $KEY_FPR is not in GNUPGHOME=${GNUPGHOME:-~/.gnupg} (run make package-test)"
+	local r
+	# Every package in dist/ carries a signature that verifies against
+	# the exported key alone; so does repomd.xml.
+	local db=$work/sig/rpmdb
+	mkdir -p "$db"
+	rpmkeys --dbpath "$db" --import "$KEYFILE"
+	for r in "$RPM" "$SRPM"; do
+		rpmkeys --dbpath "$db" --checksig "$r" | grep -q 'digests signatures OK' || die "$r: $(rpmkeys --dbpath "$db" --checksig "$r")"
+	done
+	ok "rpmkeys --checksig: digests signatures OK ($(basename "$RPM"), $(basename "$SRPM"))"
+	gpg --batch --no-default-keyring --keyring "$work/sig/verify.kbx" --import "$KEYFILE" 2>/dev/null
+	gpg --batch --no-default-keyring --keyring "$work/sig/verify.kbx" --verify "$DIST/repodata/repomd.xml.asc" "$DIST/repodata/repomd.xml" 2>/dev/null ||
+		die "$DIST/repodata/repomd.xml.asc does not verify against $KEYFILE"
+	ok "repodata/repomd.xml.asc verifies against $(basename "$KEYFILE")"
+
+	# 0. The control: the copy as it is installs (the refusals below are
+	# the changes', not the copy's).
+	bad_repo control >/dev/null
+	rpm_at() { HOME=$work/home rpm --root="$work/sig/control/root" "$@"; }
+	mkdir -p "$work/sig/control/root"
+	rpm_at --import "$KEYFILE"
+	dnf_signed "$work/sig/control/root" "$work/sig/control/reposd" -q install $NAME >/dev/null 2>&1 ||
+		die "the unmodified copy of $DIST/ does not install"
+	ok "control: the unmodified copy of $DIST/ installs"
+	# 1. One byte of the RPM changed, the signed metadata as published.
+	r=$(bad_repo tampered)
+	flip_byte "$r"
+	refused tampered "one byte of the RPM changed (signed metadata unchanged)" "Package \"$NAME-$VERSION-1.$ARCH\" from local repository \"$NAME\" has incorrect checksum" \
+		"Error: Some packages from local repository have incorrect checksum"
+	# 2. The same byte changed and the metadata remade and signed: the
+	# package's own signature is what refuses it.
+	r=$(bad_repo tampered-resigned)
+	flip_byte "$r"
+	resign_repo "$(dirname "$(dirname "$r")")"
+	refused tampered-resigned "one byte of the RPM changed (metadata remade and signed)" \
+		"Problem opening package $(basename "$RPM")" "Error: GPG check FAILED"
+	# 3. The RPM without its signature, in signed metadata.
+	r=$(bad_repo unsigned)
+	rpmsign --delsign "$r" >/dev/null
+	resign_repo "$(dirname "$(dirname "$r")")"
+	refused unsigned "an unsigned RPM (metadata signed)" \
+		"Package $(basename "$RPM") is not signed" "Error: GPG check FAILED"
+	# 4. repomd.xml changed after it was signed (its revision).
+	r=$(bad_repo repomd)
+	sed -i 's|<revision>\([0-9]*\)</revision>|<revision>\11</revision>|' "$work/sig/repomd/repo/repodata/repomd.xml"
+	cmp -s "$work/sig/repomd/repo/repodata/repomd.xml" "$DIST/repodata/repomd.xml" && die "repomd.xml unchanged"
+	refused repomd "repomd.xml changed after signing" \
+		"Error: Failed to download metadata for repo '$NAME': repomd.xml GPG signature verification error: Bad GPG signature"
+}
+
+# ---------------------------------------------------------------------------
 # N+1: the same sources with the next patch version and a changed default
 # configuration (so that the edited config.yml gets a .rpmnew); the
 # sysconfig file is unchanged (so it must not get one).
@@ -331,6 +467,7 @@ build_next() {
 	tar -C "$src" -czf "$work/next/sources/$NAME-$v1.tar.gz" "$NAME-$v1"
 	cp "$DIST/$NAME-$VERSION-vendor.tar.gz" "$work/next/sources/$NAME-$v1-vendor.tar.gz"
 	cp "$DIST/$NAME.sysusers" "$work/next/sources/"
+	cp "$DIST/$NAME-$VERSION-bundled-provides.inc" "$work/next/sources/$NAME-$v1-bundled-provides.inc"
 	rpmbuild -bb --quiet --nocheck $NODEPS --define "_topdir $work/next/rpmbuild" \
 		--define "_sourcedir $work/next/sources" --define "_rpmdir $work/repo" \
 		"$top/$NAME.spec" > "$work/next/build.log" 2>&1 || { cat "$work/next/build.log"; die "N+1 build failed"; }
@@ -598,7 +735,7 @@ map_create_array 0"
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(lint unit install upgrade remove container)
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit install signing upgrade remove container)
 for s in "${steps[@]}"; do
 	run_step "$s"
 done
