@@ -28,6 +28,8 @@ TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
 	curl:curl:curl python3:python3:python3
+# Signing (make repo) and its test: rpmsign, rpmkeys, gpg and gpgconf.
+TEST_TOOLS += rpmsign:rpm:rpm-sign rpmkeys:rpm:rpm gpg:gnupg:gnupg2 gpgconf:gpgconf:gnupg2
 
 # Packaging: `make rpm repo` builds the RPM and SRPM from the tarballs into
 # dist/ and makes dist/ a dnf repository with dist/azurelinux-probe.repo.

@@ -3,20 +3,28 @@
 #
 # Tests the RPM that `make rpm repo` left in dist/ (make package-test builds
 # it first; it is built once per run). Steps, all by default:
-#   lint       rpmlint on the spec, the RPM and the SRPM: no error, and no
-#              warning but the ones docs/packaging.md documents
+#   lint       rpmlint on the spec, the signed RPM and SRPM: no error, and no
+#              warning but the ones docs/packaging.md documents;
+#              bundled(golang(...)) Provides = the binary's modules, the
+#              SBOM schema-valid and complete
 #   unit       systemd-analyze security --offline=true (exposure <= 2.5) and
 #              the hardening directives the issue requires
-#   install    dnf --installroot into an empty root from a createrepo_c
-#              repository (base dependencies from a test-only RPM): files,
-#              modes, owners, user, rpm -V, the installed binary's facts
+#   install    the signed dist/ repository through the repo file make repo
+#              wrote (gpgcheck=1, repo_gpgcheck=1), key imported: dnf
+#              --installroot into an empty root (base dependencies from a
+#              test-only RPM): files, modes, owners, user, rpm -V, the
+#              installed binary's facts
+#   signing    signatures verify; dnf refuses a changed RPM (twice), an
+#              unsigned RPM and a changed repomd.xml, with its own errors
+#   repro      a second build of the tarball: same binary, same file list
 #   upgrade    edit the config, upgrade to a rebuilt N+1 through dnf: edits
 #              survive, .rpmnew where the package's default changed
 #   remove     dnf remove: binary and unit gone, edited config as .rpmsave
 #   container  the unit under a real systemd (Debian 12, systemd-nspawn):
 #              preset, enable --now, notify, watchdog, user, capabilities,
 #              sandbox, every collector that works as root works in the unit
-# Root only. Prints each step's time.
+# Root only; make package-test supplies the throwaway signing key
+# (GNUPGHOME) that signed dist/. Prints each step's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -365,7 +373,7 @@ $out"
 	done
 	[ -e "$ROOT/usr/share/$NAME/prometheus/$NAME.rules.yml" ] || die "no alert rules installed"
 	assert_eq "files in /usr/share/$NAME/prometheus" "$(find "$ROOT/usr/share/$NAME/prometheus" -type f | wc -l)" "$n"
-	for f in README.md metrics.md packaging.md; do
+	for f in README.md metrics.md packaging.md $NAME.cdx.json; do
 		assert_stat /usr/share/doc/$NAME/$f 644 root:root
 	done
 	# Every vendored module's license file, as %license.
@@ -493,6 +501,43 @@ step_signing() {
 	cmp -s "$work/sig/repomd/repo/repodata/repomd.xml" "$DIST/repodata/repomd.xml" && die "repomd.xml unchanged"
 	refused repomd "repomd.xml changed after signing" \
 		"Error: Failed to download metadata for repo '$NAME': repomd.xml GPG signature verification error: Bad GPG signature"
+}
+
+# ---------------------------------------------------------------------------
+# Reproducible: a second build of the same source tarball, with the spec
+# the tarball carries, SOURCE_DATE_EPOCH as the first build had it (its
+# build time), in another directory, another time zone, and an empty Go
+# build cache (nothing reused from the first), gives a byte-identical
+# binary and the same file list (names, modes, owners, sizes, digests).
+rpm_files() { rpm -qp --qf '[%{FILENAMES} %{FILEMODES:octal} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILESIZES} %{FILEDIGESTS} %{FILEMTIMES}\n]' "$1" 2>/dev/null; }
+step_repro() {
+	local d=$work/repro epoch rpm2 t0
+	mkdir -p "$d/src" "$d/sources" "$d/x1" "$d/x2"
+	epoch=$(rpm -qp --qf '%{BUILDTIME}' "$RPM" 2>/dev/null)
+	tar -xzf "$DIST/$NAME-$VERSION.tar.gz" -C "$d/src" "$NAME-$VERSION/$NAME.spec"
+	cp "$DIST/$NAME-$VERSION.tar.gz" "$DIST/$NAME-$VERSION-vendor.tar.gz" "$DIST/$NAME.sysusers" \
+		"$DIST/$NAME-$VERSION-bundled-provides.inc" "$d/sources/"
+	t0=$(date +%s)
+	SOURCE_DATE_EPOCH=$epoch TZ=Pacific/Kiritimati GOCACHE=$d/gocache \
+		rpmbuild -bb --nocheck $NODEPS --define "_topdir $d/top" --define "_sourcedir $d/sources" \
+		--define "_rpmdir $d/rpms" "$d/src/$NAME-$VERSION/$NAME.spec" > "$d/build.log" 2>&1 ||
+		{ tail -30 "$d/build.log"; die "second build failed"; }
+	echo "  second build (empty GOCACHE, $d/top): $(($(date +%s) - t0)) s"
+	rpm2=$(ls "$d/rpms/$ARCH/$NAME-$VERSION"-*."$ARCH".rpm)
+	(cd "$d/x1" && rpm2cpio "$RPM" | cpio -idm --quiet)
+	(cd "$d/x2" && rpm2cpio "$rpm2" | cpio -idm --quiet)
+	local h1 h2
+	h1=$(sha256sum < "$d/x1/usr/bin/$NAME" | cut -d' ' -f1)
+	h2=$(sha256sum < "$d/x2/usr/bin/$NAME" | cut -d' ' -f1)
+	echo "  /usr/bin/$NAME sha256: first build $h1"
+	echo "  /usr/bin/$NAME sha256: second build $h2"
+	assert_eq "binary of the second build" "$h2" "$h1"
+	rpm_files "$RPM" > "$d/files1"
+	rpm_files "$rpm2" > "$d/files2"
+	diff -u "$d/files1" "$d/files2" >&2 || die "the two builds' RPMs list different files (- first, + second)"
+	ok "the two RPMs list the same $(wc -l < "$d/files1") files (name, mode, owner, size, digest, mtime)"
+	assert_eq "RPM build time" "$(rpm -qp --qf '%{BUILDTIME}' "$rpm2" 2>/dev/null)" "$epoch"
+	echo "$h1" > "$work/repro-hash"
 }
 
 # ---------------------------------------------------------------------------
@@ -783,11 +828,11 @@ map_create_array 0"
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(lint unit install signing upgrade remove container)
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit install signing repro upgrade remove container)
 for s in "${steps[@]}"; do
 	run_step "$s"
 done
-echo "== package-test passed: exposure $(cat "$work/exposure" 2>/dev/null || echo n/a)"
+echo "== package-test passed: exposure $(cat "$work/exposure" 2>/dev/null || echo n/a), reproducible binary sha256 $(cat "$work/repro-hash" 2>/dev/null || echo n/a)"
 for s in "${steps[@]}"; do
 	printf '  %-10s %6ss\n' "$s" "${took[$s]}"
 done
