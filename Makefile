@@ -128,7 +128,7 @@ package-test: export GNUPGHOME = $(PACKAGE_TEST_GNUPG)
 package-test: override GPG_KEY = package-test@azurelinux-probe.invalid
 package-test: override UNSIGNED =
 package-test: package-test-key rpm repo
-	scripts/package-test.sh
+	scripts/package-test.sh; rc=$$?; gpgconf --homedir $(PACKAGE_TEST_GNUPG) --kill gpg-agent; exit $$rc
 
 package-test-key:
 	scripts/test-signing-key.sh $(PACKAGE_TEST_GNUPG) >/dev/null

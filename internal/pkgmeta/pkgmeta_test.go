@@ -334,3 +334,25 @@ func TestSBOMFile(t *testing.T) {
 	}
 	t.Logf("%s: CycloneDX %s, %d components", f, bom.SpecVersion, len(bom.Components))
 }
+
+func FuzzParseModuleList(f *testing.F) {
+	f.Add("github.com/a/b v1.0.0\ngithub.com/c/d v0.0.0-20240927000941-0f3dac36c52b\n")
+	f.Add("github.com/a/b v1.0.0 extra\n")
+	f.Fuzz(func(t *testing.T, text string) {
+		mods, err := ParseModuleList(text)
+		if err != nil {
+			return
+		}
+		// Whatever parses makes a macro file rpm can take: one Provides
+		// line per module, nothing that ends the macro early.
+		lines, err := ProvidesLines(mods)
+		if err != nil {
+			t.Fatalf("parsed %q but ProvidesLines: %v", text, err)
+		}
+		for _, l := range lines {
+			if strings.ContainsAny(l, "\n\\%") {
+				t.Fatalf("Provides line %q", l)
+			}
+		}
+	})
+}
