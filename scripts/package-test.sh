@@ -468,6 +468,29 @@ step_signing() {
 		die "$DIST/repodata/repomd.xml.asc does not verify against $KEYFILE"
 	ok "repodata/repomd.xml.asc verifies against $(basename "$KEYFILE")"
 
+	# make repo without a key refuses, and says how to name one; only
+	# UNSIGNED=1 makes an unsigned repository, whose repo file says so.
+	local u=$work/sig/unsigned-mode out
+	mkdir -p "$u/x86_64"
+	cp "$RPM" "$u/x86_64/"
+	rpmsign --delsign "$u/x86_64/$(basename "$RPM")" >/dev/null
+	if out=$(GPG_KEY='' UNSIGNED='' scripts/repo.sh "$u" "file://$u" 2>&1); then
+		die "make repo without GPG_KEY made a repository: $out"
+	fi
+	grep -qF 'make repo: no signing key: set GPG_KEY' <<<"$out" || die "make repo without GPG_KEY: $out"
+	[ ! -e "$u/repodata" ] && [ ! -e "$u/$NAME.repo" ] || die "make repo without GPG_KEY left a repository behind"
+	ok "make repo without GPG_KEY: refused ($(head -1 <<<"$out"))"
+	GPG_KEY='' UNSIGNED=1 scripts/repo.sh "$u" "file://$u" >/dev/null 2>&1 || die "make repo UNSIGNED=1 failed"
+	[ -e "$u/repodata/repomd.xml" ] && [ ! -e "$u/repodata/repomd.xml.asc" ] && [ ! -e "$u/RPM-GPG-KEY-$NAME" ] ||
+		die "UNSIGNED=1: not an unsigned repository"
+	grep -qx gpgcheck=0 "$u/$NAME.repo" && grep -qx repo_gpgcheck=0 "$u/$NAME.repo" && ! grep -q '^gpgkey=' "$u/$NAME.repo" ||
+		die "UNSIGNED=1: the repo file does not turn the checks off: $(cat "$u/$NAME.repo")"
+	ok "make repo UNSIGNED=1: an unsigned repository, its repo file with gpgcheck=0, repo_gpgcheck=0"
+	# A key that is not in the keyring is named in the error.
+	out=$(GPG_KEY=nobody@azurelinux-probe.invalid scripts/repo.sh "$u" "file://$u" 2>&1) && die "an unknown GPG_KEY signed: $out"
+	grep -qF 'GPG_KEY=nobody@azurelinux-probe.invalid: no such secret key' <<<"$out" || die "unknown GPG_KEY: $out"
+	ok "make repo GPG_KEY=<not in the keyring>: refused, naming the key"
+
 	# 0. The control: the copy as it is installs (the refusals below are
 	# the changes', not the copy's).
 	bad_repo control >/dev/null

@@ -43,7 +43,8 @@ if [ -z "$key" ]; then
 fi
 
 # The key, as one fingerprint: a user id matching two keys is refused.
-fprs=$(gpg --batch --with-colons --list-secret-keys -- "$key" 2>/dev/null | awk -F: '$1 == "sec" { s = 1; next } s && $1 == "fpr" { print $10; s = 0 }')
+fprs=$( (gpg --batch --with-colons --list-secret-keys -- "$key" 2>/dev/null || true) |
+	awk -F: '$1 == "sec" { s = 1; next } s && $1 == "fpr" { print $10; s = 0 }')
 [ -n "$fprs" ] || die "GPG_KEY=$key: no such secret key in ${GNUPGHOME:-~/.gnupg} (gpg --list-secret-keys)"
 [ "$(wc -l <<<"$fprs")" -eq 1 ] || die "GPG_KEY=$key names $(wc -l <<<"$fprs") secret keys; give a fingerprint"
 fpr=$fprs
