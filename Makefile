@@ -6,7 +6,11 @@ GO        ?= go
 VERSION   ?= $(shell cat VERSION)
 REVISION  ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 BRANCH    ?= $(shell git rev-parse --abbrev-ref HEAD 2>/dev/null || echo unknown)
-BUILDDATE ?= $(shell date -u +%Y%m%d-%H:%M:%S)
+# Reproducible builds (docs/packaging.md): the build date is the last
+# commit's, not the clock's, and the tarballs and rpmbuild take the same.
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+export SOURCE_DATE_EPOCH
+BUILDDATE ?= $(shell date -u -d @$(SOURCE_DATE_EPOCH) +%Y%m%d-%H:%M:%S)
 VERSION_PKG := github.com/prometheus/common/version
 LDFLAGS := -X $(VERSION_PKG).Version=$(VERSION) -X $(VERSION_PKG).Revision=$(REVISION) \
 	-X $(VERSION_PKG).Branch=$(BRANCH) -X $(VERSION_PKG).BuildDate=$(BUILDDATE)
@@ -24,6 +28,8 @@ TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \
 	curl:curl:curl python3:python3:python3
+# Signing (make repo) and its test: rpmsign, rpmkeys, gpg and gpgconf.
+TEST_TOOLS += rpmsign:rpm:rpm-sign rpmkeys:rpm:rpm gpg:gnupg:gnupg2 gpgconf:gpgconf:gnupg2
 
 # arm64-check cross-builds for Azure's Cobalt VMs and runs the arm64 tree
 # under qemu-user.
@@ -49,14 +55,14 @@ BPF_TOOLS := clang:clang:clang llvm-strip:llvm:llvm /usr/include/bpf/bpf_helpers
 FUZZTIME ?= 30s
 
 .PHONY: all build run test vet unit race promtool-check arm64-check tools fmt-check generate bench fuzz clean \
-	tarball rpm repo package-test
+	tarball rpm repo package-test package-test-key
 
 all: build
 
 # A static binary (no libc mapped: about 1.5 MB less resident memory); the
 # probe needs no cgo.
 build:
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/azurelinux-probe
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS) -B gobuildid" -o $(BIN) ./cmd/azurelinux-probe
 
 run: build
 	./$(BIN) $(ARGS)
@@ -112,15 +118,29 @@ tarball:
 rpm: tarball
 	rpmbuild -ba $(RPM_NODEPS) $(RPMBUILD_DEFS) $(RPMBUILD_FLAGS) $(NAME).spec
 
+# Signs every RPM and repodata/repomd.xml with GPG_KEY (a secret key of
+# the gpg keyring, GNUPGHOME or ~/.gnupg), exports the public key and writes
+# the repo file with gpgcheck=1, repo_gpgcheck=1, gpgkey= (scripts/repo.sh).
+# Without GPG_KEY it fails, unless UNSIGNED=1 asks for an unsigned lab
+# repository.
+GPG_KEY ?=
+UNSIGNED ?=
 repo: rpm
-	createrepo_c --quiet --update $(DIST)
-	sed 's|@REPO_URL@|$(REPO_URL)|' packaging/$(NAME).repo > $(DIST)/$(NAME).repo
-	@echo "repository: $(DIST)/ ($(DIST)/$(NAME).repo, baseurl $(REPO_URL))"
+	GPG_KEY='$(GPG_KEY)' UNSIGNED='$(UNSIGNED)' scripts/repo.sh $(DIST) $(REPO_URL)
 
-# rpmlint, unit exposure, dnf install/upgrade/remove, the unit under a real
-# systemd: on the RPM built once by `rpm` (root only).
-package-test: rpm repo
-	scripts/package-test.sh
+# rpmlint, unit exposure, signed install and the refusals of tampered and
+# unsigned packages, dnf upgrade/remove, a reproducible rebuild, the unit
+# under a real systemd: on the RPM built once by `rpm` (root only), signed
+# by `repo` with a throwaway key that `package-test-key` makes first.
+PACKAGE_TEST_GNUPG := $(CURDIR)/build/package-test-gnupg
+package-test: export GNUPGHOME = $(PACKAGE_TEST_GNUPG)
+package-test: override GPG_KEY = package-test@azurelinux-probe.invalid
+package-test: override UNSIGNED =
+package-test: package-test-key rpm repo
+	scripts/package-test.sh; rc=$$?; gpgconf --homedir $(PACKAGE_TEST_GNUPG) --kill gpg-agent; exit $$rc
+
+package-test-key:
+	scripts/test-signing-key.sh $(PACKAGE_TEST_GNUPG) >/dev/null
 
 # Side-by-side benchmark against node_exporter and a static server;
 # writes docs/benchmarks.md.

@@ -3,20 +3,28 @@
 #
 # Tests the RPM that `make rpm repo` left in dist/ (make package-test builds
 # it first; it is built once per run). Steps, all by default:
-#   lint       rpmlint on the spec, the RPM and the SRPM: no error, and no
-#              warning but the ones docs/packaging.md documents
+#   lint       rpmlint on the spec, the signed RPM and SRPM: no error, and no
+#              warning but the ones docs/packaging.md documents;
+#              bundled(golang(...)) Provides = the binary's modules, the
+#              SBOM schema-valid and complete
 #   unit       systemd-analyze security --offline=true (exposure <= 2.5) and
 #              the hardening directives the issue requires
-#   install    dnf --installroot into an empty root from a createrepo_c
-#              repository (base dependencies from a test-only RPM): files,
-#              modes, owners, user, rpm -V, the installed binary's facts
+#   install    the signed dist/ repository through the repo file make repo
+#              wrote (gpgcheck=1, repo_gpgcheck=1), key imported: dnf
+#              --installroot into an empty root (base dependencies from a
+#              test-only RPM): files, modes, owners, user, rpm -V, the
+#              installed binary's facts
+#   signing    signatures verify; dnf refuses a changed RPM (twice), an
+#              unsigned RPM and a changed repomd.xml, with its own errors
+#   repro      a second build of the tarball: same binary, same file list
 #   upgrade    edit the config, upgrade to a rebuilt N+1 through dnf: edits
 #              survive, .rpmnew where the package's default changed
 #   remove     dnf remove: binary and unit gone, edited config as .rpmsave
 #   container  the unit under a real systemd (Debian 12, systemd-nspawn):
 #              preset, enable --now, notify, watchdog, user, capabilities,
 #              sandbox, every collector that works as root works in the unit
-# Root only. Prints each step's time.
+# Root only; make package-test supplies the throwaway signing key
+# (GNUPGHOME) that signed dist/. Prints each step's time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -104,7 +112,15 @@ step_lint() {
 		"$(sed -n 's/^License:[[:space:]]*//p' $NAME.spec)" \
 		"$(printf '%s\n' Apache-2.0 "${found[@]}" | sort -u | paste -sd' ' | sed 's/ / AND /g')"
 	local out
-	out=$(rpmlint -c packaging/rpmlint.toml $NAME.spec "$RPM" "$SRPM" 2>&1) || true
+	# rpmlint verifies the signatures against its rpm database: a scratch
+	# one that holds only the key `make repo` exported (rpmlint's rpmkeys
+	# reads %_dbpath from $HOME/.rpmmacros). The spec is linted where its
+	# generated Source3 is, as rpmbuild reads it.
+	mkdir -p "$work/lint-home" "$work/lint-spec"
+	echo "%_dbpath $work/lint-home/rpmdb" > "$work/lint-home/.rpmmacros"
+	HOME=$work/lint-home rpmkeys --import "$DIST/RPM-GPG-KEY-$NAME" || die "no key $DIST/RPM-GPG-KEY-$NAME (make repo GPG_KEY=...)"
+	cp $NAME.spec "$DIST/$NAME-$VERSION-bundled-provides.inc" "$work/lint-spec/"
+	out=$(cd "$work/lint-spec" && HOME=$work/lint-home rpmlint -c "$OLDPWD/packaging/rpmlint.toml" $NAME.spec "$RPM" "$SRPM" 2>&1) || true
 	echo "$out" | sed 's/^/  rpmlint: /'
 	grep -q ' 0 errors' <<<"$out" || die "rpmlint reports errors"
 	local unexpected
@@ -112,8 +128,48 @@ step_lint() {
 	[ -z "$unexpected" ] || die "rpmlint warnings not documented in docs/packaging.md:
 $unexpected"
 	ok "rpmlint: no errors, only the documented warnings"
+	grep -q "^ *' no-signature'" packaging/rpmlint.toml && die "packaging/rpmlint.toml filters no-signature: the RPMs are signed"
+	grep -q ' no-signature' <<<"$out" && die "rpmlint: an RPM is not signed"
+	ok "rpmlint checks the signature (no no-signature filter, none reported)"
+	check_bundled
 	# (make test lints and unit-tests the Prometheus rules and the fleet
 	# example itself: promtool check rules/config, promtool test rules.)
+}
+
+# The spec's bundled(golang(...)) Provides are what the binary in the RPM
+# links (`go version -m`), which is what this tree links (`go list -deps`,
+# as go.mod says now: a module added since the tarball fails here), and
+# every one is in the vendored tree at that version. The SBOM in the RPM
+# is that binary's: valid CycloneDX 1.5, one component per module and the
+# toolchain.
+check_bundled() {
+	local x=$work/lint-rpm
+	mkdir -p "$x"
+	(cd "$x" && rpm2cpio "$RPM" | cpio -idm --quiet)
+	local bin=$x/usr/bin/$NAME
+	# dep lines, a "=>" line replacing the one before it.
+	go version -m "$bin" | awk '$1 == "dep" { if (p != "") print p, v; p = $2; v = $3 } $1 == "=>" { v = $3 }
+		END { if (p != "") print p, v }' | sort > "$work/bin-modules"
+	GOFLAGS=-mod=mod go list -deps -f '{{with .Module}}{{if not .Main}}{{.Path}} {{.Version}}{{end}}{{end}}' ./cmd/$NAME |
+		sort -u > "$work/tree-modules"
+	assert_same "$work/bin-modules" "$work/tree-modules" "the RPM's binary links the modules go list -deps ./cmd/$NAME names ($(wc -l < "$work/tree-modules"))"
+	go run ./internal/cmd/pkgmeta provides -lines < "$work/bin-modules" > "$work/want-provides"
+	rpm -qp --provides "$RPM" 2>/dev/null | grep '^bundled(golang(' | sort > "$work/got-provides"
+	diff -u "$work/want-provides" "$work/got-provides" >&2 || die "the RPM's bundled(golang(...)) Provides (+) are not what its binary links (-)"
+	ok "rpm -qp --provides: $(wc -l < "$work/got-provides") bundled(golang(...)), one per module the binary links"
+	local m v
+	while read -r m v; do
+		grep -qxF "# $m $v" "$work/vendor/vendor/modules.txt" || die "$m $v is not in the vendored tree's modules.txt"
+	done < "$work/bin-modules"
+	ok "every bundled module is in the vendor tarball's vendor/modules.txt at that version"
+	local sbom=$x/usr/share/doc/$NAME/$NAME.cdx.json
+	[ -f "$sbom" ] || die "no SBOM at /usr/share/doc/$NAME/$NAME.cdx.json"
+	AZURELINUX_PROBE_SBOM=$sbom go test -count=1 -run '^TestSBOMFile$' ./internal/pkgmeta >/dev/null ||
+		die "the SBOM does not validate against the CycloneDX 1.5 schema"
+	assert_eq "SBOM components (modules, stdlib)" \
+		"$(python3 -c 'import json, sys; print("\n".join(sorted(c["name"] + " " + c["version"] for c in json.load(open(sys.argv[1]))["components"])))' "$sbom" | md5sum)" \
+		"$( (cat "$work/bin-modules"; echo "stdlib $(go version "$bin" | awk '{ print $2 }')") | sort | md5sum)"
+	ok "SBOM: CycloneDX 1.5, schema-valid, $(python3 -c 'import json, sys; print(len(json.load(open(sys.argv[1]))["components"]))' "$sbom") components = the binary's modules + stdlib $(go version "$bin" | awk '{ print $2 }')"
 }
 
 # ---------------------------------------------------------------------------
@@ -240,22 +296,54 @@ check_installed_binary() {
 		"installed binary: facts of $tree match the golden file (${#flags[@]} collectors)"
 }
 
+# The repository `make repo` made of dist/ (signed RPMs, signed
+# repomd.xml, the exported key, the repo file it wrote) and a test-only
+# base repository with the test base RPM, which stands in for Azure
+# Linux's own (signed) base repository: its signatures are not under test.
+setup_signed_repos() {
+	mkdir -p "$work/base" "$work/signed-reposd"
+	find "$work/repo" -name "$NAME-testbase-*.rpm" -exec cp {} "$work/base/" \;
+	createrepo_c --quiet "$work/base"
+	printf '[base]\nname=test base (not under test)\nbaseurl=file://%s\ngpgcheck=0\nrepo_gpgcheck=0\n' "$work/base" \
+		> "$work/signed-reposd/base.repo"
+	[ -e "$DIST/repodata/repomd.xml.asc" ] || die "$DIST/repodata/repomd.xml is not signed (make repo GPG_KEY=...)"
+	cp "$DIST/$NAME.repo" "$work/signed-reposd/"
+	KEYFILE=$DIST/RPM-GPG-KEY-$NAME
+	KEY_FPR=$(gpg --batch --with-colons --show-keys "$KEYFILE" | awk -F: '$1 == "fpr" { print $10; exit }')
+	[ -n "$KEY_FPR" ] || die "no key in $KEYFILE"
+}
+# dnf_signed ROOT REPOSD ARGS...: dnf as a VM runs it, signature checks as
+# the repo files say (no --nogpgcheck), into ROOT.
+dnf_signed() {
+	local root=$1 reposd=$2
+	shift 2
+	HOME=$work/home dnf -y --installroot="$root" --releasever=4.0 --noplugins \
+		--setopt=reposdir="$reposd" --setopt=cachedir="$root.dnfcache" --setopt=install_weak_deps=False "$@"
+}
+
 step_install() {
 	setup_dnf
 	build_testbase
 	cp "$RPM" "$work/repo/"
 	createrepo_c --quiet "$work/repo"
-	dnf_root install $NAME
-	# The .repo template, pointed at the repository `make repo` made of dist/.
-	if [ -e "$DIST/repodata/repomd.xml" ]; then
-		mkdir -p "$work/dist-reposd"
-		sed "s|@REPO_URL@|file://$(realpath "$DIST")|" packaging/$NAME.repo > "$work/dist-reposd/$NAME.repo"
-		assert_eq "packaging/$NAME.repo on dist/ offers" "$(HOME=$work/home dnf -q --installroot="$work/rq-root" \
-			--releasever=4.0 --noplugins --setopt=reposdir="$work/dist-reposd" --setopt=cachedir="$work/dnfcache" \
-			repoquery --arch="$ARCH" --qf '%{name}-%{version}' $NAME 2>/dev/null | sort -V | tail -1)" "$NAME-$VERSION"
-	else
-		die "$DIST is not a repository (run make repo)"
-	fi
+	setup_signed_repos
+	# What dist/$NAME.repo says, as make repo wrote it.
+	local f
+	for f in gpgcheck=1 repo_gpgcheck=1 "gpgkey=file://$(realpath "$DIST")/RPM-GPG-KEY-$NAME"; do
+		grep -qxF "$f" "$DIST/$NAME.repo" || die "$DIST/$NAME.repo lacks $f"
+	done
+	ok "$DIST/$NAME.repo: gpgcheck=1, repo_gpgcheck=1, gpgkey= the exported key"
+	assert_eq "RPM signed by" "$(rpm -qp --qf '%{RSAHEADER:pgpsig}' "$RPM" 2>/dev/null | sed 's/.*Key ID //')" \
+		"$(tr 'A-F' 'a-f' <<<"${KEY_FPR: -16}")"
+	# As the README says: import the key, then install through the repo file.
+	rpm_root --import "$KEYFILE"
+	local out
+	out=$(dnf_signed "$ROOT" "$work/signed-reposd" install $NAME 2>&1) || die "signed install failed:
+$out"
+	sed 's/^/  dnf: /' <<<"$out" | grep -Ei 'gpg|sign|key|Installed|Complete' || true
+	assert_eq "installed package signed by" "$(rpm_root -q --qf '%{RSAHEADER:pgpsig}' $NAME | sed 's/.*Key ID //')" \
+		"$(tr 'A-F' 'a-f' <<<"${KEY_FPR: -16}")"
+	ok "dnf installed $NAME from $DIST/ with gpgcheck=1 and repo_gpgcheck=1"
 	assert_eq "installed package" "$(rpm_root -q --qf '%{NAME}-%{VERSION}' $NAME)" "$NAME-$VERSION"
 	rpm_root -V $NAME || die "rpm -V $NAME reports changes right after install"
 	ok "rpm -V: clean"
@@ -285,7 +373,7 @@ step_install() {
 	done
 	[ -e "$ROOT/usr/share/$NAME/prometheus/$NAME.rules.yml" ] || die "no alert rules installed"
 	assert_eq "files in /usr/share/$NAME/prometheus" "$(find "$ROOT/usr/share/$NAME/prometheus" -type f | wc -l)" "$n"
-	for f in README.md metrics.md packaging.md; do
+	for f in README.md metrics.md packaging.md $NAME.cdx.json; do
 		assert_stat /usr/share/doc/$NAME/$f 644 root:root
 	done
 	# Every vendored module's license file, as %license.
@@ -312,6 +400,170 @@ step_install() {
 }
 
 # ---------------------------------------------------------------------------
+# flip_byte FILE: one byte of FILE's last kilobyte (the RPM payload) XOR 1.
+flip_byte() {
+	python3 -c 'import os, sys
+f = open(sys.argv[1], "r+b"); n = os.path.getsize(sys.argv[1]) - 1000
+f.seek(n); b = f.read(1); f.seek(n); f.write(bytes([b[0] ^ 1]))' "$1"
+}
+# bad_repo CASE: a copy of dist/'s repository (the RPM, its metadata and
+# signature, the key) in $work/sig/CASE/repo, with the repo file pointed at
+# it; prints the copy's RPM.
+bad_repo() {
+	local d=$work/sig/$1 rel
+	rel=${RPM#"$(realpath "$DIST")"/}
+	mkdir -p "$d/repo/$(dirname "$rel")" "$d/reposd"
+	cp "$RPM" "$d/repo/$rel"
+	cp -r "$DIST/repodata" "$KEYFILE" "$d/repo/"
+	cp "$work/signed-reposd/base.repo" "$d/reposd/"
+	sed -e "s|@REPO_URL@|file://$d/repo|" packaging/$NAME.repo > "$d/reposd/$NAME.repo"
+	echo "$d/repo/$rel"
+}
+# resign_repo DIR: new metadata for DIR, repomd.xml signed with the test key
+# (as a repository whose RPM, not its metadata, is wrong).
+resign_repo() {
+	createrepo_c --quiet --update "$1"
+	gpg --batch --yes --armor --local-user "$KEY_FPR" --detach-sign -o "$1/repodata/repomd.xml.asc" "$1/repodata/repomd.xml"
+}
+# refused CASE WHAT ERROR...: dnf, with the key imported, refuses to
+# install from $work/sig/CASE, printing every ERROR line (dnf's own).
+refused() {
+	local c=$1 what=$2 root=$work/sig/$1/root out want
+	shift 2
+	mkdir -p "$root"
+	HOME=$work/home rpm --root="$root" --import "$KEYFILE"
+	if out=$(dnf_signed "$root" "$work/sig/$c/reposd" install $NAME 2>&1); then
+		die "$what: dnf installed it:
+$out"
+	fi
+	for want in "$@"; do
+		grep -qxF -- "$want" <<<"$out" || die "$what: dnf failed without the line '$want':
+$out"
+		echo "  dnf: $want"
+	done
+	HOME=$work/home rpm --root="$root" -q $NAME >/dev/null 2>&1 && die "$what: $NAME is installed"
+	ok "refused: $what"
+}
+
+step_signing() {
+	if [ -z "${KEY_FPR:-}" ]; then
+		setup_dnf
+		build_testbase
+		setup_signed_repos
+	fi
+	gpg --batch --list-secret-keys "$KEY_FPR" >/dev/null 2>&1 ||
+		die "the secret test key $KEY_FPR is not in GNUPGHOME=${GNUPGHOME:-~/.gnupg} (run make package-test)"
+	local r
+	# Every package in dist/ carries a signature that verifies against
+	# the exported key alone; so does repomd.xml.
+	local db=$work/sig/rpmdb
+	mkdir -p "$db"
+	rpmkeys --dbpath "$db" --import "$KEYFILE"
+	for r in "$RPM" "$SRPM"; do
+		rpmkeys --dbpath "$db" --checksig "$r" | grep -q 'digests signatures OK' || die "$r: $(rpmkeys --dbpath "$db" --checksig "$r")"
+	done
+	ok "rpmkeys --checksig: digests signatures OK ($(basename "$RPM"), $(basename "$SRPM"))"
+	gpg --batch --no-default-keyring --keyring "$work/sig/verify.kbx" --import "$KEYFILE" 2>/dev/null
+	gpg --batch --no-default-keyring --keyring "$work/sig/verify.kbx" --verify "$DIST/repodata/repomd.xml.asc" "$DIST/repodata/repomd.xml" 2>/dev/null ||
+		die "$DIST/repodata/repomd.xml.asc does not verify against $KEYFILE"
+	ok "repodata/repomd.xml.asc verifies against $(basename "$KEYFILE")"
+
+	# make repo without a key refuses, and says how to name one; only
+	# UNSIGNED=1 makes an unsigned repository, whose repo file says so.
+	local u=$work/sig/unsigned-mode out
+	mkdir -p "$u/x86_64"
+	cp "$RPM" "$u/x86_64/"
+	rpmsign --delsign "$u/x86_64/$(basename "$RPM")" >/dev/null
+	if out=$(GPG_KEY='' UNSIGNED='' scripts/repo.sh "$u" "file://$u" 2>&1); then
+		die "make repo without GPG_KEY made a repository: $out"
+	fi
+	grep -qF 'make repo: no signing key: set GPG_KEY' <<<"$out" || die "make repo without GPG_KEY: $out"
+	[ ! -e "$u/repodata" ] && [ ! -e "$u/$NAME.repo" ] || die "make repo without GPG_KEY left a repository behind"
+	ok "make repo without GPG_KEY: refused ($(head -1 <<<"$out"))"
+	GPG_KEY='' UNSIGNED=1 scripts/repo.sh "$u" "file://$u" >/dev/null 2>&1 || die "make repo UNSIGNED=1 failed"
+	[ -e "$u/repodata/repomd.xml" ] && [ ! -e "$u/repodata/repomd.xml.asc" ] && [ ! -e "$u/RPM-GPG-KEY-$NAME" ] ||
+		die "UNSIGNED=1: not an unsigned repository"
+	grep -qx gpgcheck=0 "$u/$NAME.repo" && grep -qx repo_gpgcheck=0 "$u/$NAME.repo" && ! grep -q '^gpgkey=' "$u/$NAME.repo" ||
+		die "UNSIGNED=1: the repo file does not turn the checks off: $(cat "$u/$NAME.repo")"
+	ok "make repo UNSIGNED=1: an unsigned repository, its repo file with gpgcheck=0, repo_gpgcheck=0"
+	# A key that is not in the keyring is named in the error.
+	out=$(GPG_KEY=nobody@azurelinux-probe.invalid scripts/repo.sh "$u" "file://$u" 2>&1) && die "an unknown GPG_KEY signed: $out"
+	grep -qF 'GPG_KEY=nobody@azurelinux-probe.invalid: no such secret key' <<<"$out" || die "unknown GPG_KEY: $out"
+	ok "make repo GPG_KEY=<not in the keyring>: refused, naming the key"
+
+	# 0. The control: the copy as it is installs (the refusals below are
+	# the changes', not the copy's).
+	bad_repo control >/dev/null
+	rpm_at() { HOME=$work/home rpm --root="$work/sig/control/root" "$@"; }
+	mkdir -p "$work/sig/control/root"
+	rpm_at --import "$KEYFILE"
+	dnf_signed "$work/sig/control/root" "$work/sig/control/reposd" -q install $NAME >/dev/null 2>&1 ||
+		die "the unmodified copy of $DIST/ does not install"
+	ok "control: the unmodified copy of $DIST/ installs"
+	# 1. One byte of the RPM changed, the signed metadata as published.
+	r=$(bad_repo tampered)
+	flip_byte "$r"
+	refused tampered "one byte of the RPM changed (signed metadata unchanged)" "Package \"$NAME-$VERSION-1.$ARCH\" from local repository \"$NAME\" has incorrect checksum" \
+		"Error: Some packages from local repository have incorrect checksum"
+	# 2. The same byte changed and the metadata remade and signed: the
+	# package's own signature is what refuses it.
+	r=$(bad_repo tampered-resigned)
+	flip_byte "$r"
+	resign_repo "$(dirname "$(dirname "$r")")"
+	refused tampered-resigned "one byte of the RPM changed (metadata remade and signed)" \
+		"Problem opening package $(basename "$RPM")" "Error: GPG check FAILED"
+	# 3. The RPM without its signature, in signed metadata.
+	r=$(bad_repo unsigned)
+	rpmsign --delsign "$r" >/dev/null
+	resign_repo "$(dirname "$(dirname "$r")")"
+	refused unsigned "an unsigned RPM (metadata signed)" \
+		"Package $(basename "$RPM") is not signed" "Error: GPG check FAILED"
+	# 4. repomd.xml changed after it was signed (its revision).
+	r=$(bad_repo repomd)
+	sed -i 's|<revision>\([0-9]*\)</revision>|<revision>\11</revision>|' "$work/sig/repomd/repo/repodata/repomd.xml"
+	cmp -s "$work/sig/repomd/repo/repodata/repomd.xml" "$DIST/repodata/repomd.xml" && die "repomd.xml unchanged"
+	refused repomd "repomd.xml changed after signing" \
+		"Error: Failed to download metadata for repo '$NAME': repomd.xml GPG signature verification error: Bad GPG signature"
+}
+
+# ---------------------------------------------------------------------------
+# Reproducible: a second build of the same source tarball, with the spec
+# the tarball carries, SOURCE_DATE_EPOCH as the first build had it (its
+# build time), in another directory, another time zone, and an empty Go
+# build cache (nothing reused from the first), gives a byte-identical
+# binary and the same file list (names, modes, owners, sizes, digests).
+rpm_files() { rpm -qp --qf '[%{FILENAMES} %{FILEMODES:octal} %{FILEUSERNAME}:%{FILEGROUPNAME} %{FILESIZES} %{FILEDIGESTS} %{FILEMTIMES}\n]' "$1" 2>/dev/null; }
+step_repro() {
+	local d=$work/repro epoch rpm2 t0
+	mkdir -p "$d/src" "$d/sources" "$d/x1" "$d/x2"
+	epoch=$(rpm -qp --qf '%{BUILDTIME}' "$RPM" 2>/dev/null)
+	tar -xzf "$DIST/$NAME-$VERSION.tar.gz" -C "$d/src" "$NAME-$VERSION/$NAME.spec"
+	cp "$DIST/$NAME-$VERSION.tar.gz" "$DIST/$NAME-$VERSION-vendor.tar.gz" "$DIST/$NAME.sysusers" \
+		"$DIST/$NAME-$VERSION-bundled-provides.inc" "$d/sources/"
+	t0=$(date +%s)
+	SOURCE_DATE_EPOCH=$epoch TZ=Pacific/Kiritimati GOCACHE=$d/gocache \
+		rpmbuild -bb --nocheck $NODEPS --define "_topdir $d/top" --define "_sourcedir $d/sources" \
+		--define "_rpmdir $d/rpms" "$d/src/$NAME-$VERSION/$NAME.spec" > "$d/build.log" 2>&1 ||
+		{ tail -30 "$d/build.log"; die "second build failed"; }
+	echo "  second build (empty GOCACHE, $d/top): $(($(date +%s) - t0)) s"
+	rpm2=$(ls "$d/rpms/$ARCH/$NAME-$VERSION"-*."$ARCH".rpm)
+	(cd "$d/x1" && rpm2cpio "$RPM" | cpio -idm --quiet)
+	(cd "$d/x2" && rpm2cpio "$rpm2" | cpio -idm --quiet)
+	local h1 h2
+	h1=$(sha256sum < "$d/x1/usr/bin/$NAME" | cut -d' ' -f1)
+	h2=$(sha256sum < "$d/x2/usr/bin/$NAME" | cut -d' ' -f1)
+	echo "  /usr/bin/$NAME sha256: first build $h1"
+	echo "  /usr/bin/$NAME sha256: second build $h2"
+	assert_eq "binary of the second build" "$h2" "$h1"
+	rpm_files "$RPM" > "$d/files1"
+	rpm_files "$rpm2" > "$d/files2"
+	diff -u "$d/files1" "$d/files2" >&2 || die "the two builds' RPMs list different files (- first, + second)"
+	ok "the two RPMs list the same $(wc -l < "$d/files1") files (name, mode, owner, size, digest, mtime)"
+	assert_eq "RPM build time" "$(rpm -qp --qf '%{BUILDTIME}' "$rpm2" 2>/dev/null)" "$epoch"
+	echo "$h1" > "$work/repro-hash"
+}
+
+# ---------------------------------------------------------------------------
 # N+1: the same sources with the next patch version and a changed default
 # configuration (so that the edited config.yml gets a .rpmnew); the
 # sysconfig file is unchanged (so it must not get one).
@@ -331,6 +583,7 @@ build_next() {
 	tar -C "$src" -czf "$work/next/sources/$NAME-$v1.tar.gz" "$NAME-$v1"
 	cp "$DIST/$NAME-$VERSION-vendor.tar.gz" "$work/next/sources/$NAME-$v1-vendor.tar.gz"
 	cp "$DIST/$NAME.sysusers" "$work/next/sources/"
+	cp "$DIST/$NAME-$VERSION-bundled-provides.inc" "$work/next/sources/$NAME-$v1-bundled-provides.inc"
 	rpmbuild -bb --quiet --nocheck $NODEPS --define "_topdir $work/next/rpmbuild" \
 		--define "_sourcedir $work/next/sources" --define "_rpmdir $work/repo" \
 		"$top/$NAME.spec" > "$work/next/build.log" 2>&1 || { cat "$work/next/build.log"; die "N+1 build failed"; }
@@ -598,11 +851,11 @@ map_create_array 0"
 }
 
 steps=("$@")
-[ ${#steps[@]} -gt 0 ] || steps=(lint unit install upgrade remove container)
+[ ${#steps[@]} -gt 0 ] || steps=(lint unit install signing repro upgrade remove container)
 for s in "${steps[@]}"; do
 	run_step "$s"
 done
-echo "== package-test passed: exposure $(cat "$work/exposure" 2>/dev/null || echo n/a)"
+echo "== package-test passed: exposure $(cat "$work/exposure" 2>/dev/null || echo n/a), reproducible binary sha256 $(cat "$work/repro-hash" 2>/dev/null || echo n/a)"
 for s in "${steps[@]}"; do
 	printf '  %-10s %6ss\n' "$s" "${took[$s]}"
 done
