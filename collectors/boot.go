@@ -1,0 +1,995 @@
+package collectors
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+func init() {
+	register(Spec{
+		Name:           "boot",
+		DefaultEnabled: true,
+		// A package transaction must show within a minute. A refresh with
+		// nothing changed on disk lists /lib/modules and stats the watched
+		// modules and initramfs images only: module and initramfs contents
+		// are cached by file identity (BenchmarkBootRefresh: 5 kernels
+		// with 5,000 modules each).
+		Interval: 30 * time.Second,
+		// A changed nvidia.ko.xz (about 100 MiB decompressed) or initramfs
+		// takes a second or two to stream on a small VM.
+		Timeout: 20 * time.Second,
+		Options: func() any { return defaultBootOptions() },
+		New:     newBootCollector,
+	})
+}
+
+type bootOptions struct {
+	// Modules is the watch list; by default the kernel collector's.
+	Modules []string `yaml:"modules"`
+	// InitramfsModules are the drivers a VM needs in its initramfs to find
+	// its disk and network (those not built into the kernel).
+	InitramfsModules []string `yaml:"initramfs_modules"`
+	// Certificates are the X.509 certificates (DER or PEM, paths under the
+	// root) of the keys that sign out-of-tree modules, for
+	// azurelinux_boot_kernel_module_signer_trusted.
+	Certificates []string `yaml:"certificates"`
+}
+
+func defaultBootOptions() *bootOptions {
+	return &bootOptions{
+		Modules:          defaultKernelOptions().Modules,
+		InitramfsModules: []string{"hv_vmbus", "hv_storvsc", "hv_netvsc", "nvme"},
+		// DKMS's own key (dkms 3: mok_certificate in
+		// /etc/dkms/framework.conf) and akmods' (kmodgenca).
+		Certificates: []string{"/var/lib/dkms/mok.pub", "/etc/pki/akmods/certs/public_key.der"},
+	}
+}
+
+const bootBound = "installed kernels (at most 64) × watched modules (the modules option)"
+
+var (
+	bootKernelInfo = declare(Fact{
+		Collector: "boot", Name: "kernel_info",
+		Help:     "One installed kernel (a /lib/modules/<release> tree, a /boot/vmlinuz-<release> or a BLS entry): running is \"true\" for the running kernel, next for the one grub boots next (the BLS entry saved_entry names in /boot/grub2/grubenv, else the newest). Constant 1.",
+		Labels:   []string{"release", "running", "next"},
+		Identity: []string{"release"},
+		Bound:    "at most 64 installed kernels",
+	})
+	bootModulePresent = declare(Fact{
+		Collector: "boot", Name: "kernel_module_present",
+		Help:     "1 when the watched module is a file under /lib/modules/<release>/ (kernel/, extra/, updates/, updates/dkms/) or listed in its modules.builtin.",
+		Labels:   []string{"release", "module"},
+		Identity: []string{"release", "module"},
+		Bound:    bootBound,
+	})
+	bootModuleVermagic = declare(Fact{
+		Collector: "boot", Name: "kernel_module_vermagic_match",
+		Help:     "1 when the vermagic of the module file's .modinfo section is built for the release (its first word is the release). No series for a built-in module or an unreadable file.",
+		Labels:   []string{"release", "module"},
+		Identity: []string{"release", "module"},
+		Bound:    bootBound,
+	})
+	bootModuleSigned = declare(Fact{
+		Collector: "boot", Name: "kernel_module_signed",
+		Help:     "1 when the module file carries an appended PKCS#7 signature (~Module signature appended~). No series for a built-in module or an unreadable trailer.",
+		Labels:   []string{"release", "module"},
+		Identity: []string{"release", "module"},
+		Bound:    bootBound,
+	})
+	bootModuleSigner = declare(Fact{
+		Collector: "boot", Name: "kernel_module_signer_info",
+		Help:     "Signer of a signed module file: signer is the issuer's common name and key_id the certificate serial, as modinfo prints signer and sig_key. Constant 1.",
+		Labels:   []string{"release", "module", "signer", "key_id"},
+		Identity: []string{"release", "module"},
+		Bound:    bootBound,
+	})
+	bootModuleTrusted = declare(Fact{
+		Collector: "boot", Name: "kernel_module_signer_trusted",
+		Help:     "1 when the module's signing key is in the kernel's trusted keyrings, 0 when it is not; no series when that cannot be decided (see the boot collector's notes).",
+		Labels:   []string{"release", "module"},
+		Identity: []string{"release", "module"},
+		Bound:    bootBound,
+	})
+	bootInitramfsModule = declare(Fact{
+		Collector: "boot", Name: "initramfs_module_present",
+		Help:     "1 when /boot/initramfs-<release>.img holds the boot driver (the initramfs_modules option) that the release does not build in; read in memory, never unpacked.",
+		Labels:   []string{"release", "module"},
+		Identity: []string{"release", "module"},
+		Bound:    "installed kernels (at most 64) × boot drivers (the initramfs_modules option)",
+	})
+	bootDKMS = declare(Fact{
+		Collector: "boot", Name: "dkms_module_info",
+		Help:     "One DKMS module build from /var/lib/dkms/<module>/<version>/<release>/: state built, or installed when /var/lib/dkms/<module>/kernel-<release>-<arch> points at it; added (release \"\") for a version with no build. Constant 1.",
+		Labels:   []string{"module", "version", "release", "state"},
+		Identity: []string{"module", "version", "release"},
+		Bound:    "at most 256 DKMS builds",
+	})
+	bootSecureBoot = declare(Fact{
+		Collector: "boot", Subsystem: "secureboot", Name: "enabled",
+		Help: "1 when UEFI Secure Boot is on (efivarfs SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c); no series on BIOS (Hyper-V Gen1) or without efivarfs.",
+	})
+	bootSigEnforced = declare(Fact{
+		Collector: "boot", Subsystem: "kernel", Name: "module_sig_enforced",
+		Help: "1 when the running kernel rejects unsigned modules (/sys/module/module/parameters/sig_enforce); Azure Linux 4.0 turns it on under Secure Boot (CONFIG_IMA_ARCH_POLICY).",
+	})
+	bootKernelReady = declare(Fact{
+		Collector: "boot", Name: "kernel_ready",
+		Help:     "1 when booting the release keeps every watched module the running kernel has (present, vermagic for the release, signed and not signed by a key known untrusted when signatures are enforced) and its initramfs holds the boot drivers it does not build in; no series when a fact it needs is unknown.",
+		Labels:   []string{"release"},
+		Identity: []string{"release"},
+		Bound:    "at most 64 installed kernels",
+	})
+	bootNotReady = declare(Fact{
+		Collector: "boot", Name: "kernel_not_ready_reason",
+		Help:     "One reason the release is not ready, as <what>:<module>: missing, vermagic, unsigned, untrusted (a module file) or initramfs (a boot driver the initramfs lacks). Constant 1.",
+		Labels:   []string{"release", "reason"},
+		Identity: []string{"release", "reason"},
+		Bound:    "installed kernels × 5 reasons per watched module",
+	})
+	bootNextNotReady = declare(Fact{
+		Collector: "boot", Name: "next_kernel_not_ready_reason",
+		Help:     "azurelinux_boot_kernel_not_ready_reason of the kernel that boots next only, so that one check or alert names what the next reboot loses. Constant 1.",
+		Labels:   []string{"release", "reason"},
+		Identity: []string{"release", "reason"},
+		Bound:    "5 reasons per watched module",
+	})
+)
+
+// Bounds of what one refresh reads.
+const (
+	maxKernels        = 64
+	maxModuleTreeWalk = 100000
+	maxModuleDepth    = 12
+	maxDKMSBuilds     = 256
+	maxKeyLines       = 10000
+)
+
+type bootCollector struct {
+	paths    Paths
+	opts     *bootOptions
+	mu       sync.Mutex
+	modCache map[string]cachedModule
+	irfCache map[string]cachedInitramfs
+}
+
+// bootFileID identifies one version of a file: a package transaction replaces
+// files (a new inode) or rewrites them (a new size or time).
+type bootFileID struct {
+	dev, ino   uint64
+	size       int64
+	mtime      time.Time
+	ctimeSec   int64
+	ctimeNsec  int64
+	hasInodeID bool
+}
+
+func fileIdentity(fi os.FileInfo) bootFileID {
+	id := bootFileID{size: fi.Size(), mtime: fi.ModTime()}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		id.dev, id.ino, id.hasInodeID = uint64(st.Dev), st.Ino, true
+		id.ctimeSec, id.ctimeNsec = st.Ctim.Sec, st.Ctim.Nsec
+	}
+	return id
+}
+
+type cachedModule struct {
+	id    bootFileID
+	facts moduleFacts
+}
+
+type cachedInitramfs struct {
+	id   bootFileID
+	mods map[string]bool
+	err  error
+}
+
+func newBootCollector(env Env, opts any) (Collector, error) {
+	o := opts.(*bootOptions)
+	for i, m := range o.Modules {
+		o.Modules[i] = normalizeModule(m)
+	}
+	for i, m := range o.InitramfsModules {
+		o.InitramfsModules[i] = normalizeModule(m)
+	}
+	for _, c := range o.Certificates {
+		if !strings.HasPrefix(c, "/") {
+			return nil, fmt.Errorf("certificates: %q is not an absolute path", c)
+		}
+	}
+	return &bootCollector{paths: env.Paths, opts: o, modCache: map[string]cachedModule{}, irfCache: map[string]cachedInitramfs{}}, nil
+}
+
+// kernelState is what the collector knows about one installed kernel.
+type kernelState struct {
+	release  string
+	builtin  map[string]bool
+	files    map[string]string // module name → path of its file
+	walkErr  error
+	modules  map[string]moduleFacts
+	trusted  map[string]*bool
+	initrd   map[string]bool
+	initrdOK bool
+	initrdEr error
+}
+
+func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
+	var errs []error
+	releases, entries, err := c.installedKernels()
+	errs = append(errs, err)
+	if len(releases) == 0 {
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return ErrNoData
+	}
+	running, _ := readValue(c.paths.Proc("sys", "kernel", "osrelease"))
+	next, err := c.nextBoot(entries)
+	errs = append(errs, err)
+
+	secureBoot, sbKnown, err := c.secureBoot()
+	errs = append(errs, err)
+	if sbKnown {
+		m.SetBool(bootSecureBoot, secureBoot)
+	}
+	enforced, enfKnown, err := c.sigEnforced()
+	errs = append(errs, err)
+	if enfKnown {
+		m.SetBool(bootSigEnforced, enforced)
+	}
+	trust, err := c.trustStore()
+	errs = append(errs, err)
+
+	// The watched modules the running kernel has are what a reboot must
+	// keep; an image root (no running kernel) must keep what any of its
+	// kernels has.
+	var active map[string]bool
+	if running != "" {
+		active, err = LoadedModules(c.paths, running)
+		errs = append(errs, err)
+	}
+
+	states := make([]*kernelState, 0, len(releases))
+	for _, rel := range releases {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
+		st, err := c.inspectKernel(ctx, rel, trust)
+		errs = append(errs, err)
+		states = append(states, st)
+	}
+	if running == "" {
+		active = map[string]bool{}
+		for _, st := range states {
+			for _, mod := range c.opts.Modules {
+				if st.builtin[mod] || st.files[mod] != "" {
+					active[mod] = true
+				}
+			}
+		}
+	}
+
+	enforce := (sbKnown && secureBoot) || (enfKnown && enforced)
+	for _, st := range states {
+		m.Set(bootKernelInfo, 1, st.release, boolLabel(st.release == running), boolLabel(st.release == next))
+		c.emitKernel(m, st)
+		reasons, unknown := c.readiness(st, active, enforce)
+		switch {
+		case len(reasons) > 0:
+			m.Set(bootKernelReady, 0, st.release)
+		case !unknown:
+			m.Set(bootKernelReady, 1, st.release)
+		}
+		for _, r := range reasons {
+			m.Set(bootNotReady, 1, st.release, r)
+			if st.release == next {
+				m.Set(bootNextNotReady, 1, st.release, r)
+			}
+		}
+	}
+	errs = append(errs, c.updateDKMS(m))
+	return errors.Join(errs...)
+}
+
+func boolLabel(b bool) string {
+	if b {
+		return "true"
+	}
+	return "false"
+}
+
+func (c *bootCollector) emitKernel(m *Metrics, st *kernelState) {
+	for _, mod := range c.opts.Modules {
+		path := st.files[mod]
+		switch {
+		case path != "":
+			m.SetBool(bootModulePresent, true, st.release, mod)
+		case st.builtin[mod]:
+			m.SetBool(bootModulePresent, true, st.release, mod)
+			continue
+		case st.walkErr == nil:
+			m.SetBool(bootModulePresent, false, st.release, mod)
+			continue
+		default:
+			continue
+		}
+		mf := st.modules[mod]
+		if mf.vermagicErr == nil {
+			m.SetBool(bootModuleVermagic, vermagicMatches(mf.vermagic, st.release), st.release, mod)
+		}
+		if mf.sigErr == nil {
+			m.SetBool(bootModuleSigned, mf.signed, st.release, mod)
+			if mf.sig != nil {
+				m.Set(bootModuleSigner, 1, st.release, mod, mf.sig.Signer, mf.sig.KeyID)
+			}
+		}
+		if t := st.trusted[mod]; t != nil {
+			m.SetBool(bootModuleTrusted, *t, st.release, mod)
+		}
+	}
+	if st.initrdOK {
+		for _, mod := range c.opts.InitramfsModules {
+			if !st.builtin[mod] {
+				m.SetBool(bootInitramfsModule, st.initrd[mod], st.release, mod)
+			}
+		}
+	}
+}
+
+// vermagicMatches reports whether a vermagic string ("6.18.31-1.6.azl4.x86_64
+// SMP preempt mod_unload modversions ") was built for release:
+// include/linux/vermagic.h puts UTS_RELEASE first.
+func vermagicMatches(vermagic, release string) bool {
+	first, _, _ := strings.Cut(strings.TrimSpace(vermagic), " ")
+	return first == release
+}
+
+// readiness returns why booting st would lose something the running
+// kernel has, and whether a fact it needs is unknown.
+func (c *bootCollector) readiness(st *kernelState, active map[string]bool, enforce bool) (reasons []string, unknown bool) {
+	for _, mod := range c.opts.Modules {
+		if !active[mod] || st.builtin[mod] {
+			continue
+		}
+		path := st.files[mod]
+		if path == "" {
+			if st.walkErr != nil {
+				unknown = true
+			} else {
+				reasons = append(reasons, "missing:"+mod)
+			}
+			continue
+		}
+		mf := st.modules[mod]
+		if mf.vermagicErr != nil {
+			unknown = true
+		} else if !vermagicMatches(mf.vermagic, st.release) {
+			reasons = append(reasons, "vermagic:"+mod)
+		}
+		if !enforce {
+			continue
+		}
+		switch {
+		case mf.sigErr != nil:
+			unknown = true
+		case !mf.signed:
+			reasons = append(reasons, "unsigned:"+mod)
+		case st.trusted[mod] != nil && !*st.trusted[mod]:
+			reasons = append(reasons, "untrusted:"+mod)
+		}
+	}
+	for _, mod := range c.opts.InitramfsModules {
+		if !active[mod] || st.builtin[mod] {
+			continue
+		}
+		switch {
+		case !st.initrdOK:
+			unknown = true
+		case !st.initrd[mod]:
+			reasons = append(reasons, "initramfs:"+mod)
+		}
+	}
+	sort.Strings(reasons)
+	return reasons, unknown
+}
+
+// blsEntry is one Boot Loader Specification entry
+// (https://uapi-group.org/specifications/specs/boot_loader_specification/).
+type blsEntry struct {
+	id, version, title string
+}
+
+// installedKernels returns the releases of the installed kernels, sorted,
+// and the BLS entries.
+func (c *bootCollector) installedKernels() ([]string, []blsEntry, error) {
+	var errs []error
+	set := map[string]bool{}
+	for _, dir := range [][]string{{"lib", "modules"}, {"usr", "lib", "modules"}} {
+		ents, err := readDir(c.paths.Root(dir...))
+		if err != nil && !isNotExist(err) {
+			errs = append(errs, fmt.Errorf("installed kernels: %w", err))
+		}
+		for _, e := range ents {
+			if e.IsDir() && validRelease(e.Name()) {
+				set[e.Name()] = true
+			}
+		}
+	}
+	ents, err := readDir(c.paths.Root("boot"))
+	if err != nil && !isNotExist(err) {
+		errs = append(errs, fmt.Errorf("installed kernels: %w", err))
+	}
+	for _, e := range ents {
+		if rel, ok := strings.CutPrefix(e.Name(), "vmlinuz-"); ok && !strings.HasPrefix(rel, "0-rescue-") && validRelease(rel) {
+			set[rel] = true
+		}
+	}
+	entries, err := c.blsEntries()
+	errs = append(errs, err)
+	for _, e := range entries {
+		if e.version != "" {
+			set[e.version] = true
+		}
+	}
+	releases := make([]string, 0, len(set))
+	for r := range set {
+		releases = append(releases, r)
+	}
+	sort.Slice(releases, func(i, j int) bool { return versionCompare(releases[i], releases[j]) < 0 })
+	if len(releases) > maxKernels {
+		errs = append(errs, fmt.Errorf("installed kernels: more than %d, only the newest reported", maxKernels))
+		releases = releases[len(releases)-maxKernels:]
+	}
+	return releases, entries, errors.Join(errs...)
+}
+
+// validRelease keeps label values and paths sane: a release is one path
+// element of printable characters.
+func validRelease(s string) bool {
+	if s == "" || s == "." || s == ".." || len(s) > 128 {
+		return false
+	}
+	for _, r := range s {
+		if r <= ' ' || r > '~' || r == '/' {
+			return false
+		}
+	}
+	return true
+}
+
+// blsEntries reads /boot/loader/entries/*.conf. An entry without a
+// version line is an error naming its file; the others are still read.
+func (c *bootCollector) blsEntries() ([]blsEntry, error) {
+	dir := c.paths.Root("boot", "loader", "entries")
+	ents, err := readDir(dir)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("BLS entries: %w", err)
+	}
+	var out []blsEntry
+	var errs []error
+	for _, e := range ents {
+		id, ok := strings.CutSuffix(e.Name(), ".conf")
+		if !ok || e.IsDir() {
+			continue
+		}
+		path := c.paths.Root("boot", "loader", "entries", e.Name())
+		text, err := readText(path, 64<<10)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("BLS entry: %w", err))
+			continue
+		}
+		be := blsEntry{id: id}
+		for _, line := range strings.Split(text, "\n") {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), " ")
+			switch k {
+			case "version":
+				be.version = strings.TrimSpace(v)
+			case "title":
+				be.title = strings.TrimSpace(v)
+			}
+		}
+		if !validRelease(be.version) {
+			errs = append(errs, fmt.Errorf("BLS entry %s: no valid version line", path))
+			be.version = ""
+		}
+		out = append(out, be)
+	}
+	return out, errors.Join(errs...)
+}
+
+// nextBoot returns the release grub boots next: the entry named by
+// next_entry (grub2-reboot) or saved_entry (grub2-set-default) in
+// /boot/grub2/grubenv, matched by id (file name) or title as grub's
+// blscfg does; without either, grub's default, the first entry in its
+// order, which is newest first (grub-core/commands/blscfg.c, bls_cmp). ""
+// when it cannot be told.
+func (c *bootCollector) nextBoot(entries []blsEntry) (string, error) {
+	path := c.paths.Root("boot", "grub2", "grubenv")
+	env := map[string]string{}
+	text, err := readText(path, 64<<10)
+	switch {
+	case err == nil:
+		for _, line := range strings.Split(text, "\n") {
+			if k, v, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(k, "#") {
+				env[k] = v
+			}
+		}
+	case !isNotExist(err):
+		return "", fmt.Errorf("next boot: %w", err)
+	}
+	for _, key := range []string{"next_entry", "saved_entry"} {
+		name := env[key]
+		if name == "" {
+			continue
+		}
+		for _, e := range entries {
+			if e.id == name || e.title == name {
+				if e.version == "" {
+					return "", fmt.Errorf("next boot: %s: %s=%s names an entry without a version", path, key, name)
+				}
+				return e.version, nil
+			}
+		}
+		return "", fmt.Errorf("next boot: %s: %s=%s names no entry in /boot/loader/entries", path, key, name)
+	}
+	newest := ""
+	for _, e := range entries {
+		if e.version != "" && (newest == "" || versionCompare(e.version, newest) > 0) {
+			newest = e.version
+		}
+	}
+	return newest, nil
+}
+
+// versionCompare orders kernel releases as rpm's rpmvercmp does for the
+// digit and letter runs that releases are made of (rpmio/rpmvercmp.c; grub's
+// blscfg sorts entries with the same rule).
+func versionCompare(a, b string) int {
+	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
+	isAlpha := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
+	for {
+		for len(a) > 0 && !isDigit(a[0]) && !isAlpha(a[0]) {
+			a = a[1:]
+		}
+		for len(b) > 0 && !isDigit(b[0]) && !isAlpha(b[0]) {
+			b = b[1:]
+		}
+		if len(a) == 0 || len(b) == 0 {
+			return len(a) - len(b)
+		}
+		digit := isDigit(a[0])
+		run := func(s string) (string, string) {
+			i := 0
+			for i < len(s) && (isDigit(s[i]) == digit) && (isDigit(s[i]) || isAlpha(s[i])) {
+				i++
+			}
+			return s[:i], s[i:]
+		}
+		var sa, sb string
+		sa, a = run(a)
+		sb, b = run(b)
+		if sb == "" {
+			if digit {
+				return 1
+			}
+			return -1
+		}
+		if digit {
+			sa, sb = strings.TrimLeft(sa, "0"), strings.TrimLeft(sb, "0")
+			if len(sa) != len(sb) {
+				return len(sa) - len(sb)
+			}
+		}
+		if d := strings.Compare(sa, sb); d != 0 {
+			return d
+		}
+	}
+}
+
+// inspectKernel reads what one installed kernel has: built-in modules,
+// the watched modules' files and what they say, and its initramfs.
+func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *trustStore) (*kernelState, error) {
+	var errs []error
+	st := &kernelState{release: rel, builtin: map[string]bool{}, files: map[string]string{},
+		modules: map[string]moduleFacts{}, trusted: map[string]*bool{}}
+	if text, err := readText(c.paths.Root("lib", "modules", rel, "modules.builtin"), maxFileSize); err == nil {
+		for _, line := range strings.Split(text, "\n") {
+			if name, ok := moduleFileName(line[strings.LastIndexByte(line, '/')+1:]); ok {
+				st.builtin[name] = true
+			}
+		}
+	} else if !isNotExist(err) {
+		errs = append(errs, fmt.Errorf("built-in modules: %w", err))
+	}
+	watched := map[string]bool{}
+	for _, mod := range c.opts.Modules {
+		watched[mod] = true
+	}
+	st.walkErr = c.findModules(ctx, rel, watched, st.files)
+	errs = append(errs, st.walkErr)
+	for mod, path := range st.files {
+		mf := c.module(ctx, path)
+		st.modules[mod] = mf
+		errs = append(errs, mf.vermagicErr, mf.sigErr)
+		if mf.sig != nil {
+			st.trusted[mod] = trust.trusted(mf.sig)
+		}
+	}
+	st.initrd, st.initrdEr = c.initramfs(ctx, rel)
+	st.initrdOK = st.initrdEr == nil && st.initrd != nil
+	if st.initrdEr != nil {
+		errs = append(errs, st.initrdEr)
+	}
+	return st, errors.Join(errs...)
+}
+
+// findModules walks /lib/modules/<release>/ for the files of the watched
+// modules: kernel/, extra/ (akmods, vendor RPMs), updates/ and
+// updates/dkms/ (DKMS), the directories depmod searches
+// (depmod.d(5), the default "search updates built-in"). Where a module has
+// more than one file the first in depmod's order wins: updates/ over
+// extra/ and kernel/.
+func (c *bootCollector) findModules(ctx context.Context, rel string, watched map[string]bool, files map[string]string) error {
+	seen := 0
+	prio := map[string]int{}
+	var walk func(elems []string, depth int) error
+	walk = func(elems []string, depth int) error {
+		if depth > maxModuleDepth {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ents, err := readDir(c.paths.Root(elems...))
+		if err != nil {
+			if isNotExist(err) && depth > 0 {
+				return nil
+			}
+			return err
+		}
+		for _, e := range ents {
+			if seen++; seen > maxModuleTreeWalk {
+				return fmt.Errorf("%s: more than %d entries", c.paths.Root("lib", "modules", rel), maxModuleTreeWalk)
+			}
+			sub := append(append([]string{}, elems...), e.Name())
+			switch {
+			case e.IsDir():
+				if depth == 0 && (e.Name() == "build" || e.Name() == "source") {
+					continue
+				}
+				if err := walk(sub, depth+1); err != nil {
+					return err
+				}
+			case e.Type().IsRegular():
+				name, ok := moduleFileName(e.Name())
+				if !ok || !watched[name] {
+					continue
+				}
+				p := 1
+				if len(sub) > 3 {
+					switch sub[3] {
+					case "updates":
+						p = 3
+					case "extra":
+						p = 2
+					}
+				}
+				if p > prio[name] {
+					prio[name], files[name] = p, c.paths.Root(sub...)
+				}
+			}
+		}
+		return nil
+	}
+	err := walk([]string{"lib", "modules", rel}, 0)
+	if err != nil && isNotExist(err) {
+		return nil // a kernel known only from /boot or a BLS entry
+	}
+	if err != nil {
+		return fmt.Errorf("modules of %s: %w", rel, err)
+	}
+	return nil
+}
+
+// module returns the facts of the module file at path, from the cache when
+// the file has not changed.
+func (c *bootCollector) module(ctx context.Context, path string) moduleFacts {
+	fi, err := stat(path)
+	if err != nil {
+		return moduleFacts{vermagicErr: err, sigErr: err}
+	}
+	id := fileIdentity(fi)
+	c.mu.Lock()
+	cm, ok := c.modCache[path]
+	c.mu.Unlock()
+	if ok && cm.id == id {
+		return cm.facts
+	}
+	mf := inspectModule(ctx, path)
+	if ctx.Err() == nil {
+		c.mu.Lock()
+		c.modCache[path] = cachedModule{id, mf}
+		c.mu.Unlock()
+	}
+	return mf
+}
+
+// initramfs returns the modules in /boot/initramfs-<release>.img (Azure
+// Linux and Fedora's kernel-install name), nil without error when there is
+// none.
+func (c *bootCollector) initramfs(ctx context.Context, rel string) (map[string]bool, error) {
+	path := c.paths.Root("boot", "initramfs-"+rel+".img")
+	f, err := openRegular(path)
+	if isNotExist(err) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("initramfs: %w", err)
+	}
+	id := fileIdentity(fi)
+	c.mu.Lock()
+	ci, ok := c.irfCache[path]
+	c.mu.Unlock()
+	if ok && ci.id == id {
+		return ci.mods, ci.err
+	}
+	mods, err := initramfsModules(ctx, f, rel)
+	if err != nil {
+		err = fmt.Errorf("initramfs %s: %w", path, err)
+		mods = nil
+	}
+	if ctx.Err() == nil {
+		c.mu.Lock()
+		c.irfCache[path] = cachedInitramfs{id, mods, err}
+		c.mu.Unlock()
+	}
+	return mods, err
+}
+
+// secureBoot reads the SecureBoot EFI variable: 4 bytes of attributes and
+// one byte of value (efivarfs, Documentation/filesystems/efivarfs.rst).
+func (c *bootCollector) secureBoot() (on, known bool, err error) {
+	path := c.paths.Sys("firmware", "efi", "efivars", "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
+	b, err := readFile(path, 64)
+	if isNotExist(err) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("secure boot: %w", err)
+	}
+	if len(b) != 5 {
+		return false, false, fmt.Errorf("secure boot: %s: %d bytes, want 5", path, len(b))
+	}
+	return b[4] == 1, true, nil
+}
+
+// sigEnforced reads sig_enforce (kernel/module/signing.c, a bool
+// parameter: Y or N).
+func (c *bootCollector) sigEnforced() (on, known bool, err error) {
+	v, err := readValue(c.paths.Sys("module", "module", "parameters", "sig_enforce"))
+	if isNotExist(err) {
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, fmt.Errorf("module signature enforcement: %w", err)
+	}
+	switch v {
+	case "Y", "1":
+		return true, true, nil
+	case "N", "0":
+		return false, true, nil
+	}
+	return false, false, fmt.Errorf("module signature enforcement: %q is not Y or N", v)
+}
+
+// trustStore decides whether a module signer is trusted where that can be
+// decided. A signature names its key by issuer and serial; the kernel's
+// keyrings in /proc/keys name keys by "<subject>: <subject key id>"
+// (crypto/asymmetric_keys/x509_public_key.c, x509_key_preparse). The two
+// meet only through a certificate that carries both: those of the
+// certificates option (DKMS's and akmods' signing keys). So:
+//
+//   - a signature by one of those certificates is trusted (1) when
+//     /proc/keys lists the certificate's key, untrusted (0) when /proc/keys
+//     is readable, lists asymmetric keys and not this one;
+//   - any other signature (the distribution's in-tree signing key, whose
+//     certificate is only inside the kernel image) is undecided: no series.
+type trustStore struct {
+	certs []*x509.Certificate
+	// keys are the descriptions of asymmetric keys in /proc/keys; nil when
+	// the keyrings could not be read.
+	keys map[string]bool
+}
+
+func (c *bootCollector) trustStore() (*trustStore, error) {
+	ts := &trustStore{}
+	var errs []error
+	for _, p := range c.opts.Certificates {
+		path := c.paths.Root(strings.TrimPrefix(p, "/"))
+		b, err := readFile(path, 64<<10)
+		if isNotExist(err) {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificate: %w", err))
+			continue
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			b = blk.Bytes
+		}
+		cert, err := x509.ParseCertificate(b)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("certificate %s: %w", path, err))
+			continue
+		}
+		ts.certs = append(ts.certs, cert)
+	}
+	text, err := readText(c.paths.Proc("keys"), maxFileSize)
+	switch {
+	case err == nil:
+		ts.keys = parseProcKeys(text)
+	case !isNotExist(err) && !errors.Is(err, os.ErrPermission):
+		errs = append(errs, fmt.Errorf("keyrings: %w", err))
+	}
+	return ts, errors.Join(errs...)
+}
+
+// parseProcKeys returns the descriptions of the asymmetric keys in
+// /proc/keys (security/keys/proc.c, proc_keys_show: the type is printed
+// "%-9.9s", so "asymmetri"; asymmetric_key_describe then prints the
+// description followed by ": <subtype> <key id> [...]").
+func parseProcKeys(text string) map[string]bool {
+	keys := map[string]bool{}
+	for i, line := range strings.Split(text, "\n") {
+		if i >= maxKeyLines {
+			break
+		}
+		f := strings.Fields(line)
+		if len(f) < 9 || f[7] != "asymmetri" {
+			continue
+		}
+		// The description starts after the eighth field.
+		idx := 0
+		for k := 0; k < 8; k++ {
+			idx += strings.Index(line[idx:], f[k]) + len(f[k])
+		}
+		keys[strings.TrimSpace(line[idx:])] = true
+	}
+	return keys
+}
+
+// keyDescription is the description the kernel gives the key of cert:
+// x509_key_preparse's "<name>: <hex of the subject key id, else the
+// serial>", with the name from x509_fabricate_name (CN, O, or "O: CN").
+func keyDescription(cert *x509.Certificate) string {
+	cn, o := cert.Subject.CommonName, ""
+	if len(cert.Subject.Organization) > 0 {
+		o = cert.Subject.Organization[0]
+	}
+	name := cn
+	switch {
+	case cn == "":
+		name = o
+	case o == "" || strings.HasPrefix(cn, o) || (len(o) >= 7 && strings.Contains(cn, o)):
+		name = cn
+	default:
+		name = o + ": " + cn
+	}
+	id := cert.SubjectKeyId
+	if len(id) == 0 {
+		id = cert.SerialNumber.Bytes()
+	}
+	return name + ": " + hex.EncodeToString(id)
+}
+
+func (ts *trustStore) trusted(sig *moduleSignature) *bool {
+	if ts == nil || ts.keys == nil || len(ts.keys) == 0 {
+		return nil
+	}
+	for _, cert := range ts.certs {
+		if !bytes.Equal(cert.RawIssuer, sig.Issuer) || !bytes.Equal(cert.SerialNumber.Bytes(), sig.Serial) {
+			continue
+		}
+		desc := keyDescription(cert)
+		ok := false
+		for k := range ts.keys {
+			if k == desc || strings.HasPrefix(k, desc+":") {
+				ok = true
+				break
+			}
+		}
+		return &ok
+	}
+	return nil
+}
+
+// updateDKMS reports DKMS's builds: /var/lib/dkms/<module>/<version>/
+// <release>/<arch>/ holds a build, and /var/lib/dkms/<module>/
+// kernel-<release>-<arch> links to the installed one (dkms 3, dkms.in:
+// "Make the installed one known").
+func (c *bootCollector) updateDKMS(m *Metrics) error {
+	ents, err := readDir(c.paths.Root("var", "lib", "dkms"))
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("dkms: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, mod := range ents {
+		if !mod.IsDir() {
+			continue
+		}
+		name := mod.Name()
+		vers, err := readDir(c.paths.Root("var", "lib", "dkms", name))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("dkms: %w", err))
+			continue
+		}
+		installed := map[string]bool{}
+		for _, v := range vers {
+			if rest, ok := strings.CutPrefix(v.Name(), "kernel-"); ok {
+				target, err := readLink(c.paths.Root("var", "lib", "dkms", name, v.Name()))
+				if err != nil {
+					continue
+				}
+				// ../<version>/<release>/<arch> or an absolute equivalent.
+				parts := strings.Split(strings.Trim(target, "/"), "/")
+				if len(parts) >= 3 {
+					ver, rel := parts[len(parts)-3], parts[len(parts)-2]
+					if strings.HasPrefix(rest, rel+"-") {
+						installed[ver+"\x00"+rel] = true
+					}
+				}
+			}
+		}
+		for _, v := range vers {
+			if !v.IsDir() || strings.HasPrefix(v.Name(), "kernel-") {
+				continue
+			}
+			builds, err := readDir(c.paths.Root("var", "lib", "dkms", name, v.Name()))
+			if err != nil {
+				errs = append(errs, fmt.Errorf("dkms: %w", err))
+				continue
+			}
+			any := false
+			for _, b := range builds {
+				if !b.IsDir() || b.Name() == "source" || b.Name() == "build" || !validRelease(b.Name()) {
+					continue
+				}
+				if n++; n > maxDKMSBuilds {
+					return errors.Join(append(errs, fmt.Errorf("dkms: more than %d builds", maxDKMSBuilds))...)
+				}
+				state := "built"
+				if installed[v.Name()+"\x00"+b.Name()] {
+					state = "installed"
+				}
+				m.Set(bootDKMS, 1, name, v.Name(), b.Name(), state)
+				any = true
+			}
+			if !any {
+				m.Set(bootDKMS, 1, name, v.Name(), "", "added")
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
