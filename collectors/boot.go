@@ -605,7 +605,8 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 	var errs []error
 	st := &kernelState{release: rel, builtin: map[string]bool{}, files: map[string]string{},
 		modules: map[string]moduleFacts{}, trusted: map[string]*bool{}}
-	if text, err := readText(c.paths.Root("lib", "modules", rel, "modules.builtin"), maxFileSize); err == nil {
+	dir := c.moduleDir(rel)
+	if text, err := readText(c.paths.Root(append(dir, "modules.builtin")...), maxFileSize); err == nil {
 		for _, line := range strings.Split(text, "\n") {
 			if name, ok := moduleFileName(line[strings.LastIndexByte(line, '/')+1:]); ok {
 				st.builtin[name] = true
@@ -618,12 +619,19 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 	for _, mod := range c.opts.Modules {
 		watched[mod] = true
 	}
-	st.walkErr = c.findModules(ctx, rel, watched, st.files)
+	st.walkErr = c.findModules(ctx, dir, watched, st.files)
 	errs = append(errs, st.walkErr)
-	for mod, path := range st.files {
+	for _, mod := range c.opts.Modules {
+		path := st.files[mod]
+		if path == "" {
+			continue
+		}
 		mf := c.module(ctx, path)
 		st.modules[mod] = mf
-		errs = append(errs, mf.vermagicErr, mf.sigErr)
+		errs = append(errs, mf.vermagicErr)
+		if mf.sigErr != mf.vermagicErr {
+			errs = append(errs, mf.sigErr)
+		}
 		if mf.sig != nil {
 			st.trusted[mod] = trust.trusted(mf.sig)
 		}
@@ -642,7 +650,7 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 // (depmod.d(5), the default "search updates built-in"). Where a module has
 // more than one file the first in depmod's order wins: updates/ over
 // extra/ and kernel/.
-func (c *bootCollector) findModules(ctx context.Context, rel string, watched map[string]bool, files map[string]string) error {
+func (c *bootCollector) findModules(ctx context.Context, dir []string, watched map[string]bool, files map[string]string) error {
 	seen := 0
 	prio := map[string]int{}
 	var walk func(elems []string, depth int) error
@@ -662,7 +670,7 @@ func (c *bootCollector) findModules(ctx context.Context, rel string, watched map
 		}
 		for _, e := range ents {
 			if seen++; seen > maxModuleTreeWalk {
-				return fmt.Errorf("%s: more than %d entries", c.paths.Root("lib", "modules", rel), maxModuleTreeWalk)
+				return fmt.Errorf("%s: more than %d entries", c.paths.Root(dir...), maxModuleTreeWalk)
 			}
 			sub := append(append([]string{}, elems...), e.Name())
 			switch {
@@ -679,8 +687,8 @@ func (c *bootCollector) findModules(ctx context.Context, rel string, watched map
 					continue
 				}
 				p := 1
-				if len(sub) > 3 {
-					switch sub[3] {
+				if len(sub) > len(dir) {
+					switch sub[len(dir)] {
 					case "updates":
 						p = 3
 					case "extra":
@@ -694,14 +702,24 @@ func (c *bootCollector) findModules(ctx context.Context, rel string, watched map
 		}
 		return nil
 	}
-	err := walk([]string{"lib", "modules", rel}, 0)
+	err := walk(dir, 0)
 	if err != nil && isNotExist(err) {
 		return nil // a kernel known only from /boot or a BLS entry
 	}
 	if err != nil {
-		return fmt.Errorf("modules of %s: %w", rel, err)
+		return fmt.Errorf("modules of %s: %w", dir[len(dir)-1], err)
 	}
 	return nil
+}
+
+// moduleDir returns the elements of the release's module tree:
+// /lib/modules/<release>, or /usr/lib/modules/<release> where only that
+// exists (a root whose /lib is not the usual link to usr/lib).
+func (c *bootCollector) moduleDir(rel string) []string {
+	if !exists(c.paths.Root("lib", "modules", rel)) && exists(c.paths.Root("usr", "lib", "modules", rel)) {
+		return []string{"usr", "lib", "modules", rel}
+	}
+	return []string{"lib", "modules", rel}
 }
 
 // module returns the facts of the module file at path, from the cache when
@@ -948,7 +966,7 @@ func (c *bootCollector) updateDKMS(m *Metrics) error {
 		installed := map[string]bool{}
 		for _, v := range vers {
 			if rest, ok := strings.CutPrefix(v.Name(), "kernel-"); ok {
-				target, err := readLink(c.paths.Root("var", "lib", "dkms", name, v.Name()))
+				target, err := readLink(c.paths.RootNoFollow("var", "lib", "dkms", name, v.Name()))
 				if err != nil {
 					continue
 				}

@@ -111,14 +111,21 @@ func initramfsModules(ctx context.Context, r io.Reader, release string) (map[str
 			return nil, fmt.Errorf("archive %d: unknown format (magic % x)", part+1, magic)
 		}
 		// The decompressed stream is bounded as the compressed one is.
-		if archive != io.Reader(in) {
+		compressed := archive != io.Reader(in)
+		if compressed {
 			archive = &countingReader{ctx: ctx, r: archive, limit: maxInitramfsBytes}
 		}
-		cr := cpio.NewReader(archive)
+		// cpio's Next says io.EOF both at the TRAILER!!! entry and at the
+		// end of its input: only the first is a whole archive.
+		src := &eofReader{r: archive}
+		cr := cpio.NewReader(src)
 		for {
 			hdr, err := cr.Next()
 			if errors.Is(err, io.EOF) {
-				break // TRAILER!!!
+				if src.eof {
+					return nil, fmt.Errorf("archive %d: truncated (no TRAILER!!!)", part+1)
+				}
+				break
 			}
 			if err != nil {
 				return nil, fmt.Errorf("archive %d: cpio: %w", part+1, err)
@@ -130,12 +137,26 @@ func initramfsModules(ctx context.Context, r io.Reader, release string) (map[str
 				mods[name] = true
 			}
 		}
-		if archive != io.Reader(in) {
+		if compressed {
 			// The compressed archive is the last one dracut writes;
 			// what follows the trailer inside it is padding.
 			return mods, nil
 		}
 	}
+}
+
+// eofReader remembers that its reader reached the end.
+type eofReader struct {
+	r   io.Reader
+	eof bool
+}
+
+func (e *eofReader) Read(p []byte) (int, error) {
+	n, err := e.r.Read(p)
+	if errors.Is(err, io.EOF) {
+		e.eof = true
+	}
+	return n, err
 }
 
 // skipNULs consumes the NUL padding between concatenated archives.

@@ -185,6 +185,10 @@ func modinfoOf(r io.ReaderAt, n int64) (vermagic string, err error) {
 			vermagic, err = "", fmt.Errorf("malformed ELF (%v)", p)
 		}
 	}()
+	magic := make([]byte, 4)
+	if _, err := r.ReadAt(magic, 0); err != nil || string(magic) != elf.ELFMAG {
+		return "", errors.New("not an ELF file")
+	}
 	f, err := elf.NewFile(io.NewSectionReader(r, 0, n))
 	if err != nil {
 		return "", err

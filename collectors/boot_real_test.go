@@ -209,7 +209,7 @@ func TestInspectModuleReal(t *testing.T) {
 		{resigned + ".zst", ours},
 		{resigned + ".xz", ours},
 		{truncated, want{vermagicErr: "truncated.ko"}},
-		{notELF, want{vermagicErr: "bad magic number"}},
+		{notELF, want{vermagicErr: "notelf.ko: not an ELF file"}},
 		{badLen, want{vermagic: vermagic, sigErr: "impossible sig_len 2147483647"}},
 		{truncZst, want{vermagicErr: "trunc.ko.zst", sigErr: "trunc.ko.zst"}},
 	} {

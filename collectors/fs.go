@@ -43,6 +43,20 @@ func (p Paths) Root(elem ...string) string {
 	return resolveIn(p.RootFS, join("/", elem))
 }
 
+// RootNoFollow is Root for a path whose last element is itself read, not
+// followed: a symbolic link to pass to readLink or lstat. The elements
+// before it are resolved inside the root as Root resolves them.
+func (p Paths) RootNoFollow(elem ...string) string {
+	if len(elem) == 0 {
+		return p.Root()
+	}
+	last := elem[len(elem)-1]
+	if last == "" || last == "." || last == ".." || strings.Contains(last, "/") {
+		return p.Root(elem...)
+	}
+	return filepath.Join(p.Root(elem[:len(elem)-1]...), last)
+}
+
 // Proc joins elem under procfs.
 func (p Paths) Proc(elem ...string) string { return join(p.ProcFS, elem) }
 
