@@ -61,7 +61,7 @@ const bootBound = "installed kernels (at most 64) × watched modules (the module
 var (
 	bootKernelInfo = declare(Fact{
 		Collector: "boot", Name: "kernel_info",
-		Help:     "One installed kernel (a /lib/modules/<release> tree, a /boot/vmlinuz-<release> or a BLS entry): running is \"true\" for the running kernel, next for the one grub boots next (the BLS entry saved_entry names in /boot/grub2/grubenv, else the newest). Constant 1.",
+		Help:     "One installed kernel (a /lib/modules/<release> tree, a /boot/vmlinuz-<release> or a BLS entry): running is \"true\" for the running kernel, next for the one grub boots next (the BLS entry next_entry or saved_entry names in /boot/grub2/grubenv, else the newest entry; without BLS entries the newest kernel). Constant 1.",
 		Labels:   []string{"release", "running", "next"},
 		Identity: []string{"release"},
 		Bound:    "at most 64 installed kernels",
@@ -96,7 +96,7 @@ var (
 	})
 	bootModuleTrusted = declare(Fact{
 		Collector: "boot", Name: "kernel_module_signer_trusted",
-		Help:     "1 when the module's signing key is in the kernel's trusted keyrings, 0 when it is not; no series when that cannot be decided (see the boot collector's notes).",
+		Help:     "Decided only for a module signed by one of the certificates option's certificates (DKMS's /var/lib/dkms/mok.pub, akmods' public_key.der): 1 when /proc/keys (the kernel's keyrings as root reads them) lists that certificate's key (\"<subject>: <subject key id>\"), 0 when /proc/keys lists asymmetric keys but not that one. No series otherwise: a signature names its key by issuer and serial, a keyring entry by subject and key id, so a module signed by any other key (the distribution's in-tree key, whose certificate is only inside the kernel image) or a host whose /proc/keys is unreadable or lists no keys is undecided. /proc/keys does not say which keyring holds a key, so a key only on .platform (which module loading does not use, kernel/module/signing.c) reads as trusted.",
 		Labels:   []string{"release", "module"},
 		Identity: []string{"release", "module"},
 		Bound:    bootBound,
@@ -234,7 +234,7 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 		return ErrNoData
 	}
 	running, _ := readValue(c.paths.Proc("sys", "kernel", "osrelease"))
-	next, err := c.nextBoot(entries)
+	next, err := c.nextBoot(entries, releases[len(releases)-1])
 	errs = append(errs, err)
 
 	secureBoot, sbKnown, err := c.secureBoot()
@@ -514,9 +514,10 @@ func (c *bootCollector) blsEntries() ([]blsEntry, error) {
 // next_entry (grub2-reboot) or saved_entry (grub2-set-default) in
 // /boot/grub2/grubenv, matched by id (file name) or title as grub's
 // blscfg does; without either, grub's default, the first entry in its
-// order, which is newest first (grub-core/commands/blscfg.c, bls_cmp). ""
-// when it cannot be told.
-func (c *bootCollector) nextBoot(entries []blsEntry) (string, error) {
+// order, which is newest first (grub-core/commands/blscfg.c, bls_cmp);
+// without BLS entries, fallback (the newest installed kernel). "" when it
+// cannot be told.
+func (c *bootCollector) nextBoot(entries []blsEntry, fallback string) (string, error) {
 	path := c.paths.Root("boot", "grub2", "grubenv")
 	env := map[string]string{}
 	text, err := readText(path, 64<<10)
@@ -550,6 +551,12 @@ func (c *bootCollector) nextBoot(entries []blsEntry) (string, error) {
 		if e.version != "" && (newest == "" || versionCompare(e.version, newest) > 0) {
 			newest = e.version
 		}
+	}
+	if len(entries) == 0 {
+		// No BLS entries (an image without them, a grub.cfg with
+		// menuentries): kernel-install and grubby make the kernel just
+		// installed the default, which is the newest.
+		newest = fallback
 	}
 	return newest, nil
 }

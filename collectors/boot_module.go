@@ -227,21 +227,21 @@ func openModule(path string) (io.ReadCloser, error) {
 			zstd.WithDecoderMaxWindow(64<<20), zstd.WithDecoderMaxMemory(maxModuleSize))
 		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("%s: zstd: %w", path, err)
 		}
 		return readCloser{zr.IOReadCloser(), f}, nil
 	case strings.HasSuffix(path, ".xz"):
 		xr, err := xz.NewReader(f)
 		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("%s: xz: %w", path, err)
 		}
 		return readCloser{io.NopCloser(xr), f}, nil
 	case strings.HasSuffix(path, ".gz"):
 		gr, err := gzip.NewReader(f)
 		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, fmt.Errorf("%s: gzip: %w", path, err)
 		}
 		return readCloser{gr, f}, nil
 	}

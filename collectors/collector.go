@@ -175,6 +175,12 @@ func Catalog() []MetricDoc {
 	for _, d := range catalog {
 		out = append(out, d)
 	}
+	// Facts declared with declare are known at init.
+	for _, f := range Facts() {
+		if _, dup := catalog[f.fqName]; !dup {
+			out = append(out, MetricDoc{Name: f.fqName, Help: f.Help, Labels: f.Labels, Subsystem: f.Subsystem, Collector: f.Collector})
+		}
+	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }

@@ -40,8 +40,18 @@ R1=6.18.31-1.3.azl4.x86_64 # running
 R2=6.18.40-1.1.azl4.x86_64 # newly installed, boots next
 MID=5b2f6d0c1e8a4c39a1d7e2f3b4c5d6e7 # machine id of the BLS entry names
 
-# key NAME CN: a signing key as certs/Makefile generates the kernel's.
+# key NAME CN O: a signing key as certs/Makefile generates the kernel's.
+# Keys are kept in KEYS (outside the tree) so that a rerun on the same
+# machine writes the same bytes (sign-file's RSA signatures and zstd are
+# deterministic).
+KEYS=${BOOT_FIXTURE_KEYS:-/var/cache/azurelinux-probe-test/boot-fixture-keys}
+mkdir -p "$KEYS"
 key() {
+	if [ -s "$KEYS/$1.pem" ]; then
+		cp "$KEYS/$1.pem" "$work/$1.pem"
+		openssl x509 -in "$work/$1.pem" -outform DER -out "$work/$1.der"
+		return
+	fi
 	cat > "$work/$1.genkey" <<-EOF
 	[ req ]
 	default_bits = 2048
@@ -60,6 +70,7 @@ key() {
 	openssl req -new -nodes -utf8 -sha512 -days 36500 -batch -x509 -config "$work/$1.genkey" \
 		-outform PEM -out "$work/$1.pem" -keyout "$work/$1.pem" 2>/dev/null
 	openssl x509 -in "$work/$1.pem" -outform DER -out "$work/$1.der"
+	cp "$work/$1.pem" "$KEYS/$1.pem"
 }
 key kernel "Azure Linux kernel signing key (fixture)" "Microsoft Corporation"
 key dkms "DKMS module signing key" "DKMS"
@@ -96,7 +107,10 @@ module() {
 		"$signfile" sha512 "$work/$key.pem" "$work/$key.der" "$obj"
 	fi
 	mkdir -p "$(dirname "$dest")"
-	zstd -q -f -19 -o "$dest.zst" "$obj"
+	case "${COMPRESS:-zstd}" in
+	zstd) zstd -q -f -19 -o "$dest.zst" "$obj" ;;
+	xz) xz -c --check=crc32 "$obj" > "$dest.xz" ;; # Azure Linux 3.0's modules
+	esac
 }
 
 # initramfs DEST RELEASE MODULE...: dracut's layout with MODULE.ko.zst
@@ -113,6 +127,7 @@ initramfs() {
 	for m in "$@"; do
 		module "$main/usr/lib/modules/$rel/kernel/drivers/$m.ko" "$rel" "$(basename "$m")" kernel
 	done
+	find "$early" "$main" -exec touch -h -d @1764547200 {} +
 	(cd "$early" && find . -print | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible) > "$work/early.cpio"
 	(cd "$main" && find . -print | LC_ALL=C sort | cpio --quiet -o -H newc --reproducible) | zstd -q -19 > "$work/main.cpio.zst"
 	mkdir -p "$(dirname "$dest")"
@@ -271,5 +286,22 @@ initramfs "$work/initramfs.img" "$rel" net/hyperv/hv_netvsc
 head -c 1500 "$work/initramfs.img" > "$t/boot/initramfs-$rel.img"
 : > "$t/boot/vmlinuz-$rel"
 printf '\x06\x00\x00' > "$t/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+# 5. The healthy Azure Linux 4.0 GPU VM of the matrix tests gets the files
+# of the watched modules it has loaded, so that its only kernel is ready.
+t="$trees/azl4-azure-gen2"
+rel=$(cat "$t/proc/sys/kernel/osrelease")
+rm -rf "$t/usr/lib/modules/$rel/kernel" "$t/usr/lib/modules/$rel/extra"
+module "$t/usr/lib/modules/$rel/kernel/drivers/net/hyperv/hv_netvsc.ko" "$rel" hv_netvsc kernel
+module "$t/usr/lib/modules/$rel/kernel/drivers/nvme/host/nvme.ko" "$rel" nvme kernel
+module "$t/usr/lib/modules/$rel/extra/nvidia/nvidia.ko" "$rel" nvidia kernel
+module "$t/usr/lib/modules/$rel/extra/nvidia/nvidia-uvm.ko" "$rel" nvidia_uvm kernel
+
+# 6. The GPU VM whose driver was lost after a kernel update: its previous
+# kernel's nvidia.ko.xz becomes a real module (it was a placeholder).
+t="$trees/azure-gpu-nodriver"
+rel=6.18.31-1.3.azl4.x86_64
+rm -f "$t/usr/lib/modules/$rel/extra/nvidia/nvidia.ko.xz"
+COMPRESS=xz module "$t/usr/lib/modules/$rel/extra/nvidia/nvidia.ko" "$rel" nvidia kernel
 
 echo "boot-fixtures: wrote azl4-gpu-newkernel azl4-gpu-secureboot hyperv-gen1-newinitrd, bad input in broken" >&2
