@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -225,18 +226,6 @@ type kernelState struct {
 
 func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 	var errs []error
-	releases, entries, err := c.installedKernels()
-	errs = append(errs, err)
-	if len(releases) == 0 {
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		return ErrNoData
-	}
-	running, _ := readValue(c.paths.Proc("sys", "kernel", "osrelease"))
-	next, err := c.nextBoot(entries, releases[len(releases)-1])
-	errs = append(errs, err)
-
 	secureBoot, sbKnown, err := c.secureBoot()
 	errs = append(errs, err)
 	if sbKnown {
@@ -247,6 +236,26 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 	if enfKnown {
 		m.SetBool(bootSigEnforced, enforced)
 	}
+
+	releases, entries, err := c.installedKernels()
+	errs = append(errs, err)
+	// The running kernel counts as installed even without a module tree
+	// on disk (a kernel the hypervisor supplies, as on Firecracker): a
+	// reboot boots it again.
+	running, _ := readValue(c.paths.Proc("sys", "kernel", "osrelease"))
+	if running != "" && validRelease(running) && !slices.Contains(releases, running) {
+		releases = append(releases, running)
+		sort.Slice(releases, func(i, j int) bool { return versionCompare(releases[i], releases[j]) < 0 })
+	}
+	if len(releases) == 0 {
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		return ErrNoData
+	}
+	next, err := c.nextBoot(entries, releases[len(releases)-1])
+	errs = append(errs, err)
+
 	trust, err := c.trustStore()
 	errs = append(errs, err)
 
@@ -264,7 +273,7 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 		if err := ctx.Err(); err != nil {
 			return errors.Join(append(errs, err)...)
 		}
-		st, err := c.inspectKernel(ctx, rel, trust)
+		st, err := c.inspectKernel(ctx, rel, trust, rel == running)
 		errs = append(errs, err)
 		states = append(states, st)
 	}
@@ -608,7 +617,7 @@ func versionCompare(a, b string) int {
 
 // inspectKernel reads what one installed kernel has: built-in modules,
 // the watched modules' files and what they say, and its initramfs.
-func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *trustStore) (*kernelState, error) {
+func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *trustStore, running bool) (*kernelState, error) {
 	var errs []error
 	st := &kernelState{release: rel, builtin: map[string]bool{}, files: map[string]string{},
 		modules: map[string]moduleFacts{}, trusted: map[string]*bool{}}
@@ -625,6 +634,18 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 	watched := map[string]bool{}
 	for _, mod := range c.opts.Modules {
 		watched[mod] = true
+		// The running kernel tells its built-in modules itself: a
+		// /sys/module/<name> without initstate is built in
+		// (kernel/params.c creates it for built-in parameters and
+		// modules, kernel/module/sysfs.c adds initstate to loadable ones).
+		if running && exists(c.paths.Sys("module", mod)) && !exists(c.paths.Sys("module", mod, "initstate")) {
+			st.builtin[mod] = true
+		}
+	}
+	for _, mod := range c.opts.InitramfsModules {
+		if running && exists(c.paths.Sys("module", mod)) && !exists(c.paths.Sys("module", mod, "initstate")) {
+			st.builtin[mod] = true
+		}
 	}
 	st.walkErr = c.findModules(ctx, dir, watched, st.files)
 	errs = append(errs, st.walkErr)
