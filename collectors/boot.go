@@ -622,14 +622,10 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 	st := &kernelState{release: rel, builtin: map[string]bool{}, files: map[string]string{},
 		modules: map[string]moduleFacts{}, trusted: map[string]*bool{}}
 	dir := c.moduleDir(rel)
-	if text, err := readText(c.paths.Root(append(dir, "modules.builtin")...), maxFileSize); err == nil {
-		for _, line := range strings.Split(text, "\n") {
-			if name, ok := moduleFileName(line[strings.LastIndexByte(line, '/')+1:]); ok {
-				st.builtin[name] = true
-			}
-		}
-	} else if !isNotExist(err) {
-		errs = append(errs, fmt.Errorf("built-in modules: %w", err))
+	builtin, err := BuiltinModules(c.paths, rel)
+	errs = append(errs, err)
+	for name := range builtin {
+		st.builtin[name] = true
 	}
 	watched := map[string]bool{}
 	for _, mod := range c.opts.Modules {

@@ -276,14 +276,27 @@ func LoadedModules(p Paths, release string) (map[string]bool, error) {
 	case !isNotExist(err):
 		errs = append(errs, fmt.Errorf("loaded modules: %w", err))
 	}
+	builtin, err := BuiltinModules(p, release)
+	for name := range builtin {
+		present[name] = true
+	}
+	errs = append(errs, err)
+	return present, errors.Join(errs...)
+}
+
+// BuiltinModules returns the modules that modules.builtin of release
+// (under /lib/modules or /usr/lib/modules) names, spelt with '_'; none
+// when neither file exists. The boot collector reads it for every
+// installed kernel.
+func BuiltinModules(p Paths, release string) (map[string]bool, error) {
+	present := map[string]bool{}
 	for _, dir := range []string{"lib/modules", "usr/lib/modules"} {
 		text, err := readText(p.Root(dir, release, "modules.builtin"), maxFileSize)
 		if isNotExist(err) {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("built-in modules: %w", err))
-			break
+			return present, fmt.Errorf("built-in modules: %w", err)
 		}
 		for _, line := range strings.Split(text, "\n") {
 			if line = strings.TrimSpace(line); line != "" {
@@ -293,7 +306,7 @@ func LoadedModules(p Paths, release string) (map[string]bool, error) {
 		}
 		break
 	}
-	return present, errors.Join(errs...)
+	return present, nil
 }
 
 // normalizeModule spells a module name as the kernel does in /proc/modules.
