@@ -111,7 +111,7 @@ var (
 	})
 	bootDKMS = declare(Fact{
 		Collector: "boot", Name: "dkms_module_info",
-		Help:     "One DKMS module build from /var/lib/dkms/<module>/<version>/<release>/: state built, or installed when /var/lib/dkms/<module>/kernel-<release>-<arch> points at it; added (release \"\") for a version with no build. Constant 1.",
+		Help:     "One DKMS module build from /var/lib/dkms/<module>/<version>/<release>/: state built, or installed when /var/lib/dkms/<module>/kernel-<release>-<arch> points at it; added (release \"\") for a version with no build. akmods' results too: /var/cache/akmods/<module>/<version>-for-<release>.log is installed, a .failed.log without it failed. Constant 1.",
 		Labels:   []string{"module", "version", "release", "state"},
 		Identity: []string{"module", "version", "release"},
 		Bound:    "at most 256 DKMS builds",
@@ -307,6 +307,7 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 		}
 	}
 	errs = append(errs, c.updateDKMS(m))
+	errs = append(errs, c.updateAkmods(m))
 	return errors.Join(errs...)
 }
 
@@ -1031,6 +1032,60 @@ func (c *bootCollector) updateDKMS(m *Metrics) error {
 			if !any {
 				m.Set(bootDKMS, 1, name, v.Name(), "", "added")
 			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// updateAkmods reports akmods' results (rpmfusion akmods, buildinstall_kmod):
+// /var/cache/akmods/<module>/<version>-<release of the kmod>-for-<kernel>.log
+// after a build and install that succeeded, .failed.log after one that
+// failed.
+func (c *bootCollector) updateAkmods(m *Metrics) error {
+	ents, err := readDir(c.paths.Root("var", "cache", "akmods"))
+	if isNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("akmods: %w", err)
+	}
+	n := 0
+	var errs []error
+	for _, mod := range ents {
+		if !mod.IsDir() {
+			continue
+		}
+		logs, err := readDir(c.paths.Root("var", "cache", "akmods", mod.Name()))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("akmods: %w", err))
+			continue
+		}
+		ok := map[string]bool{}
+		for _, l := range logs {
+			if name, found := strings.CutSuffix(l.Name(), ".log"); found && !strings.HasSuffix(name, ".failed") {
+				ok[name] = true
+			}
+		}
+		for _, l := range logs {
+			name, found := strings.CutSuffix(l.Name(), ".log")
+			if !found || strings.HasPrefix(name, ".") {
+				continue
+			}
+			state := "installed"
+			if base, failed := strings.CutSuffix(name, ".failed"); failed {
+				if ok[base] {
+					continue
+				}
+				name, state = base, "failed"
+			}
+			ver, rel, found := strings.Cut(name, "-for-")
+			if !found || ver == "" || !validRelease(rel) {
+				continue
+			}
+			if n++; n > maxDKMSBuilds {
+				return errors.Join(append(errs, fmt.Errorf("akmods: more than %d results", maxDKMSBuilds))...)
+			}
+			m.Set(bootDKMS, 1, mod.Name(), ver, rel, state)
 		}
 	}
 	return errors.Join(errs...)

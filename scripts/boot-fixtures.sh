@@ -240,6 +240,13 @@ module "$t/usr/lib/modules/$R2/updates/dkms/nvidia-uvm.ko" "$R2" nvidia_uvm akmo
 dkms "$t" nvidia 580.95.05 "$R2" yes
 mkdir -p "$t/etc/pki/akmods/certs"
 cp "$work/akmods.der" "$t/etc/pki/akmods/certs/public_key.der"
+# akmods' results (rpmfusion akmods, buildinstall_kmod): the new kernel's
+# build of the open nvidia module failed once, then succeeded.
+mkdir -p "$t/var/cache/akmods/nvidia-open"
+echo "2026/11/30 10:02:11 akmods: Building rpms failed" > "$t/var/cache/akmods/nvidia-open/580.95.05-1-for-$R2.failed.log"
+echo "2026/11/30 10:02:11 akmods: Building rpms failed" > "$t/var/cache/akmods/nvidia-open/580.95.05-1-for-$R1.failed.log"
+echo "2026/11/30 10:09:42 akmods: Successful." > "$t/var/cache/akmods/nvidia-open/580.95.05-1-for-$R2.log"
+echo "2026/11/30 10:09:42 akmods: Starting" > "$t/var/cache/akmods/akmods.log"
 cat > "$t/README" <<EOF
 Azure Linux 4.0 GPU VM under Secure Boot (Trusted Launch: IMA arch policy
 enforces module signatures). Kernel $R2 is installed and boots next; DKMS
