@@ -372,3 +372,52 @@ func TestInitramfsReal(t *testing.T) {
 		})
 	}
 }
+
+// TestInitramfsDracut reads an image that dracut itself builds from the
+// Debian modules (where dracut runs: it needs root and its modules.d),
+// and checks it against dracut's own lsinitrd.
+func TestInitramfsDracut(t *testing.T) {
+	k := debianKernel(t)
+	if _, err := exec.LookPath("dracut"); err != nil || os.Getuid() != 0 {
+		t.Skip("dracut is not installed or not root")
+	}
+	kmoddir := filepath.Join(k.dir, "lib/modules", debianRelease)
+	runTool(t, "depmod", "-b", k.dir, debianRelease)
+	img := filepath.Join(t.TempDir(), "initramfs-"+debianRelease+".img")
+	// dracut's own zstd call (-15 -T0) takes 20 s here; -3 keeps the
+	// format and the test short.
+	runTool(t, "dracut", "--quiet", "--no-hostonly", "--force", "--kver", debianRelease, "--kmoddir", kmoddir,
+		"-m", "base", "--add-drivers", "hv_vmbus hv_storvsc hv_netvsc", "--compress", "zstd -3 -q", img)
+	f, err := os.Open(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	mods, err := initramfsModules(context.Background(), f, debianRelease)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{"hv_vmbus", "hv_storvsc", "hv_netvsc"} {
+		if !mods[m] {
+			t.Errorf("%s missing from %v", m, mods)
+		}
+	}
+	if _, err := exec.LookPath("lsinitrd"); err == nil {
+		listed := 0
+		for _, line := range strings.Split(runTool(t, "lsinitrd", img), "\n") {
+			f := strings.Fields(line)
+			if len(f) == 0 {
+				continue
+			}
+			if name, ok := initramfsModuleName(f[len(f)-1], debianRelease); ok {
+				listed++
+				if !mods[name] {
+					t.Errorf("lsinitrd lists %s, we do not", name)
+				}
+			}
+		}
+		if listed != len(mods) {
+			t.Errorf("lsinitrd lists %d modules, we found %d: %v", listed, len(mods), mods)
+		}
+	}
+}
