@@ -162,6 +162,9 @@ type bootCollector struct {
 	mu       sync.Mutex
 	modCache map[string]cachedModule
 	irfCache map[string]cachedInitramfs
+	// seen are the cache keys the current refresh used; the others
+	// (files of a removed kernel) are dropped at its end.
+	seen map[string]bool
 }
 
 // bootFileID identifies one version of a file: a package transaction replaces
@@ -268,6 +271,10 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 		errs = append(errs, err)
 	}
 
+	c.mu.Lock()
+	c.seen = map[string]bool{}
+	c.mu.Unlock()
+	defer c.pruneCaches(ctx)
 	states := make([]*kernelState, 0, len(releases))
 	for _, rel := range releases {
 		if err := ctx.Err(); err != nil {
@@ -756,6 +763,7 @@ func (c *bootCollector) module(ctx context.Context, path string) moduleFacts {
 	}
 	id := fileIdentity(fi)
 	c.mu.Lock()
+	c.seen[path] = true
 	cm, ok := c.modCache[path]
 	c.mu.Unlock()
 	if ok && cm.id == id {
@@ -789,6 +797,7 @@ func (c *bootCollector) initramfs(ctx context.Context, rel string) (map[string]b
 	}
 	id := fileIdentity(fi)
 	c.mu.Lock()
+	c.seen[path] = true
 	ci, ok := c.irfCache[path]
 	c.mu.Unlock()
 	if ok && ci.id == id {
@@ -1089,4 +1098,24 @@ func (c *bootCollector) updateAkmods(m *Metrics) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// pruneCaches drops what a complete refresh did not use, so that the
+// caches hold only the installed kernels' files.
+func (c *bootCollector) pruneCaches(ctx context.Context) {
+	if ctx.Err() != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for p := range c.modCache {
+		if !c.seen[p] {
+			delete(c.modCache, p)
+		}
+	}
+	for p := range c.irfCache {
+		if !c.seen[p] {
+			delete(c.irfCache, p)
+		}
+	}
 }

@@ -279,7 +279,36 @@ func TestBootNoticesNewKernel(t *testing.T) {
 		t.Fatal("new kernel not reported by the refresh after it appeared")
 	}
 	t.Logf("new /lib/modules/%s reported by the next refresh, which took %v", azlNew, time.Since(start))
-	if _, err := os.Stat(filepath.Join(b.root, "lib/modules", azlNew)); err != nil {
+	bc := c.(*bootCollector)
+	if n := len(bc.modCache); n != 1 {
+		t.Fatalf("%d modules cached, want the new kernel's nvidia", n)
+	}
+	// Removing the kernel drops it from the facts and from the cache.
+	if err := os.RemoveAll(filepath.Join(b.root, "lib/modules", azlNew)); err != nil {
 		t.Fatal(err)
+	}
+	if has() || len(bc.modCache) != 0 {
+		t.Errorf("removed kernel still reported or cached (%d)", len(bc.modCache))
+	}
+}
+
+// TestBootImageRoot: on a mounted image (no running kernel, an empty
+// /proc) every kernel reads running="false", and the modules any of its
+// kernels has are the ones a kernel must keep.
+func TestBootImageRoot(t *testing.T) {
+	p := treePaths(t, "azl4-gpu-newkernel")
+	p.ProcFS, p.SysFS = t.TempDir(), t.TempDir()
+	got, err := runCollector(t, "boot", p)
+	wantOutcome(t, err, false)
+	wantValues(t, got, map[string]float64{
+		bootKey("azurelinux_boot_kernel_info", `next="false"`, `release="`+azlRunning+`"`, `running="false"`):      1,
+		bootKey("azurelinux_boot_kernel_info", `next="true"`, `release="`+azlNew+`"`, `running="false"`):           1,
+		bootKey("azurelinux_boot_next_kernel_not_ready_reason", `reason="missing:nvidia"`, `release="`+azlNew+`"`): 1,
+		bootKey("azurelinux_boot_kernel_ready", `release="`+azlRunning+`"`):                                        1,
+	})
+	for _, k := range []string{"azurelinux_secureboot_enabled", "azurelinux_kernel_module_sig_enforced"} {
+		if _, ok := got[k]; ok {
+			t.Errorf("%s on an image root", k)
+		}
 	}
 }
