@@ -8,6 +8,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"slices"
 	"sort"
@@ -165,6 +166,11 @@ type bootCollector struct {
 	// seen are the cache keys the current refresh used; the others
 	// (files of a removed kernel) are dropped at its end.
 	seen map[string]bool
+	// reads are the background reads started and not yet collected; sem
+	// runs them one at a time.
+	reads  map[string]*backgroundRead
+	sem    chan struct{}
+	logger *slog.Logger
 }
 
 // bootFileID identifies one version of a file: a package transaction replaces
@@ -211,7 +217,12 @@ func newBootCollector(env Env, opts any) (Collector, error) {
 			return nil, fmt.Errorf("certificates: %q is not an absolute path", c)
 		}
 	}
-	return &bootCollector{paths: env.Paths, opts: o, modCache: map[string]cachedModule{}, irfCache: map[string]cachedInitramfs{}}, nil
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &bootCollector{paths: env.Paths, opts: o, logger: logger, modCache: map[string]cachedModule{},
+		irfCache: map[string]cachedInitramfs{}, reads: map[string]*backgroundRead{}, sem: make(chan struct{}, 1)}, nil
 }
 
 // kernelState is what the collector knows about one installed kernel.
@@ -660,7 +671,9 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 		}
 		mf := c.module(ctx, path)
 		st.modules[mod] = mf
-		errs = append(errs, mf.vermagicErr)
+		if mf.vermagicErr != errPending {
+			errs = append(errs, mf.vermagicErr)
+		}
 		if mf.sigErr != mf.vermagicErr {
 			errs = append(errs, mf.sigErr)
 		}
@@ -670,7 +683,7 @@ func (c *bootCollector) inspectKernel(ctx context.Context, rel string, trust *tr
 	}
 	st.initrd, st.initrdEr = c.initramfs(ctx, rel)
 	st.initrdOK = st.initrdEr == nil && st.initrd != nil
-	if st.initrdEr != nil {
+	if st.initrdEr != nil && st.initrdEr != errPending {
 		errs = append(errs, st.initrdEr)
 	}
 	return st, errors.Join(errs...)
@@ -769,13 +782,75 @@ func (c *bootCollector) module(ctx context.Context, path string) moduleFacts {
 	if ok && cm.id == id {
 		return cm.facts
 	}
-	mf := inspectModule(ctx, path)
-	if ctx.Err() == nil {
-		c.mu.Lock()
-		c.modCache[path] = cachedModule{id, mf}
-		c.mu.Unlock()
+	v, done := c.readInBackground(ctx, path, id, func(ctx context.Context) any { return inspectModule(ctx, path) })
+	if !done {
+		c.logger.Info("module still being read; its facts are unknown until a later refresh", "file", path)
+		return moduleFacts{vermagicErr: errPending, sigErr: errPending}
 	}
+	mf := v.(moduleFacts)
+	c.mu.Lock()
+	c.modCache[path] = cachedModule{id, mf}
+	c.mu.Unlock()
 	return mf
+}
+
+// errPending marks a fact whose file is still being read in the
+// background: unknown for now, not an error.
+var errPending = errors.New("still being read")
+
+// readBudget bounds one background read: a 100 MiB nvidia.ko.xz takes
+// ulikunitz/xz about half a minute on a loaded 2-core VM (it decodes a
+// 19 MiB amdgpu.ko.xz in 4 to 8 s here).
+const readBudget = 2 * time.Minute
+
+// backgroundRead is one file read that outlives the refresh that started
+// it, so that a slow decompression completes and is cached for the next
+// refresh rather than being started over, and cut off by the refresh
+// timeout, on every refresh. Reads run one at a time.
+type backgroundRead struct {
+	id   bootFileID
+	done chan struct{}
+	val  any
+}
+
+// readInBackground returns fn's result for the version id of path,
+// starting fn (under readBudget) unless it runs already, and waiting for
+// it as long as ctx allows; false when ctx ends first.
+func (c *bootCollector) readInBackground(ctx context.Context, path string, id bootFileID, fn func(context.Context) any) (any, bool) {
+	c.mu.Lock()
+	r := c.reads[path]
+	if r == nil || r.id != id {
+		r = &backgroundRead{id: id, done: make(chan struct{})}
+		c.reads[path] = r
+		go func() {
+			defer close(r.done)
+			c.sem <- struct{}{}
+			defer func() { <-c.sem }()
+			bctx, cancel := context.WithTimeout(context.Background(), readBudget)
+			defer cancel()
+			defer func() {
+				if p := recover(); p != nil {
+					r.val = nil
+				}
+			}()
+			r.val = fn(bctx)
+		}()
+	}
+	c.mu.Unlock()
+	select {
+	case <-r.done:
+		c.mu.Lock()
+		if c.reads[path] == r {
+			delete(c.reads, path)
+		}
+		c.mu.Unlock()
+		if r.val == nil {
+			return nil, false
+		}
+		return r.val, true
+	case <-ctx.Done():
+		return nil, false
+	}
 }
 
 // initramfs returns the modules in /boot/initramfs-<release>.img (Azure
@@ -783,15 +858,10 @@ func (c *bootCollector) module(ctx context.Context, path string) moduleFacts {
 // none.
 func (c *bootCollector) initramfs(ctx context.Context, rel string) (map[string]bool, error) {
 	path := c.paths.Root("boot", "initramfs-"+rel+".img")
-	f, err := openRegular(path)
+	fi, err := stat(path)
 	if isNotExist(err) {
 		return nil, nil
 	}
-	if err != nil {
-		return nil, fmt.Errorf("initramfs: %w", err)
-	}
-	defer f.Close()
-	fi, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
@@ -803,17 +873,27 @@ func (c *bootCollector) initramfs(ctx context.Context, rel string) (map[string]b
 	if ok && ci.id == id {
 		return ci.mods, ci.err
 	}
-	mods, err := initramfsModules(ctx, f, rel)
-	if err != nil {
-		err = fmt.Errorf("initramfs %s: %w", path, err)
-		mods = nil
+	v, done := c.readInBackground(ctx, path, id, func(ctx context.Context) any {
+		f, err := openRegular(path)
+		if err != nil {
+			return cachedInitramfs{id: id, err: fmt.Errorf("initramfs: %w", err)}
+		}
+		defer f.Close()
+		mods, err := initramfsModules(ctx, f, rel)
+		if err != nil {
+			return cachedInitramfs{id: id, err: fmt.Errorf("initramfs %s: %w", path, err)}
+		}
+		return cachedInitramfs{id: id, mods: mods}
+	})
+	if !done {
+		c.logger.Info("initramfs still being read; its facts are unknown until a later refresh", "file", path)
+		return nil, errPending
 	}
-	if ctx.Err() == nil {
-		c.mu.Lock()
-		c.irfCache[path] = cachedInitramfs{id, mods, err}
-		c.mu.Unlock()
-	}
-	return mods, err
+	ci = v.(cachedInitramfs)
+	c.mu.Lock()
+	c.irfCache[path] = ci
+	c.mu.Unlock()
+	return ci.mods, ci.err
 }
 
 // secureBoot reads the SecureBoot EFI variable: 4 bytes of attributes and

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 
@@ -205,6 +206,12 @@ func modinfoOf(r io.ReaderAt, n int64) (vermagic string, err error) {
 	}
 	b := make([]byte, sec.Size)
 	if _, err := r.ReadAt(b, int64(sec.Offset)); err != nil {
+		if s, ok := r.(*sparse); ok {
+			if v, ok := s.vermagicIn(int64(sec.Offset), int64(sec.Offset+sec.Size)); ok {
+				s.missed = s.missed[:len(s.missed)-1]
+				return v, nil
+			}
+		}
 		return "", err
 	}
 	return parseModinfo(b)
@@ -264,6 +271,37 @@ func (r readCloser) Close() error {
 type sparse struct {
 	segs   []segment
 	missed [][2]int64
+	// cands are the bytes around each "vermagic=" of the stream (from
+	// one byte before it), so that a single pass finds the vermagic of
+	// a compressed module whose .modinfo lies in its middle; modinfoOf
+	// accepts one only inside the .modinfo section that debug/elf found.
+	cands []segment
+}
+
+const (
+	maxVermagicCands = 64
+	vermagicCandLen  = 1 + 512
+)
+
+// vermagicIn returns the vermagic= string that starts inside [lo, hi) at
+// a string boundary (the section's start or after a NUL), from the
+// candidates.
+func (s *sparse) vermagicIn(lo, hi int64) (string, bool) {
+	for _, c := range s.cands {
+		at := c.off + 1 // where "vermagic=" starts
+		b := c.b[1:]
+		if c.off == -1 {
+			at, b = 0, c.b
+		}
+		if at < lo || at >= hi || (at > lo && c.off >= 0 && c.b[0] != 0) {
+			continue
+		}
+		b = b[:min(int64(len(b)), hi-at)]
+		if end := bytes.IndexByte(b, 0); end >= 0 {
+			return string(b[len("vermagic="):end]), true
+		}
+	}
+	return "", false
 }
 
 type segment struct {
@@ -344,6 +382,12 @@ func captureModule(ctx context.Context, path string, want [][2]int64) (*sparse, 
 	ring := make([]byte, moduleTailSize)
 	var n int64
 	buf := make([]byte, 256<<10)
+	magic := []byte("vermagic=")
+	var (
+		hist, scratch []byte      // the stream's last len(magic)+1 bytes before chunk
+		pending       []int       // candidates still collecting bytes
+		lastMatch     int64  = -1 // offset of the last match recorded
+	)
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, fmt.Errorf("%s: %w", path, err)
@@ -359,6 +403,40 @@ func captureModule(ctx context.Context, path string, want [][2]int64) (*sparse, 
 				extras[i] = append(extras[i], chunk[lo-n:hi-n]...)
 			}
 		}
+		for _, i := range pending {
+			c := &s.cands[i]
+			c.b = append(c.b, chunk[:min(len(chunk), vermagicCandLen-len(c.b))]...)
+		}
+		pending = slices.DeleteFunc(pending, func(i int) bool { return len(s.cands[i].b) >= vermagicCandLen })
+		// New matches in hist+chunk: hist is one byte longer than the
+		// magic, so that a match not seen in the previous chunk starts
+		// after hist[0] and the byte before it is at hand.
+		w := append(append(scratch[:0], hist...), chunk...)
+		base := n - int64(len(hist))
+		for from := 0; len(s.cands) < maxVermagicCands; {
+			k := bytes.Index(w[from:], magic)
+			if k < 0 {
+				break
+			}
+			at := base + int64(from+k)
+			from += k + 1
+			if at <= lastMatch {
+				continue
+			}
+			lastMatch = at
+			c := segment{off: at - 1}
+			lo := at - 1 - base
+			if at == 0 {
+				c.off, lo = -1, 0
+			}
+			c.b = append(c.b, w[lo:min(int64(len(w)), lo+vermagicCandLen)]...)
+			s.cands = append(s.cands, c)
+			if len(c.b) < vermagicCandLen {
+				pending = append(pending, len(s.cands)-1)
+			}
+		}
+		scratch = w
+		hist = append(hist[:0], w[max(0, len(w)-len(magic)-1):]...)
 		for len(chunk) > 0 {
 			pos := int(n % moduleTailSize)
 			c := copy(ring[pos:], chunk)

@@ -312,3 +312,40 @@ func TestBootImageRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestBootBackgroundRead: a module read cut off by the refresh's deadline
+// goes on in the background and the next refresh finds its facts cached,
+// instead of starting over (and timing out) on every refresh.
+func TestBootBackgroundRead(t *testing.T) {
+	p := treePaths(t, "azl4-gpu-newkernel")
+	c, err := newBootCollector(Env{Paths: p}, defaultBootOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	bc := c.(*bootCollector)
+	bc.seen = map[string]bool{}
+	path := p.Root("lib", "modules", azlRunning, "updates", "dkms", "nvidia.ko.zst")
+	expired, cancel := context.WithCancel(context.Background())
+	cancel()
+	mf := bc.module(expired, path)
+	if mf.vermagicErr != nil && mf.vermagicErr != errPending {
+		t.Fatalf("first read: %v", mf.vermagicErr)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mf = bc.module(expired, path)
+		if mf.vermagicErr == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("background read not done within 10s: %v", mf.vermagicErr)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !vermagicMatches(mf.vermagic, azlRunning) || !mf.signed {
+		t.Errorf("facts %+v", mf)
+	}
+	if _, ok := bc.modCache[path]; !ok {
+		t.Error("not cached")
+	}
+}
