@@ -222,7 +222,7 @@ func newBootCollector(env Env, opts any) (Collector, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &bootCollector{paths: env.Paths, opts: o, logger: logger, modCache: map[string]cachedModule{},
-		irfCache: map[string]cachedInitramfs{}, reads: map[string]*backgroundRead{}, sem: make(chan struct{}, 1)}, nil
+		irfCache: map[string]cachedInitramfs{}, seen: map[string]bool{}, reads: map[string]*backgroundRead{}, sem: make(chan struct{}, 1)}, nil
 }
 
 // kernelState is what the collector knows about one installed kernel.
