@@ -24,6 +24,12 @@ ARGS ?=
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus \
 	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
 	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
+# The boot collector's real-input tests: Debian's signed kernel package
+# (scripts/debian-kernel.sh, apt-get download) taken apart with dpkg-deb,
+# signatures stripped with objcopy, keys from openssl, zstd and xz
+# compression, depmod and dracut for a real dracut image.
+TEST_TOOLS += dpkg-deb:dpkg:dpkg objcopy:binutils:binutils openssl:openssl:openssl zstd:zstd:zstd \
+	xz:xz-utils:xz depmod:kmod:kmod dracut:dracut:dracut
 # The packaging tests (scripts/package-test.sh).
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \

@@ -49,6 +49,13 @@ func runCollector(t *testing.T, name string, paths Paths) (map[string]float64, e
 	if err != nil {
 		t.Fatal(err)
 	}
+	return collectOnce(t, c)
+}
+
+// collectOnce runs one Update of c and returns the samples as
+// runCollector does.
+func collectOnce(t *testing.T, c Collector) (map[string]float64, error) {
+	t.Helper()
 	m := &Metrics{}
 	uerr := c.Update(context.Background(), m)
 	if err := m.Err(); err != nil {

@@ -129,7 +129,7 @@ func TestHypervTrees(t *testing.T) {
 				`azurelinux_hyperv_vmbus_devices{class="ide"}`:             0,
 				`azurelinux_hyperv_vmbus_devices{class="unknown"}`:         2,
 				`azurelinux_hyperv_kvp_pool_present{pool="0"}`:             1,
-				`azurelinux_hyperv_kvp_pool_records{pool="3"}`:             4,
+				`azurelinux_hyperv_kvp_pool_records{pool="3"}`:             16,
 			},
 			devices: 17,
 			passthru: []string{

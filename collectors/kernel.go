@@ -306,6 +306,12 @@ func ModulePresent(p Paths, mods host.Modules, module string) bool {
 	return mods.Present(module) || exists(p.Sys("module", host.NormalizeModule(module)))
 }
 
+// BuiltinModules returns the modules built into release (its
+// modules.builtin); the boot collector reads it for every installed kernel.
+func BuiltinModules(p Paths, release string) (map[string]bool, error) {
+	return host.ReadBuiltinModules(p.Root(), release)
+}
+
 // ReadModules is readModules for the checks.
 func ReadModules(p Paths, release string) (host.Modules, error) { return readModules(p, release) }
 

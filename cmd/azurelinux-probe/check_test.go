@@ -33,6 +33,7 @@ var wantMatrixFailures = map[string][]string{
 	"azl3": {
 		"ebpf-canary-runs",        // live only: the canary never runs against a fixture tree
 		"os-azurelinux-4.0",       // VERSION_ID 3.0
+		"next-boot-kernel-ready",  // the fixture's module tree holds no files of the modules it has loaded
 		"kernel-series-6.18",      // 6.6
 		"systemd-258",             // 255
 		"selinux-enforcing",       // selinux=0
@@ -303,7 +304,16 @@ func TestBaselineDrift(t *testing.T) {
 		}
 	}
 
-	collectorArgs := withoutAzure(allCollectors()) // never the real metadata address
+	// Never the real metadata address. The boot collector is left out: a
+	// module tree renamed to another release is, to it, a kernel whose
+	// modules were built for another one (TestBootTrees covers that).
+	var collectorArgs []string
+	for _, a := range withoutAzure(allCollectors()) {
+		if a != "--collector.boot" {
+			collectorArgs = append(collectorArgs, a)
+		}
+	}
+	collectorArgs = append(collectorArgs, "--no-collector.boot")
 	baseline := filepath.Join(t.TempDir(), "baseline.json")
 	var errb bytes.Buffer
 	if code := agent.Main(append([]string{"baseline", "save", baseline, "--log.level=error", "--path.rootfs=" + before}, collectorArgs...), io.Discard, &errb); code != 0 {

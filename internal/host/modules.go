@@ -58,22 +58,30 @@ func ReadModules(procfs, root Path, release string) (Modules, error) {
 	if release == "" {
 		return m, errors.Join(errs...)
 	}
+	builtin, err := ReadBuiltinModules(root, release)
+	m.Builtin = builtin
+	return m, errors.Join(append(errs, err)...)
+}
+
+// ReadBuiltinModules reads modules.builtin of release under root
+// (/lib/modules, else /usr/lib/modules); none when neither exists.
+func ReadBuiltinModules(root Path, release string) (map[string]bool, error) {
+	out := map[string]bool{}
 	for _, dir := range []string{"lib/modules", "usr/lib/modules"} {
 		text, err := root.Join(dir, release, "modules.builtin").ReadText(MaxFileSize)
 		if isNotExist(err) {
 			continue
 		}
 		if err != nil {
-			errs = append(errs, fmt.Errorf("built-in modules: %w", err))
-			break
+			return out, fmt.Errorf("built-in modules: %w", err)
 		}
 		for _, line := range strings.Split(text, "\n") {
 			if line = strings.TrimSpace(line); line != "" {
 				base := line[strings.LastIndexByte(line, '/')+1:]
-				m.Builtin[NormalizeModule(strings.TrimSuffix(base, ".ko"))] = true
+				out[NormalizeModule(strings.TrimSuffix(base, ".ko"))] = true
 			}
 		}
 		break
 	}
-	return m, errors.Join(errs...)
+	return out, nil
 }
