@@ -19,6 +19,7 @@ import (
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -40,6 +41,9 @@ type options struct {
 	web             *web.FlagConfig
 	telemetryPath   string
 	maxRequests     int
+	maxConns        int
+	maxConnsSource  int
+	enablePprof     bool
 	rootfs          string
 	procfs          string
 	sysfs           string
@@ -85,8 +89,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 
 	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
-	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
+	app.Flag("web.max-requests", "Maximum number of concurrent renders of filtered scrapes (collect[] or exclude[]) whose body is not cached yet; past it such a scrape gets 503; 0 disables the limit. Full scrapes and cached filter sets never take a slot.").
 		Default("40").IntVar(&o.maxRequests)
+	app.Flag("web.max-connections", "Maximum number of open HTTP connections per listener; at the cap the longest idle (or stuck) connection is closed to admit a new one; 0 disables the limit.").
+		Default("256").IntVar(&o.maxConns)
+	app.Flag("web.max-connections-per-source", "Maximum number of open HTTP connections from one source address, shed like --web.max-connections; 0 disables the limit.").
+		Default("64").IntVar(&o.maxConnsSource)
+	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the landing page).").
+		Default("false").BoolVar(&o.enablePprof)
 	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
 		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
 	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
@@ -295,7 +305,11 @@ func (o *options) serve(logger *slog.Logger) error {
 
 	sched := NewScheduler(logger)
 	o.addChecks(set, sched, logger)
-	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger})
+	limiter := newConnLimiter(o.maxConns, o.maxConnsSource)
+	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "azurelinux_probe_http_auth_throttled_total",
+		Help: selfHelp("azurelinux_probe_http_auth_throttled_total")})
+	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
+		EnablePprof: o.enablePprof, Logger: logger, Extra: append(limiter.collectors(), throttled)})
 	if err != nil {
 		return err
 	}
@@ -303,9 +317,32 @@ func (o *options) serve(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- web.ServeMultiple(listeners, server, o.web, logger) }()
+	// One server per listener: web.Serve replaces the server's handler
+	// with its TLS and basic-auth one, which two listeners on one server
+	// would do twice, concurrently.
+	var servers []*http.Server
+	served := make(chan error, len(listeners))
+	for _, l := range listeners {
+		srv := newHTTPServer(handler, limiter, logger)
+		servers = append(servers, srv)
+		guard := func() {
+			// web.Serve has installed its handler by the time it
+			// accepts: put the failed-authentication guard before it.
+			if *o.web.WebConfigFile != "" {
+				srv.Handler = newAuthGuard(srv.Handler, throttled)
+			}
+		}
+		go func() { served <- web.Serve(limiter.listener(l, guard), srv, o.web, logger) }()
+	}
+	shutdown := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
+		return errors.Join(errs...)
+	}
 	sched.Start(set)
 	notify(logger, "READY=1")
 	stopWatchdog := startWatchdog(logger)
@@ -318,6 +355,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		select {
 		case err := <-served:
 			sched.Stop()
+			shutdown()
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
 			}
@@ -338,10 +376,7 @@ func (o *options) serve(logger *slog.Logger) error {
 			logger.Info("shutting down", "signal", sig.String())
 			notify(logger, "STOPPING=1")
 			sched.Stop()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := server.Shutdown(ctx)
-			cancel()
-			return err
+			return shutdown()
 		}
 	}
 }

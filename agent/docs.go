@@ -21,6 +21,12 @@ var selfMetrics = []collectors.MetricDoc{
 		Help: "When the collector's latest successful refresh finished, as a Unix timestamp."},
 	{Name: "azurelinux_probe_collector_interval_seconds", Labels: []string{"collector"},
 		Help: "The collector's configured refresh interval; facts older than a few intervals are stale."},
+	{Name: "azurelinux_probe_http_connections", Labels: nil,
+		Help: "HTTP connections open now (bounded by --web.max-connections)."},
+	{Name: "azurelinux_probe_http_connections_shed_total", Labels: []string{"limit", "victim"},
+		Help: "HTTP connections closed by the connection limits: limit is `source` (--web.max-connections-per-source) or `server` (--web.max-connections); victim is `new` (the new connection was refused: every open one was busy), `idle` (an idle or not yet used connection was closed to admit the new one) or `stuck` (one busy for over 2 s, such as a client that does not read)."},
+	{Name: "azurelinux_probe_http_auth_throttled_total", Labels: nil,
+		Help: "Requests answered 429 without checking their password because their source address had too many recent 401 answers (with basic auth in --web.config.file)."},
 }
 
 // checkMetrics documents the metrics of the compatibility checks, which the

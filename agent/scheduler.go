@@ -70,6 +70,10 @@ type Scheduler struct {
 	changedMu sync.Mutex
 	changed   chan struct{}
 
+	// started is set once a set is scheduled (Start or Load); Ready is
+	// false before.
+	started atomic.Bool
+
 	// events, when set (by tests), receives "published <name>" after each
 	// snapshot is stored and "idle <name>" when an Update returns, even one
 	// abandoned at its timeout.
@@ -175,6 +179,7 @@ func (s *Scheduler) Start(set *Set) {
 		}
 	}
 	s.generation.Add(1)
+	s.started.Store(true)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -247,6 +252,7 @@ func (s *Scheduler) Load(set *Set) {
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
 	s.generation.Add(1)
+	s.started.Store(true)
 }
 
 type outcome struct {

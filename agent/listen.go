@@ -1,0 +1,385 @@
+package agent
+
+import (
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// The HTTP server's timeouts and header cap. A scrape of a cached body
+// reads a few hundred bytes of headers and writes tens of kB: each bound is
+// far above what one takes, and bounds what a client that stalls can hold.
+const (
+	// readHeaderTimeout: the request headers arrive in one packet.
+	readHeaderTimeout = 5 * time.Second
+	// readTimeout: a scrape has no body.
+	readTimeout = 10 * time.Second
+	// writeTimeout: from the end of the headers to the end of the answer,
+	// longer than Prometheus' default scrape timeout (10 s).
+	writeTimeout = 30 * time.Second
+	// idleTimeout keeps a scraper's keep-alive connection across a 1 min
+	// scrape interval; under the connection limits an idle connection is
+	// the first to go anyway.
+	idleTimeout = 2 * time.Minute
+	// maxHeaderBytes: Prometheus sends about 500 bytes of headers.
+	// net/http reads up to this plus 4096 bytes before answering 431.
+	maxHeaderBytes = 16 << 10
+	// stuckAfter: a connection busy with one request for longer than
+	// this (a client that does not read its answer, or trickles its
+	// headers) may be closed to admit a new one.
+	stuckAfter = 2 * time.Second
+)
+
+// newHTTPServer returns the server for one listener, with the timeouts
+// above and the connection states reported to lim. net/http's own log lines
+// (TLS handshake errors of scanners) go to the debug level.
+func newHTTPServer(h http.Handler, lim *connLimiter, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ConnState:         lim.connState,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
+	}
+}
+
+// Connection states as the limiter sees them.
+const (
+	connNew int32 = iota // accepted, no request byte read yet
+	connActive
+	connIdle
+)
+
+// connLimiter caps the open connections per server and per source address.
+// At a cap it sheds rather than refuses when it can: the connection that
+// has been idle (or unused) longest, else one stuck on a request for over
+// stuckAfter, is closed to admit the new one; only when every connection is
+// busy with a recent request is the new one closed. So idle keep-alive
+// floods, trickled headers and clients that never read cannot lock out a
+// scraper, and every connection costs bounded memory, one goroutine and
+// one fd.
+type connLimiter struct {
+	max, perSource int
+
+	mu       sync.Mutex
+	conns    map[*limitedConn]struct{}
+	bySource map[string]int
+
+	open prometheus.GaugeFunc
+	shed *prometheus.CounterVec
+}
+
+func newConnLimiter(max, perSource int) *connLimiter {
+	l := &connLimiter{max: max, perSource: perSource, conns: map[*limitedConn]struct{}{}, bySource: map[string]int{}}
+	l.open = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "azurelinux_probe_http_connections",
+		Help: selfHelp("azurelinux_probe_http_connections")}, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(len(l.conns))
+	})
+	l.shed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "azurelinux_probe_http_connections_shed_total",
+		Help: selfHelp("azurelinux_probe_http_connections_shed_total")}, []string{"limit", "victim"})
+	for _, lim := range []string{"source", "server"} {
+		for _, v := range []string{"new", "idle", "stuck"} {
+			l.shed.WithLabelValues(lim, v)
+		}
+	}
+	return l
+}
+
+// collectors are the limiter's metrics, served with the exporter's own.
+func (l *connLimiter) collectors() []prometheus.Collector {
+	return []prometheus.Collector{l.open, l.shed}
+}
+
+// listener wraps ln; onFirstAccept runs once, in the serving goroutine,
+// before the first connection is accepted.
+func (l *connLimiter) listener(ln net.Listener, onFirstAccept func()) net.Listener {
+	return &limitedListener{Listener: ln, lim: l, onFirst: onFirstAccept}
+}
+
+type limitedListener struct {
+	net.Listener
+	lim     *connLimiter
+	onFirst func()
+	once    sync.Once
+}
+
+func (ll *limitedListener) Accept() (net.Conn, error) {
+	ll.once.Do(func() {
+		if ll.onFirst != nil {
+			ll.onFirst()
+		}
+	})
+	for {
+		c, err := ll.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if lc := ll.lim.admit(c); lc != nil {
+			return lc, nil
+		}
+	}
+}
+
+// sourceOf is the address a connection is counted under: the IP of a TCP
+// peer, else the network (a Unix or vsock listener is one source).
+func sourceOf(a net.Addr) string {
+	if t, ok := a.(*net.TCPAddr); ok {
+		return t.IP.String()
+	}
+	if a == nil {
+		return ""
+	}
+	return a.Network()
+}
+
+// admit returns c tracked, or nil when it was refused (and closed).
+func (l *connLimiter) admit(c net.Conn) *limitedConn {
+	src := sourceOf(c.RemoteAddr())
+	now := time.Now()
+	var victims []*limitedConn
+	l.mu.Lock()
+	if l.perSource > 0 && l.bySource[src] >= l.perSource {
+		v := l.victim(src, now)
+		if v == nil {
+			l.mu.Unlock()
+			l.shed.WithLabelValues("source", "new").Inc()
+			c.Close()
+			return nil
+		}
+		victims = append(victims, v)
+		l.remove(v)
+		l.shed.WithLabelValues("source", v.kind(now)).Inc()
+	}
+	if l.max > 0 && len(l.conns) >= l.max {
+		v := l.victim("", now)
+		if v == nil {
+			l.mu.Unlock()
+			l.shed.WithLabelValues("server", "new").Inc()
+			for _, v := range victims {
+				v.Conn.Close()
+			}
+			c.Close()
+			return nil
+		}
+		victims = append(victims, v)
+		l.remove(v)
+		l.shed.WithLabelValues("server", v.kind(now)).Inc()
+	}
+	lc := &limitedConn{Conn: c, lim: l, source: src}
+	lc.since.Store(now.UnixNano())
+	l.conns[lc] = struct{}{}
+	l.bySource[src]++
+	l.mu.Unlock()
+	// Closing the socket ends the server's goroutine on it, which then
+	// calls lc.Close (a no-op for the limiter by then).
+	for _, v := range victims {
+		v.Conn.Close()
+	}
+	return lc
+}
+
+// victim returns the connection of src (any source when src is "") that
+// has been idle or unused the longest, else the one stuck longest on a
+// request, or nil when all are busy with recent requests. Called with l.mu
+// held; a linear scan of at most max connections, only at a cap.
+func (l *connLimiter) victim(src string, now time.Time) *limitedConn {
+	var idle, stuck *limitedConn
+	for c := range l.conns {
+		if src != "" && c.source != src {
+			continue
+		}
+		if c.state.Load() != connActive {
+			if idle == nil || c.since.Load() < idle.since.Load() {
+				idle = c
+			}
+		} else if now.UnixNano()-c.since.Load() > int64(stuckAfter) {
+			if stuck == nil || c.since.Load() < stuck.since.Load() {
+				stuck = c
+			}
+		}
+	}
+	if idle != nil {
+		return idle
+	}
+	return stuck
+}
+
+// remove forgets c; called with l.mu held.
+func (l *connLimiter) remove(c *limitedConn) {
+	if _, ok := l.conns[c]; !ok {
+		return
+	}
+	delete(l.conns, c)
+	if l.bySource[c.source]--; l.bySource[c.source] <= 0 {
+		delete(l.bySource, c.source)
+	}
+}
+
+// connState is the server's ConnState hook: it records when a connection
+// became busy or idle.
+func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
+	if nc, ok := c.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		c = nc.NetConn()
+	}
+	lc, ok := c.(*limitedConn)
+	if !ok {
+		return
+	}
+	switch s {
+	case http.StateActive:
+		lc.state.Store(connActive)
+	case http.StateIdle:
+		lc.state.Store(connIdle)
+	default:
+		return
+	}
+	lc.since.Store(time.Now().UnixNano())
+}
+
+type limitedConn struct {
+	net.Conn
+	lim    *connLimiter
+	source string
+	state  atomic.Int32
+	since  atomic.Int64 // when the state last changed, Unix ns
+}
+
+func (c *limitedConn) kind(now time.Time) string {
+	if c.state.Load() == connActive {
+		return "stuck"
+	}
+	return "idle"
+}
+
+func (c *limitedConn) Close() error {
+	c.lim.mu.Lock()
+	c.lim.remove(c)
+	c.lim.mu.Unlock()
+	return c.Conn.Close()
+}
+
+// authGuard sits in front of exporter-toolkit's basic auth (web.Serve
+// wraps the server's handler in its own, so this wraps that): a source
+// address answered 401 more than authBurst times, and then more than once
+// per authInterval, is answered 429 without reaching the toolkit. There a
+// wrong password costs a bcrypt comparison, one at a time for the whole
+// server (exporter-toolkit web/handler.go bcryptMtx), and consumes the
+// global rate_limit; so without this guard a flood of wrong passwords from
+// one address delays or refuses the scrapes of every other. A 401 also
+// closes its connection, so that a failed client does not keep it.
+type authGuard struct {
+	next      http.Handler
+	mu        sync.Mutex
+	sources   map[string]*rate.Limiter
+	throttled prometheus.Counter
+}
+
+const (
+	authBurst    = 10
+	authInterval = time.Second
+	// authSources bounds the per-source state; past it the oldest
+	// entries are forgotten (a source then starts with a full burst).
+	authSources = 4096
+)
+
+func newAuthGuard(next http.Handler, throttled prometheus.Counter) *authGuard {
+	return &authGuard{next: next, sources: map[string]*rate.Limiter{}, throttled: throttled}
+}
+
+func (g *authGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	src := r.RemoteAddr
+	if host, _, err := net.SplitHostPort(src); err == nil {
+		src = host
+	}
+	g.mu.Lock()
+	lim := g.sources[src]
+	g.mu.Unlock()
+	// A source with recent failures spends a token per request, taken
+	// before the request goes on, so that concurrent requests of one
+	// source cannot all pass on the same token.
+	if lim != nil && !lim.Allow() {
+		g.throttled.Inc()
+		w.Header().Set("Retry-After", "1")
+		w.Header().Set("Connection", "close")
+		http.Error(w, "too many failed authentications from "+src+", try again later", http.StatusTooManyRequests)
+		return
+	}
+	sw := &statusWriter{ResponseWriter: w}
+	g.next.ServeHTTP(sw, r)
+	switch {
+	case sw.code == http.StatusUnauthorized && lim == nil:
+		g.failed(src)
+	case sw.code != http.StatusUnauthorized && lim != nil:
+		// The right password: the source's record is cleared.
+		g.mu.Lock()
+		delete(g.sources, src)
+		g.mu.Unlock()
+	}
+}
+
+// failed records src's first recent failure.
+func (g *authGuard) failed(src string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.sources[src] != nil {
+		return
+	}
+	if len(g.sources) >= authSources {
+		for k := range g.sources { // arbitrary: a flood of sources rotates
+			delete(g.sources, k)
+			if len(g.sources) < authSources*9/10 {
+				break
+			}
+		}
+	}
+	lim := rate.NewLimiter(rate.Every(authInterval), authBurst)
+	lim.Allow() // this failure
+	g.sources[src] = lim
+}
+
+// statusWriter records the status code of the answer and asks for the
+// connection to be closed after a 401.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+		if code == http.StatusUnauthorized {
+			s.Header().Set("Connection", "close")
+		}
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// selfHelp is the documented help of a self metric (agent/docs.go).
+func selfHelp(name string) string {
+	for _, d := range selfMetrics {
+		if d.Name == name {
+			return d.Help
+		}
+	}
+	panic("agent: undocumented self metric " + name)
+}
