@@ -31,9 +31,17 @@ import (
 // whose GPU lost its driver after a kernel update, evaluates the shipped
 // rules, and the alert for that regression fires. A second probe serves
 // over TLS with basic auth through --web.config.file: Prometheus scrapes it
-// with the right password and is refused with a wrong one.
+// with the right password and is refused with a wrong one. It runs against
+// both Prometheus majors: Debian's 2.42 and a 3.x built by make prometheus3
+// (3.x asks for OpenMetrics with escaping=allow-utf-8 and fails a scrape
+// without an exact Content-Type).
 func TestPrometheusEndToEnd(t *testing.T) {
-	prometheus := needTool(t, "prometheus")
+	for major, prometheus := range prometheusTool(t, "prometheus") {
+		t.Run(major, func(t *testing.T) { prometheusEndToEnd(t, prometheus) })
+	}
+}
+
+func prometheusEndToEnd(t *testing.T, prometheus string) {
 	dir := t.TempDir()
 	tree, _ := filepath.Abs(filepath.Join(treesDir, "azure-gpu-nodriver"))
 
