@@ -34,6 +34,9 @@ const (
 	// this (a client that does not read its answer, or trickles its
 	// headers) may be closed to admit a new one.
 	stuckAfter = 2 * time.Second
+	// sendBuffer is each connection's SO_SNDBUF (the kernel doubles it):
+	// a few bodies of a large host.
+	sendBuffer = 128 << 10
 )
 
 // newHTTPServer returns the server for one listener, with the timeouts
@@ -162,7 +165,7 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		l.shed.WithLabelValues("source", v.kind(now)).Inc()
 	}
 	if l.max > 0 && len(l.conns) >= l.max {
-		v := l.victim("", now)
+		v := l.fairVictim(src, now)
 		if v == nil {
 			l.mu.Unlock()
 			l.shed.WithLabelValues("server", "new").Inc()
@@ -173,8 +176,15 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 			return nil
 		}
 		victims = append(victims, v)
-		l.remove(v)
 		l.shed.WithLabelValues("server", v.kind(now)).Inc()
+		l.remove(v)
+	}
+	if tc, ok := c.(*net.TCPConn); ok {
+		// A fixed send buffer instead of the kernel's autotuning (up to
+		// tcp_wmem's 4 MB): a client that never reads pins at most this
+		// much kernel memory, and its writer blocks after one body
+		// rather than after dozens of pipelined ones.
+		tc.SetWriteBuffer(sendBuffer)
 	}
 	lc := &limitedConn{Conn: c, lim: l, source: src}
 	lc.since.Store(now.UnixNano())
@@ -213,6 +223,34 @@ func (l *connLimiter) victim(src string, now time.Time) *limitedConn {
 		return idle
 	}
 	return stuck
+}
+
+// fairVictim picks the connection to close at the server cap for a new
+// one from src. When another source holds more connections than src, the
+// victim is one of the biggest holder's (idle first, then stuck, then the
+// oldest busy one): many sources at their per-source cap cannot lock out
+// one more. Otherwise it is the longest idle or stuck connection of any
+// source, or nil. Called with l.mu held.
+func (l *connLimiter) fairVictim(src string, now time.Time) *limitedConn {
+	hog, most := "", 0
+	for s, n := range l.bySource {
+		if n > most {
+			hog, most = s, n
+		}
+	}
+	if hog == "" || most <= l.bySource[src]+1 {
+		return l.victim("", now)
+	}
+	if v := l.victim(hog, now); v != nil {
+		return v
+	}
+	var oldest *limitedConn
+	for c := range l.conns {
+		if c.source == hog && (oldest == nil || c.since.Load() < oldest.since.Load()) {
+			oldest = c
+		}
+	}
+	return oldest
 }
 
 // remove forgets c; called with l.mu held.
@@ -270,31 +308,52 @@ func (c *limitedConn) Close() error {
 }
 
 // authGuard sits in front of exporter-toolkit's basic auth (web.Serve
-// wraps the server's handler in its own, so this wraps that): a source
-// address answered 401 more than authBurst times, and then more than once
-// per authInterval, is answered 429 without reaching the toolkit. There a
-// wrong password costs a bcrypt comparison, one at a time for the whole
-// server (exporter-toolkit web/handler.go bcryptMtx), and consumes the
-// global rate_limit; so without this guard a flood of wrong passwords from
-// one address delays or refuses the scrapes of every other. A 401 also
-// closes its connection, so that a failed client does not keep it.
+// wraps the server's handler in its own, so this wraps that). There a
+// password not seen recently costs a bcrypt comparison, one at a time for
+// the whole server (exporter-toolkit web/handler.go bcryptMtx), and every
+// request consumes the global rate_limit; so unguarded, a flood of wrong
+// passwords delays or refuses everyone's scrapes. The guard keeps a record
+// per source address:
+//   - a source whose latest answer was not 401 (a scraper with the right
+//     password) goes straight through;
+//   - any other source's requests take one of authSlots slots (429 when
+//     they are taken), so at most that many comparisons queue ahead of a
+//     scraper's;
+//   - a source answered 401 may fail authBurst times, then once per
+//     authInterval; past that it is answered 429 before the toolkit.
+//
+// A 401 also closes its connection, so that a failed client does not keep
+// it.
 type authGuard struct {
 	next      http.Handler
+	slots     chan struct{}
 	mu        sync.Mutex
-	sources   map[string]*rate.Limiter
+	sources   map[string]*authSource
 	throttled prometheus.Counter
 }
 
+type authSource struct {
+	good     bool          // the latest answer was not 401
+	failures *rate.Limiter // nil before the first 401
+}
+
 const (
-	authBurst    = 10
+	authSlots    = 4
+	authBurst    = 5
 	authInterval = time.Second
-	// authSources bounds the per-source state; past it the oldest
-	// entries are forgotten (a source then starts with a full burst).
+	// authSources bounds the per-source records; past it arbitrary ones
+	// are forgotten (a source then starts afresh, without a record).
 	authSources = 4096
 )
 
 func newAuthGuard(next http.Handler, throttled prometheus.Counter) *authGuard {
-	return &authGuard{next: next, sources: map[string]*rate.Limiter{}, throttled: throttled}
+	return &authGuard{next: next, slots: make(chan struct{}, authSlots), sources: map[string]*authSource{}, throttled: throttled}
+}
+
+func (g *authGuard) throttle(w http.ResponseWriter, why string) {
+	g.throttled.Inc()
+	w.Header().Set("Retry-After", "1")
+	http.Error(w, why+", try again later", http.StatusTooManyRequests)
 }
 
 func (g *authGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -303,49 +362,55 @@ func (g *authGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		src = host
 	}
 	g.mu.Lock()
-	lim := g.sources[src]
+	rec := g.sources[src]
+	good := rec != nil && rec.good
+	// A token per request, taken before it goes on, so that concurrent
+	// requests of one source cannot all pass on the same token.
+	limited := rec != nil && rec.failures != nil && !rec.failures.Allow()
 	g.mu.Unlock()
-	// A source with recent failures spends a token per request, taken
-	// before the request goes on, so that concurrent requests of one
-	// source cannot all pass on the same token.
-	if lim != nil && !lim.Allow() {
-		g.throttled.Inc()
-		w.Header().Set("Retry-After", "1")
-		w.Header().Set("Connection", "close")
-		http.Error(w, "too many failed authentications from "+src+", try again later", http.StatusTooManyRequests)
+	if limited {
+		g.throttle(w, "too many failed authentications from "+src)
 		return
+	}
+	if !good {
+		select {
+		case g.slots <- struct{}{}:
+			defer func() { <-g.slots }()
+		default:
+			g.throttle(w, "too many authentications in progress")
+			return
+		}
 	}
 	sw := &statusWriter{ResponseWriter: w}
 	g.next.ServeHTTP(sw, r)
-	switch {
-	case sw.code == http.StatusUnauthorized && lim == nil:
-		g.failed(src)
-	case sw.code != http.StatusUnauthorized && lim != nil:
-		// The right password: the source's record is cleared.
-		g.mu.Lock()
-		delete(g.sources, src)
-		g.mu.Unlock()
-	}
+	g.record(src, sw.code != http.StatusUnauthorized)
 }
 
-// failed records src's first recent failure.
-func (g *authGuard) failed(src string) {
+// record notes the outcome of a request from src.
+func (g *authGuard) record(src string, ok bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.sources[src] != nil {
-		return
-	}
-	if len(g.sources) >= authSources {
-		for k := range g.sources { // arbitrary: a flood of sources rotates
-			delete(g.sources, k)
-			if len(g.sources) < authSources*9/10 {
-				break
+	rec := g.sources[src]
+	if rec == nil {
+		if len(g.sources) >= authSources {
+			for k := range g.sources {
+				delete(g.sources, k)
+				if len(g.sources) < authSources*9/10 {
+					break
+				}
 			}
 		}
+		rec = &authSource{}
+		g.sources[src] = rec
 	}
-	lim := rate.NewLimiter(rate.Every(authInterval), authBurst)
-	lim.Allow() // this failure
-	g.sources[src] = lim
+	rec.good = ok
+	switch {
+	case ok:
+		rec.failures = nil
+	case rec.failures == nil:
+		rec.failures = rate.NewLimiter(rate.Every(authInterval), authBurst)
+		rec.failures.Allow() // this failure
+	}
 }
 
 // statusWriter records the status code of the answer and asks for the
