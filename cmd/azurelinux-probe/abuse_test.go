@@ -114,15 +114,16 @@ func TestServeUnderAbuse(t *testing.T) {
 	t.Logf("baseline: %s", base)
 
 	// Bounds over the baseline: the default caps are 256 connections
-	// and 64 per source, each holding a goroutine, an fd and at most a
-	// 16 KiB header plus buffers.
+	// and 64 per source, each holding an fd, up to three goroutines
+	// (net/http's conn, its background read, a blocked write) and at
+	// most a 16 KiB header plus buffers.
 	const maxExtraConns = 256 + 8
 	bounded := func(name string, u usage) {
 		t.Helper()
 		if u.fds > base.fds+maxExtraConns {
 			t.Errorf("%s: %d fds, baseline %d", name, u.fds, base.fds)
 		}
-		if u.goroutines > base.goroutines+2*maxExtraConns {
+		if u.goroutines > base.goroutines+3*maxExtraConns {
 			t.Errorf("%s: %d goroutines, baseline %d", name, u.goroutines, base.goroutines)
 		}
 		if u.rssKB > base.rssKB+32*1024 {
@@ -388,17 +389,26 @@ func TestAuthFlood(t *testing.T) {
 		}()
 	}
 	var worst time.Duration
+	var took []string
+	slow := 0
 	for i := range 20 {
 		code, d := scrape()
 		worst = max(worst, d)
-		if code != 200 || d > 100*time.Millisecond {
+		took = append(took, d.Round(time.Millisecond).String())
+		if d > 100*time.Millisecond {
+			slow++
+		}
+		if code != 200 || d > 500*time.Millisecond {
 			t.Errorf("right password during the flood, scrape %d: %d after %s", i, code, d)
 		}
 		time.Sleep(50 * time.Millisecond) // pacing the scrapes, not synchronising
 	}
 	close(stop)
 	wg.Wait()
-	t.Logf("wrong-password flood from %d addresses, 64 clients: answers %v; slowest right-password scrape %s", len(attackerIPs), codes, worst)
+	t.Logf("wrong-password flood from %d addresses, 64 clients: answers %v; right-password scrapes took %s", len(attackerIPs), codes, strings.Join(took, " "))
+	if slow > 1 {
+		t.Errorf("%d of 20 right-password scrapes took over 100 ms", slow)
+	}
 	if codes[401] == 0 || codes[429] == 0 {
 		t.Errorf("the flood was not answered 401 and then 429: %v", codes)
 	}
