@@ -9,6 +9,7 @@ import (
 	"net/http/httptrace"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+	"github.com/prometheus/exporter-toolkit/web"
+	"go.yaml.in/yaml/v3"
 )
 
 // The attackers dial from other loopback addresses than the scraper
@@ -318,14 +321,19 @@ func TestServeUnderAbuse(t *testing.T) {
 // one past 100 ms (on main each distinct wrong password cost a 47 ms
 // bcrypt, one at a time, ahead of the right one).
 func TestAuthFlood(t *testing.T) {
-	dir := t.TempDir()
-	// The shipped example's cost (packaging/web-config.yml).
-	hash, err := bcrypt.GenerateFromPassword([]byte("right-password"), 6)
+	// The shipped example (basic auth at its bcrypt cost, rate_limit),
+	// without its TLS section: the flood measures the password checks,
+	// not handshakes.
+	example, err := os.ReadFile(webConfigExample)
 	if err != nil {
 		t.Fatal(err)
 	}
-	webConfig := filepath.Join(dir, "web.yml")
-	writeFile(t, webConfig, fmt.Sprintf("basic_auth_users:\n  prometheus: %s\nrate_limit:\n  interval: 10ms\n  burst: 100\n", hash))
+	noTLS := regexp.MustCompile(`(?ms)^tls_server_config:\n.*?\n\n`).ReplaceAllString(string(example), "")
+	if strings.Contains(noTLS, "tls_server_config") || !strings.Contains(noTLS, "rate_limit:") {
+		t.Fatalf("could not take the TLS section out of %s", webConfigExample)
+	}
+	webConfig := filepath.Join(t.TempDir(), "web.yml")
+	writeFile(t, webConfig, noTLS)
 	tree, _ := filepath.Abs(filepath.Join(treesDir, "azure-gpu-nodriver"))
 	p := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure",
 		"--web.config.file="+webConfig)
@@ -333,7 +341,7 @@ func TestAuthFlood(t *testing.T) {
 	scraper := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
 	scrape := func() (int, time.Duration) {
 		req, _ := http.NewRequest("GET", "http://"+p.addr+"/metrics", nil)
-		req.SetBasicAuth("prometheus", "right-password")
+		req.SetBasicAuth("prometheus", "replace-this-password")
 		start := time.Now()
 		resp, err := scraper.Do(req)
 		if err != nil {
@@ -411,5 +419,47 @@ func TestAuthFlood(t *testing.T) {
 	}
 	if codes[401] == 0 || codes[429] == 0 {
 		t.Errorf("the flood was not answered 401 and then 429: %v", codes)
+	}
+}
+
+// TestWebConfigExample: the shipped example web config loads (with real
+// certificate paths) and says what its comments say: TLS 1.2 at least, a
+// bcrypt cost of 5 for the placeholder password, exporter-toolkit's
+// rate_limit at 100 per second.
+func TestWebConfigExample(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+	example, err := os.ReadFile(webConfigExample)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		TLS struct {
+			CertFile   string `yaml:"cert_file"`
+			KeyFile    string `yaml:"key_file"`
+			MinVersion string `yaml:"min_version"`
+		} `yaml:"tls_server_config"`
+		Users     map[string]string `yaml:"basic_auth_users"`
+		RateLimit struct {
+			Interval string `yaml:"interval"`
+			Burst    int    `yaml:"burst"`
+		} `yaml:"rate_limit"`
+	}
+	if err := yaml.Unmarshal(example, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.TLS.MinVersion != "TLS12" || c.RateLimit.Interval != "10ms" || c.RateLimit.Burst != 100 {
+		t.Errorf("example says %+v", c)
+	}
+	if cost, err := bcrypt.Cost([]byte(c.Users["prometheus"])); err != nil || cost != 5 {
+		t.Errorf("bcrypt cost %d (%v), want 5", cost, err)
+	}
+	if bcrypt.CompareHashAndPassword([]byte(c.Users["prometheus"]), []byte("replace-this-password")) != nil {
+		t.Error("the hash is not of the placeholder password the comment names")
+	}
+	webConfig := filepath.Join(dir, "web.yml")
+	writeFile(t, webConfig, strings.NewReplacer(c.TLS.CertFile, certFile, c.TLS.KeyFile, keyFile).Replace(string(example)))
+	if err := web.Validate(webConfig); err != nil {
+		t.Errorf("exporter-toolkit refuses the example: %v", err)
 	}
 }

@@ -22,9 +22,10 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
+
+// webConfigExample is the shipped example --web.config.file.
+const webConfigExample = "../../packaging/web-config.yml"
 
 // TestPrometheusEndToEnd closes the loop with a real Prometheus server on
 // loopback: it scrapes a probe that serves the fixture tree of an Azure VM
@@ -50,15 +51,16 @@ func prometheusEndToEnd(t *testing.T, prometheus string) {
 	// covers it against a loopback server).
 	plain := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure")
 
-	// TLS and basic auth for the second probe.
+	// TLS and basic auth for the second probe: the shipped example web
+	// config (packaging/web-config.yml), with this test's certificate.
 	certFile, keyFile := writeSelfSigned(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	example, err := os.ReadFile(webConfigExample)
 	if err != nil {
 		t.Fatal(err)
 	}
 	webConfig := filepath.Join(dir, "web.yml")
-	writeFile(t, webConfig, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
-		certFile, keyFile, hash))
+	writeFile(t, webConfig, strings.NewReplacer("/etc/azurelinux-probe/tls/probe.crt", certFile,
+		"/etc/azurelinux-probe/tls/probe.key", keyFile).Replace(string(example)))
 	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure", "--web.config.file="+webConfig)
 
 	// The shipped rules, with every `for:` shortened so that the test does
@@ -82,7 +84,7 @@ scrape_configs:
   - job_name: azurelinux-probe-tls
     scheme: https
     tls_config: {ca_file: %q}
-    basic_auth: {username: prometheus, password: s3cret}
+    basic_auth: {username: prometheus, password: replace-this-password}
     static_configs: [{targets: [%q]}]
   - job_name: azurelinux-probe-wrong-password
     scheme: https
@@ -195,7 +197,7 @@ scrape_configs:
 	// The wrong password is refused by the probe itself, not just by
 	// Prometheus' view of it.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, certFile)}}
-	for pw, want := range map[string]int{"wrong": 401, "s3cret": 200} {
+	for pw, want := range map[string]int{"wrong": 401, "replace-this-password": 200} {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+secure.addr+"/metrics", nil)
 		req.SetBasicAuth("prometheus", pw)
 		resp, err := client.Do(req)
