@@ -329,7 +329,7 @@ func (o *options) serve(logger *slog.Logger) error {
 			// web.Serve has installed its handler by the time it
 			// accepts: put the failed-authentication guard before it.
 			if *o.web.WebConfigFile != "" {
-				srv.Handler = newAuthGuard(srv.Handler, throttled)
+				srv.Handler = newAuthGuard(srv.Handler, throttled, logger)
 			}
 		}
 		go func() { served <- web.Serve(limiter.listener(l, guard), srv, o.web, logger) }()

@@ -326,6 +326,7 @@ func (c *limitedConn) Close() error {
 // it.
 type authGuard struct {
 	next      http.Handler
+	logger    *slog.Logger
 	slots     chan struct{}
 	mu        sync.Mutex
 	sources   map[string]*authSource
@@ -334,6 +335,7 @@ type authGuard struct {
 
 type authSource struct {
 	good     bool          // the latest answer was not 401
+	warned   bool          // its throttling was logged
 	failures *rate.Limiter // nil before the first 401
 }
 
@@ -346,8 +348,8 @@ const (
 	authSources = 4096
 )
 
-func newAuthGuard(next http.Handler, throttled prometheus.Counter) *authGuard {
-	return &authGuard{next: next, slots: make(chan struct{}, authSlots), sources: map[string]*authSource{}, throttled: throttled}
+func newAuthGuard(next http.Handler, throttled prometheus.Counter, logger *slog.Logger) *authGuard {
+	return &authGuard{next: next, logger: logger, slots: make(chan struct{}, authSlots), sources: map[string]*authSource{}, throttled: throttled}
 }
 
 func (g *authGuard) throttle(w http.ResponseWriter, why string) {
@@ -367,7 +369,14 @@ func (g *authGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// A token per request, taken before it goes on, so that concurrent
 	// requests of one source cannot all pass on the same token.
 	limited := rec != nil && rec.failures != nil && !rec.failures.Allow()
+	warn := limited && !rec.warned
+	if warn {
+		rec.warned = true
+	}
 	g.mu.Unlock()
+	if warn {
+		g.logger.Warn("too many failed authentications, answering 429 until a request authenticates", "source", src)
+	}
 	if limited {
 		g.throttle(w, "too many failed authentications from "+src)
 		return
@@ -406,7 +415,7 @@ func (g *authGuard) record(src string, ok bool) {
 	rec.good = ok
 	switch {
 	case ok:
-		rec.failures = nil
+		rec.failures, rec.warned = nil, false
 	case rec.failures == nil:
 		rec.failures = rate.NewLimiter(rate.Every(authInterval), authBurst)
 		rec.failures.Allow() // this failure

@@ -116,7 +116,7 @@ func TestAuthGuard(t *testing.T) {
 		w.Write([]byte("ok"))
 	})
 	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "t"})
-	g := newAuthGuard(next, throttled)
+	g := newAuthGuard(next, throttled, discard())
 	do := func(src, pw string) *httptest.ResponseRecorder {
 		req := httptest.NewRequest("GET", "/metrics", nil)
 		req.RemoteAddr = src + ":1234"

@@ -121,3 +121,20 @@ func TestRulesUseServedMetrics(t *testing.T) {
 		t.Errorf("only %d metrics found in the rules: is the pattern wrong?", len(seen))
 	}
 }
+
+// TestRulesNoIntegerLe: Prometheus 3 normalises le and quantile label values
+// to floats at ingestion (le="1" is stored as le="1.0", docs/migration.md),
+// so a rule matching an integer le or quantile would stop matching.
+func TestRulesNoIntegerLe(t *testing.T) {
+	rules, err := os.ReadFile(rulesFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`\b(le|quantile)\s*(=|!=|=~|!~)\s*"[+-]?[0-9]+"`)
+	for _, m := range re.FindAllString(string(rules), -1) {
+		t.Errorf("%s: integer label matcher %s (Prometheus 3 stores it with .0)", rulesFile, m)
+	}
+	if !re.MatchString(`rate(x_bucket{le="1"}[5m])`) || re.MatchString(`x_bucket{le="1.0"}`) {
+		t.Fatal("the integer le pattern is wrong")
+	}
+}
