@@ -9,9 +9,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 	promcollectors "github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/common/expfmt"
 )
 
 // HandlerOptions configure the HTTP handler.
@@ -116,6 +118,9 @@ type metricsHandler struct {
 	// inFlight holds a slot per filtered render in progress.
 	inFlight chan struct{}
 
+	negMu        sync.Mutex
+	negotiations map[headerPair]negotiation
+
 	// The request metrics of promhttp.InstrumentMetricHandler (same
 	// names), counted for every answer: children resolved once, so that
 	// counting allocates nothing.
@@ -174,26 +179,37 @@ func (h *metricsHandler) serve(w http.ResponseWriter, r *http.Request) int {
 		plain(w, http.StatusBadRequest, err.Error())
 		return http.StatusBadRequest
 	}
-	format := negotiateFormat(r.Header)
-	encoding := negotiateEncoding(r.Header.Get("Accept-Encoding"))
-	key := string(format) + "|" + encoding
-	render := func() (*renderedBody, error) { return renderBody(h.full, format, encoding, h.logger) }
-	if selected != nil {
-		key = strings.Join(selected, ",") + "|" + key
-		render = func() (*renderedBody, error) {
-			if h.inFlight != nil {
-				select {
-				case h.inFlight <- struct{}{}:
-					defer func() { <-h.inFlight }()
-				default:
-					return nil, errSlotsTaken
-				}
-			}
-			filter := func(name string) bool { return slices.Contains(selected, name) }
-			return renderBody(prometheus.Gatherers{h.exporter, newFactsRegistry(h.sched, filter)}, format, encoding, h.logger)
+	accept, acceptEncoding := r.Header.Get("Accept"), r.Header.Get("Accept-Encoding")
+	if selected == nil {
+		// A scraper sends the same headers every time: their
+		// negotiation is remembered, so that a full scrape parses
+		// nothing and allocates nothing of its own.
+		n := h.negotiated(accept, acceptEncoding)
+		b, err := h.cache.get(n.key, func() (*renderedBody, error) { return renderBody(h.full, n.format, n.encoding, h.logger) })
+		if err != nil {
+			h.logger.Error("render metrics", "err", err)
+			plain(w, http.StatusInternalServerError, "render metrics: "+err.Error())
+			return http.StatusInternalServerError
 		}
+		b.write(w, r)
+		return http.StatusOK
 	}
-	b, err := h.cache.get(key, render)
+	// A filtered body is cached under its canonical selection: the
+	// same collectors however collect[] or exclude[] spelt them.
+	n := h.negotiated(accept, acceptEncoding)
+	key := strings.Join(selected, ",") + "|" + n.key
+	b, err := h.cache.get(key, func() (*renderedBody, error) {
+		if h.inFlight != nil {
+			select {
+			case h.inFlight <- struct{}{}:
+				defer func() { <-h.inFlight }()
+			default:
+				return nil, errSlotsTaken
+			}
+		}
+		filter := func(name string) bool { return slices.Contains(selected, name) }
+		return renderBody(prometheus.Gatherers{h.exporter, newFactsRegistry(h.sched, filter)}, n.format, n.encoding, h.logger)
+	})
 	switch {
 	case errors.Is(err, errSlotsTaken):
 		w.Header().Set("Retry-After", "1")
@@ -207,6 +223,46 @@ func (h *metricsHandler) serve(w http.ResponseWriter, r *http.Request) int {
 	}
 	b.write(w, r)
 	return http.StatusOK
+}
+
+// negotiation is the outcome of negotiating one pair of Accept and
+// Accept-Encoding headers.
+type negotiation struct {
+	format   expfmt.Format
+	encoding string
+	key      string // the body cache's key of the full body
+}
+
+type headerPair struct{ accept, encoding string }
+
+// maxNegotiations bounds the remembered header pairs: a fleet's scrapers
+// send a handful; past the bound a pair is negotiated every time.
+const maxNegotiations = 64
+
+func (h *metricsHandler) negotiated(accept, acceptEncoding string) negotiation {
+	k := headerPair{accept, acceptEncoding}
+	h.negMu.Lock()
+	n, ok := h.negotiations[k]
+	h.negMu.Unlock()
+	if ok {
+		return n
+	}
+	hdr := http.Header{}
+	if accept != "" {
+		hdr.Set("Accept", accept)
+	}
+	n.format = negotiateFormat(hdr)
+	n.encoding = negotiateEncoding(acceptEncoding)
+	n.key = string(n.format) + "|" + n.encoding
+	h.negMu.Lock()
+	if h.negotiations == nil {
+		h.negotiations = map[headerPair]negotiation{}
+	}
+	if len(h.negotiations) < maxNegotiations {
+		h.negotiations[k] = n
+	}
+	h.negMu.Unlock()
+	return n
 }
 
 // maxFilterParams bounds the collect[] and exclude[] values a query may
