@@ -162,7 +162,7 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		}
 		victims = append(victims, v)
 		l.remove(v)
-		l.shed.WithLabelValues("source", v.kind(now)).Inc()
+		l.shed.WithLabelValues("source", v.kind()).Inc()
 	}
 	if l.max > 0 && len(l.conns) >= l.max {
 		v := l.fairVictim(src, now)
@@ -176,7 +176,7 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 			return nil
 		}
 		victims = append(victims, v)
-		l.shed.WithLabelValues("server", v.kind(now)).Inc()
+		l.shed.WithLabelValues("server", v.kind()).Inc()
 		l.remove(v)
 	}
 	if tc, ok := c.(*net.TCPConn); ok {
@@ -293,7 +293,7 @@ type limitedConn struct {
 	since  atomic.Int64 // when the state last changed, Unix ns
 }
 
-func (c *limitedConn) kind(now time.Time) string {
+func (c *limitedConn) kind() string {
 	if c.state.Load() == connActive {
 		return "stuck"
 	}

@@ -58,20 +58,18 @@ func TestConnLimiter(t *testing.T) {
 		return testutil.ToFloat64(lim.shed.WithLabelValues(limit, victim))
 	}
 
-	a1, s1 := dial("127.0.0.2")
+	a1, _ := dial("127.0.0.2")
 	_, s2 := dial("127.0.0.2")
 	lim.connState(s2, http.StateActive)
-	a3, s3 := dial("127.0.0.2") // evicts a1, idle (never used) and oldest
+	_, s3 := dial("127.0.0.2") // evicts a1, idle (never used) and oldest
 	if s3 == nil || !closed(a1) || shed("source", "idle") != 1 {
 		t.Fatalf("per-source cap did not close the idle connection: %v %v", s3, shed("source", "idle"))
 	}
-	_ = s1
 	lim.connState(s3, http.StateActive)
 	a4, s4 := dial("127.0.0.2") // both busy and recent: refused
 	if s4 != nil || !closed(a4) || shed("source", "new") != 1 {
 		t.Fatalf("a new connection was admitted past the per-source cap with all busy")
 	}
-	_ = a3
 	_, t1 := dial("127.0.0.3")
 	lim.connState(t1, http.StateActive)
 	// 127.0.0.2 holds 2 busy, 127.0.0.3 1: one more from .3 fills the
