@@ -340,8 +340,8 @@ type authSource struct {
 }
 
 const (
-	authSlots    = 4
-	authBurst    = 5
+	authSlots    = 2
+	authBurst    = 3
 	authInterval = time.Second
 	// authSources bounds the per-source records; past it arbitrary ones
 	// are forgotten (a source then starts afresh, without a record).
