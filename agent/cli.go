@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -308,8 +309,18 @@ func (o *options) serve(logger *slog.Logger) error {
 	limiter := newConnLimiter(o.maxConns, o.maxConnsSource)
 	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "azurelinux_probe_http_auth_throttled_total",
 		Help: selfHelp("azurelinux_probe_http_auth_throttled_total")})
+	// Listening starts before the collectors do (READY=1 needs the
+	// listener): /-/ready is 503 until they are started and each has
+	// published its first snapshot.
+	var started atomic.Bool
+	ready := func() error {
+		if !started.Load() {
+			return errors.New("collectors not started yet")
+		}
+		return sched.Ready()
+	}
 	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
-		EnablePprof: o.enablePprof, Logger: logger, Extra: append(limiter.collectors(), throttled)})
+		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled)})
 	if err != nil {
 		return err
 	}
@@ -344,6 +355,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		return errors.Join(errs...)
 	}
 	sched.Start(set)
+	started.Store(true)
 	notify(logger, "READY=1")
 	stopWatchdog := startWatchdog(logger)
 	defer stopWatchdog()

@@ -1,18 +1,13 @@
 package agent
 
-import (
-	"errors"
-	"fmt"
-)
+import "fmt"
 
-// Ready returns nil once a set of collectors is scheduled and every one of
-// them has published a snapshot: its first refresh finished, failed or
-// passed its timeout (refresh publishes a failed snapshot then). Before,
-// it names the first collector still waited for. It never blocks.
+// Ready returns nil once every scheduled collector has published a
+// snapshot: its first refresh finished, failed or passed its timeout
+// (refresh publishes a failed snapshot then). Before, it names the first
+// collector still waited for. It never blocks. The daemon's /-/ready also
+// waits for the scheduler to be started (agent/cli.go serve).
 func (s *Scheduler) Ready() error {
-	if !s.started.Load() {
-		return errors.New("collectors not started yet")
-	}
 	for _, j := range *s.jobs.Load() {
 		if j.snap.Load() == nil {
 			return fmt.Errorf("collector %s has not finished its first refresh (timeout %s)", j.name, j.timeout)

@@ -70,10 +70,6 @@ type Scheduler struct {
 	changedMu sync.Mutex
 	changed   chan struct{}
 
-	// started is set once a set is scheduled (Start or Load); Ready is
-	// false before.
-	started atomic.Bool
-
 	// events, when set (by tests), receives "published <name>" after each
 	// snapshot is stored and "idle <name>" when an Update returns, even one
 	// abandoned at its timeout.
@@ -179,7 +175,6 @@ func (s *Scheduler) Start(set *Set) {
 		}
 	}
 	s.generation.Add(1)
-	s.started.Store(true)
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -252,7 +247,6 @@ func (s *Scheduler) Load(set *Set) {
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
 	s.generation.Add(1)
-	s.started.Store(true)
 }
 
 type outcome struct {

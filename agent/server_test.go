@@ -132,7 +132,8 @@ func TestPprofFlag(t *testing.T) {
 
 // TestReady: /-/ready is 503 until every collector has published its first
 // snapshot (a timed-out first refresh counts), 200 after; /-/healthy is 200
-// throughout.
+// throughout. (Before the daemon starts the collectors, serve's own check
+// answers 503: TestServeEndToEnd.)
 func TestReady(t *testing.T) {
 	block := make(chan struct{})
 	defer close(block)
@@ -149,9 +150,6 @@ func TestReady(t *testing.T) {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
 		return rec.Code, rec.Body.String()
-	}
-	if code, body := get("/-/ready"); code != 503 || !strings.Contains(body, "not started") {
-		t.Errorf("before start: %d %q", code, body)
 	}
 	s.Start(&Set{jobs: []*job{fast, slow}})
 	defer s.Stop()
