@@ -243,3 +243,25 @@ func TestCachedBody(t *testing.T) {
 		t.Error("the cached body outlived the snapshot it was rendered from")
 	}
 }
+
+// FuzzSelection: any query either is refused with a reason or selects
+// enabled collectors, each once, in scheduling order.
+func FuzzSelection(f *testing.F) {
+	for _, q := range []string{"", "collect[]=os", "exclude[]=os&exclude[]=os", "collect[]=%zz", "collect[]=os&exclude[]=kernel", "a=1&collect[]="} {
+		f.Add(q)
+	}
+	s := newTestScheduler(testJob("os", &fakeCollector{}), testJob("kernel", &fakeCollector{}))
+	h := newMetricsHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	f.Fuzz(func(t *testing.T, q string) {
+		sel, err := h.selection(q)
+		if err != nil {
+			if err.Error() == "" {
+				t.Fatal("error without a reason")
+			}
+			return
+		}
+		if len(sel) >= 2 || (len(sel) == 1 && sel[0] != "os" && sel[0] != "kernel") {
+			t.Fatalf("query %q selected %v", q, sel)
+		}
+	})
+}
