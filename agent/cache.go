@@ -3,6 +3,7 @@ package agent
 import (
 	"bytes"
 	"compress/gzip"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
 )
@@ -22,84 +24,147 @@ import (
 // one.
 const maxBodyAge = time.Second
 
-// cachedHandler serves the full /metrics body rendered once per snapshot
-// generation (and at most maxBodyAge old), per negotiated format and
-// encoding, so that a scrape costs about what serving a static file costs.
-type cachedHandler struct {
-	sched    *Scheduler
-	gatherer prometheus.Gatherer
-	logger   *slog.Logger
+// maxCachedBodies bounds the cache: a body per filter set, format (with its
+// escaping) and encoding. A full scrape by one Prometheus uses one entry;
+// past the bound stale entries go first, then any.
+const maxCachedBodies = 256
 
-	mu     sync.Mutex
-	bodies map[string]*renderedBody
+// Content encodings, in the order of preference among equal q-values.
+const (
+	encIdentity = "identity"
+	encGzip     = "gzip"
+	encZstd     = "zstd"
+)
+
+// bodyCache holds rendered /metrics bodies keyed by filter set, negotiated
+// format and encoding, each rendered at most once per snapshot generation
+// (and at most maxBodyAge old), so that a scrape, filtered or not, costs
+// about what serving a static file costs. Renders of different keys run in
+// parallel; scrapes of one key wait for its one render.
+type bodyCache struct {
+	sched  *Scheduler
+	logger *slog.Logger
+
+	mu      sync.Mutex
+	entries map[string]*cacheEntry
 }
 
+type cacheEntry struct {
+	mu   sync.Mutex
+	body *renderedBody
+}
+
+// renderedBody is immutable once stored; its header values are shared,
+// ready-made slices so that serving it allocates nothing.
 type renderedBody struct {
 	generation  uint64
 	rendered    time.Time
 	body        []byte
-	contentType string
-	gzip        bool
+	contentType []string
+	length      []string
+	encoding    []string // nil for identity
 }
 
-func (h *cachedHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	format := expfmt.NegotiateIncludingOpenMetrics(r.Header)
-	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
-	key := string(format)
-	if gz {
-		key += ";gzip"
-	}
-	b, err := h.body(key, format, gz)
-	if err != nil {
-		h.logger.Error("render metrics", "err", err)
-		http.Error(w, "render metrics: "+err.Error(), http.StatusInternalServerError)
-		return
-	}
+var varyValues = []string{"Accept", "Accept-Encoding"}
+
+// write serves b, with the body only for a GET.
+func (b *renderedBody) write(w http.ResponseWriter, r *http.Request) {
 	hdr := w.Header()
-	hdr.Set("Content-Type", b.contentType)
-	hdr.Set("Content-Length", strconv.Itoa(len(b.body)))
-	hdr.Add("Vary", "Accept-Encoding")
-	if b.gzip {
-		hdr.Set("Content-Encoding", "gzip")
+	hdr["Content-Type"] = b.contentType
+	hdr["Content-Length"] = b.length
+	hdr["Vary"] = varyValues
+	if b.encoding != nil {
+		hdr["Content-Encoding"] = b.encoding
 	}
-	w.Write(b.body)
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		w.Write(b.body)
+	}
 }
 
-func (h *cachedHandler) body(key string, format expfmt.Format, gz bool) (*renderedBody, error) {
-	gen := h.sched.generation.Load()
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if b := h.bodies[key]; b != nil && b.generation == gen && time.Since(b.rendered) < maxBodyAge {
+// get returns the fresh body for key, rendering it with render when the
+// cached one is stale or missing. render returns nil and an error the caller
+// reports when it cannot render (the filtered-render slots are taken).
+func (c *bodyCache) get(key string, render func() (*renderedBody, error)) (*renderedBody, error) {
+	gen := c.sched.generation.Load()
+	c.mu.Lock()
+	e := c.entries[key]
+	if e == nil {
+		if c.entries == nil {
+			c.entries = map[string]*cacheEntry{}
+		}
+		c.makeRoom(gen)
+		e = &cacheEntry{}
+		c.entries[key] = e
+	}
+	c.mu.Unlock()
+
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if b := e.body; b != nil && b.generation == gen && time.Since(b.rendered) < maxBodyAge {
 		return b, nil
 	}
-	b, err := h.render(format, gz)
+	b, err := render()
 	if err != nil {
 		return nil, err
 	}
 	b.generation = gen
-	if h.bodies == nil {
-		h.bodies = map[string]*renderedBody{}
-	}
-	h.bodies[key] = b
+	e.body = b
 	return b, nil
 }
 
-func (h *cachedHandler) render(format expfmt.Format, gz bool) (*renderedBody, error) {
-	families, err := h.gatherer.Gather()
+// makeRoom drops entries while the cache is full: those rendered from an
+// older generation first, then arbitrary ones. Called with c.mu held.
+func (c *bodyCache) makeRoom(gen uint64) {
+	if len(c.entries) < maxCachedBodies {
+		return
+	}
+	for k, e := range c.entries {
+		// TryLock: an entry being rendered is in use, not stale.
+		if e.mu.TryLock() {
+			stale := e.body == nil || e.body.generation != gen
+			e.mu.Unlock()
+			if stale {
+				delete(c.entries, k)
+			}
+		}
+	}
+	for k := range c.entries {
+		if len(c.entries) < maxCachedBodies {
+			break
+		}
+		delete(c.entries, k)
+	}
+}
+
+// renderBody gathers g and encodes it in format with encoding. As promhttp
+// with ContinueOnError, a gather error is logged and what was gathered is
+// served. OpenMetrics carries the _created lines of the counters that
+// client_golang records a creation time for, as promhttp does with
+// EnableOpenMetricsTextCreatedSamples (the protobuf format carries
+// created_timestamp always).
+func renderBody(g prometheus.Gatherer, format expfmt.Format, encoding string, logger *slog.Logger) (*renderedBody, error) {
+	families, err := g.Gather()
 	if err != nil {
-		// As promhttp's ContinueOnError: serve what was gathered.
-		h.logger.Error("gather metrics", "err", err)
+		logger.Error("gather metrics", "err", err)
 	}
 	var buf bytes.Buffer
-	var out interface {
-		Write([]byte) (int, error)
-	} = &buf
-	var zw *gzip.Writer
-	if gz {
-		zw = gzip.NewWriter(&buf)
-		out = zw
+	var out io.Writer = &buf
+	var closeOut func() error
+	switch encoding {
+	case encGzip:
+		zw := gzip.NewWriter(&buf)
+		out, closeOut = zw, zw.Close
+	case encZstd:
+		// As client_golang's promhttp/zstd: the fastest level, which
+		// on exposition text compresses about as well as gzip.
+		zw, err := zstd.NewWriter(&buf, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
+		if err != nil {
+			return nil, err
+		}
+		out, closeOut = zw, zw.Close
 	}
-	enc := expfmt.NewEncoder(out, format)
+	enc := expfmt.NewEncoder(out, format, expfmt.WithCreatedLines())
 	for _, mf := range families {
 		if err := enc.Encode(mf); err != nil {
 			return nil, err
@@ -110,27 +175,77 @@ func (h *cachedHandler) render(format expfmt.Format, gz bool) (*renderedBody, er
 			return nil, err
 		}
 	}
-	if zw != nil {
-		if err := zw.Close(); err != nil {
+	if closeOut != nil {
+		if err := closeOut(); err != nil {
 			return nil, err
 		}
 	}
-	return &renderedBody{rendered: time.Now(), body: buf.Bytes(), contentType: string(format), gzip: gz}, nil
+	b := &renderedBody{rendered: time.Now(), body: buf.Bytes(),
+		contentType: []string{string(format)}, length: []string{strconv.Itoa(buf.Len())}}
+	if encoding != encIdentity {
+		b.encoding = []string{encoding}
+	}
+	return b, nil
 }
 
-// acceptsGzip reports whether an Accept-Encoding header allows gzip.
-func acceptsGzip(header string) bool {
-	for _, part := range strings.Split(header, ",") {
-		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if !strings.EqualFold(strings.TrimSpace(coding), "gzip") && strings.TrimSpace(coding) != "*" {
-			continue
+// negotiateFormat picks the exposition format for an Accept header exactly
+// as client_golang's promhttp does with EnableOpenMetrics (promhttp/http.go
+// HandlerForTransactional: expfmt.NegotiateAccept with
+// expfmt.DefaultOpenMetricsAcceptedFormats), which is what Prometheus'
+// scrape code (scrape/scrape.go acceptHeader) is tested against: the
+// highest-q clause that a format matches, with its escaping= parameter or
+// the default escaping, else the text format 0.0.4.
+func negotiateFormat(h http.Header) expfmt.Format {
+	return expfmt.NegotiateAccept(h, acceptedFormats...)
+}
+
+var acceptedFormats = expfmt.DefaultOpenMetricsAcceptedFormats()
+
+// negotiateEncoding picks the content encoding for an Accept-Encoding
+// header (RFC 9110 section 12.5.3): the offered coding with the highest
+// q-value, zstd before gzip before identity on a tie (Prometheus'
+// zstd-scrape sends "zstd,gzip", its default "gzip"); identity when the
+// header is absent or nothing offered is acceptable.
+func negotiateEncoding(header string) string {
+	if header == "" {
+		return encIdentity
+	}
+	q := map[string]float64{}
+	star, hasStar := 0.0, false
+	for n, part := range strings.Split(header, ",") {
+		if n >= 32 {
+			break // a real client lists a handful
 		}
-		if q, ok := strings.CutPrefix(strings.TrimSpace(params), "q="); ok {
-			if v, err := strconv.ParseFloat(q, 64); err == nil && v == 0 {
-				return false
+		coding, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+		coding = strings.ToLower(strings.TrimSpace(coding))
+		weight := 1.0
+		for _, p := range strings.Split(params, ";") {
+			if v, ok := strings.CutPrefix(strings.TrimSpace(p), "q="); ok {
+				if f, err := strconv.ParseFloat(v, 64); err == nil && f >= 0 && f <= 1 {
+					weight = f
+				} else {
+					weight = 0
+				}
 			}
 		}
-		return true
+		if coding == "*" {
+			star, hasStar = weight, true
+			continue
+		}
+		q[coding] = weight
 	}
-	return false
+	best, bestQ := encIdentity, 0.0
+	for _, coding := range []string{encZstd, encGzip, encIdentity} {
+		w, ok := q[coding]
+		if !ok && hasStar {
+			w, ok = star, true
+		}
+		if !ok && coding == encIdentity {
+			w = 0.001 // acceptable unless refused (RFC 9110 12.5.3)
+		}
+		if w > bestQ {
+			best, bestQ = coding, w
+		}
+	}
+	return best
 }

@@ -13,12 +13,14 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
 	"github.com/alecthomas/units"
 	"github.com/coreos/go-systemd/v22/activation"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/promslog"
 	promslogflag "github.com/prometheus/common/promslog/flag"
 	"github.com/prometheus/common/version"
@@ -40,6 +42,9 @@ type options struct {
 	web             *web.FlagConfig
 	telemetryPath   string
 	maxRequests     int
+	maxConns        int
+	maxConnsSource  int
+	enablePprof     bool
 	rootfs          string
 	procfs          string
 	sysfs           string
@@ -153,8 +158,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func (o *options) addFlags(app *kingpin.Application) {
 	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
-	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
+	app.Flag("web.max-requests", "Maximum number of concurrent renders of filtered scrapes (collect[] or exclude[]) whose body is not cached yet; past it such a scrape gets 503; 0 disables the limit. Full scrapes and cached filter sets never take a slot.").
 		Default("40").IntVar(&o.maxRequests)
+	app.Flag("web.max-connections", "Maximum number of open HTTP connections per listener; at the cap the longest idle (or stuck) connection is closed to admit a new one; 0 disables the limit.").
+		Default("256").IntVar(&o.maxConns)
+	app.Flag("web.max-connections-per-source", "Maximum number of open HTTP connections from one source address, shed like --web.max-connections; 0 disables the limit.").
+		Default("64").IntVar(&o.maxConnsSource)
+	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the landing page).").
+		Default("false").BoolVar(&o.enablePprof)
 	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
 		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
 	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
@@ -293,7 +304,21 @@ func (o *options) serve(logger *slog.Logger) error {
 
 	sched := NewScheduler(logger)
 	o.addChecks(set, sched, logger)
-	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger})
+	limiter := newConnLimiter(o.maxConns, o.maxConnsSource)
+	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "azurelinux_probe_http_auth_throttled_total",
+		Help: selfHelp("azurelinux_probe_http_auth_throttled_total")})
+	// Listening starts before the collectors do (READY=1 needs the
+	// listener): /-/ready is 503 until they are started and each has
+	// published its first snapshot.
+	var started atomic.Bool
+	ready := func() error {
+		if !started.Load() {
+			return errors.New("collectors not started yet")
+		}
+		return sched.Ready()
+	}
+	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
+		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled)})
 	if err != nil {
 		return err
 	}
@@ -301,10 +326,34 @@ func (o *options) serve(logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	server := &http.Server{Handler: handler, ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- web.ServeMultiple(listeners, server, o.web, logger) }()
+	// One server per listener: web.Serve replaces the server's handler
+	// with its TLS and basic-auth one, which two listeners on one server
+	// would do twice, concurrently.
+	var servers []*http.Server
+	served := make(chan error, len(listeners))
+	for _, l := range listeners {
+		srv := newHTTPServer(handler, limiter, logger)
+		servers = append(servers, srv)
+		guard := func() {
+			// web.Serve has installed its handler by the time it
+			// accepts: put the failed-authentication guard before it.
+			if *o.web.WebConfigFile != "" {
+				srv.Handler = newAuthGuard(srv.Handler, throttled, logger)
+			}
+		}
+		go func() { served <- web.Serve(limiter.listener(l, guard), srv, o.web, logger) }()
+	}
+	shutdown := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
+		return errors.Join(errs...)
+	}
 	sched.Start(set)
+	started.Store(true)
 	notify(logger, "READY=1")
 	stopWatchdog := startWatchdog(logger)
 	defer stopWatchdog()
@@ -316,6 +365,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		select {
 		case err := <-served:
 			sched.Stop()
+			shutdown()
 			if errors.Is(err, http.ErrServerClosed) {
 				return nil
 			}
@@ -336,10 +386,7 @@ func (o *options) serve(logger *slog.Logger) error {
 			logger.Info("shutting down", "signal", sig.String())
 			notify(logger, "STOPPING=1")
 			sched.Stop()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			err := server.Shutdown(ctx)
-			cancel()
-			return err
+			return shutdown()
 		}
 	}
 }

@@ -30,7 +30,26 @@ var (
 		Help:     "The collector's configured refresh interval; facts older than a few intervals are stale.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+
+	// The HTTP endpoint's own (agent/listen.go), registered as client_golang
+	// collectors: their help comes from these declarations.
+	httpConnectionsFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_connections",
+		Help: "HTTP connections open now (bounded by --web.max-connections).", Volatile: true})
+	httpShedFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_connections_shed_total", Counter: true, Volatile: true,
+		Help: "HTTP connections closed by the connection limits: limit is `source` (--web.max-connections-per-source) or `server` (--web.max-connections); victim is `new` (the new connection was refused: every open one was busy), `idle` (an idle or not yet used connection was closed to admit the new one) or `stuck` (one busy for over 2 s, such as a client that does not read).",
+		Labels: []string{"limit", "victim"}, Bound: "2 limits × 3 victims"})
+	httpAuthThrottledFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_auth_throttled_total", Counter: true, Volatile: true,
+		Help: "Requests answered 429 without checking their password because their source address had too many recent 401 answers (with basic auth in --web.config.file)."})
 )
+
+// selfHelp returns the declared help of one of the agent's own metrics.
+func selfHelp(name string) string {
+	f, ok := collectors.LookupFact(name)
+	if !ok {
+		panic("agent: undeclared self metric " + name)
+	}
+	return f.Help
+}
 
 // constMetric builds a sample of one of the agent's own metrics.
 func constMetric(f *collectors.Fact, v float64, labels ...string) prometheus.Metric {

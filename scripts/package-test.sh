@@ -373,6 +373,8 @@ $out"
 	done
 	[ -e "$ROOT/usr/share/$NAME/prometheus/$NAME.rules.yml" ] || die "no alert rules installed"
 	assert_eq "files in /usr/share/$NAME/prometheus" "$(find "$ROOT/usr/share/$NAME/prometheus" -type f | wc -l)" "$n"
+	assert_stat /usr/share/$NAME/web-config.yml 644 root:root
+	assert_same "$ROOT/usr/share/$NAME/web-config.yml" packaging/web-config.yml "example web config installed"
 	for f in README.md metrics.md packaging.md $NAME.cdx.json; do
 		assert_stat /usr/share/doc/$NAME/$f 644 root:root
 	done

@@ -22,18 +22,27 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"golang.org/x/crypto/bcrypt"
 )
+
+// webConfigExample is the shipped example --web.config.file.
+const webConfigExample = "../../packaging/web-config.yml"
 
 // TestPrometheusEndToEnd closes the loop with a real Prometheus server on
 // loopback: it scrapes a probe that serves the fixture tree of an Azure VM
 // whose GPU lost its driver after a kernel update, evaluates the shipped
 // rules, and the alert for that regression fires. A second probe serves
 // over TLS with basic auth through --web.config.file: Prometheus scrapes it
-// with the right password and is refused with a wrong one.
+// with the right password and is refused with a wrong one. It runs against
+// both Prometheus majors: Debian's 2.42 and a 3.x built by make prometheus3
+// (3.x asks for OpenMetrics with escaping=allow-utf-8 and fails a scrape
+// without an exact Content-Type).
 func TestPrometheusEndToEnd(t *testing.T) {
-	prometheus := needTool(t, "prometheus")
+	for major, prometheus := range prometheusTool(t, "prometheus") {
+		t.Run(major, func(t *testing.T) { prometheusEndToEnd(t, prometheus) })
+	}
+}
+
+func prometheusEndToEnd(t *testing.T, prometheus string) {
 	dir := t.TempDir()
 	tree, _ := filepath.Abs(filepath.Join(treesDir, "azure-gpu-nodriver"))
 
@@ -42,15 +51,16 @@ func TestPrometheusEndToEnd(t *testing.T) {
 	// covers it against a loopback server).
 	plain := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure")
 
-	// TLS and basic auth for the second probe.
+	// TLS and basic auth for the second probe: the shipped example web
+	// config (packaging/web-config.yml), with this test's certificate.
 	certFile, keyFile := writeSelfSigned(t, dir)
-	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	example, err := os.ReadFile(webConfigExample)
 	if err != nil {
 		t.Fatal(err)
 	}
 	webConfig := filepath.Join(dir, "web.yml")
-	writeFile(t, webConfig, fmt.Sprintf("tls_server_config:\n  cert_file: %s\n  key_file: %s\nbasic_auth_users:\n  prometheus: %s\n",
-		certFile, keyFile, hash))
+	writeFile(t, webConfig, strings.NewReplacer("/etc/azurelinux-probe/tls/probe.crt", certFile,
+		"/etc/azurelinux-probe/tls/probe.key", keyFile).Replace(string(example)))
 	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure", "--web.config.file="+webConfig)
 
 	// The shipped rules, with every `for:` shortened so that the test does
@@ -74,7 +84,7 @@ scrape_configs:
   - job_name: azurelinux-probe-tls
     scheme: https
     tls_config: {ca_file: %q}
-    basic_auth: {username: prometheus, password: s3cret}
+    basic_auth: {username: prometheus, password: replace-this-password}
     static_configs: [{targets: [%q]}]
   - job_name: azurelinux-probe-wrong-password
     scheme: https
@@ -187,7 +197,7 @@ scrape_configs:
 	// The wrong password is refused by the probe itself, not just by
 	// Prometheus' view of it.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, certFile)}}
-	for pw, want := range map[string]int{"wrong": 401, "s3cret": 200} {
+	for pw, want := range map[string]int{"wrong": 401, "replace-this-password": 200} {
 		req, _ := http.NewRequest(http.MethodGet, "https://"+secure.addr+"/metrics", nil)
 		req.SetBasicAuth("prometheus", pw)
 		resp, err := client.Do(req)
