@@ -307,6 +307,13 @@ func (o *options) serve(logger *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(signals)
+	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*Set, error) {
+		set, err := o.build(logger)
+		if err == nil {
+			o.addChecks(set, sched, logger)
+		}
+		return set, err
+	}}
 	for {
 		select {
 		case err := <-served:
@@ -315,17 +322,27 @@ func (o *options) serve(logger *slog.Logger) error {
 				return nil
 			}
 			return err
+		case res := <-reload.done():
+			if res, apply := reload.finish(res); !apply {
+				logger.Warn("an abandoned reload returned at last; its result is dropped", "err", res.err)
+			} else if res.err != nil {
+				logger.Error("reload failed, keeping the running configuration", "err", res.err)
+				notify(logger, "READY=1")
+			} else {
+				sched.Start(res.set)
+				logger.Info("configuration reloaded", "collectors", strings.Join(res.set.Names(), ","))
+				notify(logger, "READY=1")
+			}
+		case <-reload.expired():
+			reload.abandon()
+			notify(logger, "READY=1")
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				notify(logger, "RELOADING=1\n"+monotonicUsec())
-				if set, err := o.build(logger); err != nil {
-					logger.Error("reload failed, keeping the running configuration", "err", err)
-				} else {
-					o.addChecks(set, sched, logger)
-					sched.Start(set)
-					logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
+				if !reload.start() {
+					logger.Warn("SIGHUP ignored: the previous reload is still running")
+					continue
 				}
-				notify(logger, "READY=1")
+				notify(logger, "RELOADING=1\n"+monotonicUsec())
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String())

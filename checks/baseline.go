@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // FactsDoc is the document `azurelinux-probe facts --format=json` prints and
@@ -47,17 +49,14 @@ const maxBaselineSize = 64 << 20
 // not one (empty, truncated, corrupt, or not a facts document) is an error
 // that says so; the file is only ever read.
 func LoadBaseline(path string) (*FactsDoc, error) {
-	f, err := os.Open(path)
+	// Non-blocking and regular files only: a FIFO as --baseline.file must
+	// not hang `check` or the daemon (internal/host/operator.go).
+	b, err := host.ReadRegularFile(path, maxBaselineSize)
+	if errors.Is(err, host.ErrTooLarge) {
+		return nil, fmt.Errorf("baseline %s: larger than %d bytes: not a facts document", path, maxBaselineSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBaselineSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("baseline %s: %w", path, err)
-	}
-	if len(b) > maxBaselineSize {
-		return nil, fmt.Errorf("baseline %s: larger than %d bytes: not a facts document", path, maxBaselineSize)
 	}
 	doc, err := ParseBaseline(b)
 	if err != nil {
@@ -127,7 +126,14 @@ func SaveBaseline(path string, b []byte) (err error) {
 	if _, err := tmp.Write(b); err != nil {
 		return fmt.Errorf("baseline: write %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	// A baseline holds the host's facts (versions, addresses, tags): 0600,
+	// or the mode of the file it replaces so that an operator's choice
+	// (0640 for a monitoring group) survives a save.
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		mode = st.Mode().Perm()
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
