@@ -21,6 +21,8 @@ var selfMetrics = []collectors.MetricDoc{
 		Help: "When the collector's latest successful refresh finished, as a Unix timestamp."},
 	{Name: "azurelinux_probe_collector_interval_seconds", Labels: []string{"collector"},
 		Help: "The collector's configured refresh interval; facts older than a few intervals are stale."},
+	{Name: "azurelinux_probe_collector_abandoned_refreshes", Labels: []string{"collector"},
+		Help: "Refreshes of the collector abandoned at their timeout (or at a reload) whose work is still running, such as a read blocked on a hung source; while it is above 0 no new refresh of the collector starts, even after a reload."},
 }
 
 // checkMetrics documents the metrics of the compatibility checks, which the

@@ -13,6 +13,7 @@ var (
 	durationDesc    = selfDesc("azurelinux_probe_collector_duration_seconds")
 	lastSuccessDesc = selfDesc("azurelinux_probe_collector_last_success_timestamp_seconds")
 	intervalDesc    = selfDesc("azurelinux_probe_collector_interval_seconds")
+	abandonedDesc   = selfDesc("azurelinux_probe_collector_abandoned_refreshes")
 )
 
 // selfDesc builds the descriptor of a self metric documented in selfMetrics.
@@ -58,6 +59,7 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, snap.Duration.Seconds(), j.name)
 		ch <- prometheus.MustNewConstMetric(intervalDesc, prometheus.GaugeValue, j.interval.Seconds(), j.name)
+		ch <- prometheus.MustNewConstMetric(abandonedDesc, prometheus.GaugeValue, float64(c.sched.Abandoned(j.name)), j.name)
 		if !snap.LastSuccess.IsZero() {
 			ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue,
 				float64(snap.LastSuccess.UnixNano())/1e9, j.name)
