@@ -332,7 +332,7 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 			}()
 			err = j.c.Update(rctx, m)
 		}()
-		done <- outcome{m, errors.Join(err, m.Err())}
+		done <- outcome{m, boundErrors(errors.Join(err, m.Err()))}
 	}()
 	select {
 	case o := <-done:
