@@ -53,8 +53,8 @@ func NewFacts(families []*dto.MetricFamily, collectors map[string]CollectorState
 type Env struct {
 	Paths collectors.Paths
 	Facts *Facts
-	// HTTPClient fetches repository metadata; nil uses a client that honours
-	// the proxy environment.
+	// HTTPClient fetches repository metadata; nil uses newRepoClient's: no
+	// proxy, no redirect to another host, capped headers and body.
 	HTTPClient *http.Client
 	// Arch is $basearch for repository URLs; empty means this machine's.
 	Arch string
