@@ -314,7 +314,7 @@ func parseGUID(s string) (string, error) {
 		g = g[1 : len(g)-1]
 	}
 	if !guidRE.MatchString(g) {
-		return "", fmt.Errorf("not a GUID: %q", truncate(s, 60))
+		return "", fmt.Errorf("not a GUID (%s)", host.Invalid(s))
 	}
 	return g, nil
 }
@@ -325,7 +325,7 @@ func parseGUID(s string) (string, error) {
 func modaliasGUID(s string) (string, error) {
 	g := modaliasRE.FindStringSubmatch(strings.TrimSpace(s))
 	if g == nil {
-		return "", fmt.Errorf("not a vmbus modalias: %q", truncate(s, 60))
+		return "", fmt.Errorf("not a vmbus modalias (%s)", host.Invalid(s))
 	}
 	b, err := hex.DecodeString(strings.ToLower(g[1]))
 	if err != nil {

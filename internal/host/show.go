@@ -16,7 +16,12 @@ import (
 
 // Invalid describes a value that failed validation: "invalid value, 412
 // bytes".
-func Invalid(s string) string { return fmt.Sprintf("invalid value, %d bytes", len(s)) }
+func Invalid(s string) string {
+	if len(s) == 1 {
+		return "invalid value, 1 byte"
+	}
+	return fmt.Sprintf("invalid value, %d bytes", len(s))
+}
 
 // Show returns s when grammar matches it whole, else Invalid(s).
 func Show(s string, grammar *regexp.Regexp) string {
