@@ -82,7 +82,7 @@ func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
 	return out, sc.Err()
 }
 
-func (env *Env) repos() ([]repoSection, []string) {
+func (env *Env) repos(ctx context.Context) ([]repoSection, []string) {
 	var all []repoSection
 	var problems []string
 	for _, dir := range repoDirs {
@@ -91,6 +91,9 @@ func (env *Env) repos() ([]repoSection, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
 		}
 		for _, m := range matches {
+			if ctx.Err() != nil {
+				return all, append(problems, fmt.Sprintf("%s: not all repository files read: %v", dir, ctx.Err()))
+			}
 			// The name is the tree's: shown only when it looks like one.
 			name := dir + "/" + host.Show(m.Base(), repoFileRE)
 			text, err := readSmall(m)
@@ -109,7 +112,7 @@ func (env *Env) repos() ([]repoSection, []string) {
 }
 
 func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
-	all, problems := env.repos()
+	all, problems := env.repos(ctx)
 	want := describeRepo(r)
 	var disabled []string
 	for _, s := range all {
