@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -59,6 +60,7 @@ type options struct {
 	checksInterval time.Duration
 	checksTimeout  time.Duration
 	baselineFile   string
+	repoProxy      *url.URL
 	checkFormat    string
 	checkBaseline  string
 	baselinePath   string
@@ -112,6 +114,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
 	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
 		Default("30s").DurationVar(&o.checksTimeout)
+	app.Flag("checks.repo-proxy", "HTTP proxy for the metadata requests of repo checks (metadata: true). Without it they go direct: "+
+		"HTTP_PROXY and the other proxy variables are ignored, so a checked image's baseurl never reaches a proxy nobody chose for it.").
+		PlaceHolder("URL").URLVar(&o.repoProxy)
 	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)

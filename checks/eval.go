@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -56,6 +57,9 @@ type Env struct {
 	// HTTPClient fetches repository metadata; nil uses newRepoClient's: no
 	// proxy, no redirect to another host, capped headers and body.
 	HTTPClient *http.Client
+	// RepoProxy, when set, is the HTTP proxy of the default repo client
+	// (--checks.repo-proxy); the proxy environment variables never are.
+	RepoProxy *url.URL
 	// Arch is $basearch for repository URLs; empty means this machine's.
 	Arch string
 

@@ -175,7 +175,7 @@ func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, wh
 	defer cancel()
 	client := env.HTTPClient
 	if client == nil {
-		client = newRepoClient(r.timeout)
+		client = newRepoClient(r.timeout, env.RepoProxy)
 	}
 	n, err := fetchRepomd(ctx, client, u)
 	if err != nil {

@@ -3,6 +3,7 @@ package checks
 import (
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -133,7 +134,7 @@ func TestRepoMetadataHostile(t *testing.T) {
 // whatever HTTP_PROXY names; it skips loopback, so this is checked on the
 // transport rather than with a loopback proxy).
 func TestRepoClientIgnoresProxyEnvironment(t *testing.T) {
-	c := newRepoClient(time.Second)
+	c := newRepoClient(time.Second, nil)
 	tr := c.Transport.(*http.Transport)
 	if tr.Proxy != nil || tr.MaxResponseHeaderBytes != maxRepoHeaderBytes || c.CheckRedirect == nil {
 		t.Errorf("transport %+v", tr)
@@ -156,5 +157,48 @@ func TestLooksLikeRepomd(t *testing.T) {
 		if got := looksLikeRepomd([]byte(tc.in)); got != tc.want {
 			t.Errorf("looksLikeRepomd(%q) = %v", tc.in, got)
 		}
+	}
+}
+
+// TestRepoProxy: with --checks.repo-proxy the metadata request goes
+// through that proxy; without it the request goes direct even when
+// HTTP_PROXY names a proxy (192.0.2.1, TEST-NET-1, is not loopback, which
+// Go's ProxyFromEnvironment would send to the proxy).
+func TestRepoProxy(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.RequestURI)
+		mu.Unlock()
+		w.Write([]byte("<repomd/>"))
+	}))
+	defer proxy.Close()
+	t.Setenv("HTTP_PROXY", proxy.URL)
+	t.Setenv("http_proxy", proxy.URL)
+	root := tree(t, map[string]string{
+		"etc/yum.repos.d/r.repo": "[far]\nbaseurl=http://192.0.2.1/azurelinux/$basearch\n",
+	})
+	env := envAt(root)
+	env.Arch = "x86_64"
+	// Direct, 192.0.2.1 is refused or unreachable, as this machine routes it.
+	if pass, reason := run(t, env, "repo: {id: far, metadata: true, timeout: 300ms}"); pass || !strings.Contains(reason, "[far] in /etc/yum.repos.d/r.repo: its first baseurl") {
+		t.Errorf("direct: %v %q", pass, reason)
+	}
+	mu.Lock()
+	if len(seen) != 0 {
+		t.Errorf("the environment's proxy saw %q", seen)
+	}
+	mu.Unlock()
+
+	u, _ := url.Parse(proxy.URL)
+	env.RepoProxy = u
+	if pass, reason := run(t, env, "repo: {id: far, metadata: true, timeout: 5s}"); !pass {
+		t.Errorf("through --checks.repo-proxy: %q", reason)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen) != 1 || seen[0] != "http://192.0.2.1/azurelinux/x86_64/repodata/repomd.xml" {
+		t.Errorf("proxy saw %q", seen)
 	}
 }

@@ -32,14 +32,18 @@ const (
 var errCrossHost = errors.New("redirect to another host refused")
 
 // newRepoClient returns the client for repository metadata when the
-// caller gave none: no proxy (HTTP_PROXY and friends are the probe's
+// caller gave none: no proxy but the operator's --checks.repo-proxy (HTTP_PROXY and friends are the probe's
 // environment, not the checked image's, and must not see where an image's
 // baseurl points), redirects followed only on the same scheme and host,
 // response headers capped.
-func newRepoClient(timeout time.Duration) *http.Client {
+func newRepoClient(timeout time.Duration, proxy *url.URL) *http.Client {
+	var viaProxy func(*http.Request) (*url.URL, error)
+	if proxy != nil {
+		viaProxy = http.ProxyURL(proxy)
+	}
 	return &http.Client{
 		Transport: &http.Transport{
-			Proxy:                  nil,
+			Proxy:                  viaProxy,
 			DisableKeepAlives:      true,
 			MaxResponseHeaderBytes: maxRepoHeaderBytes,
 			ResponseHeaderTimeout:  timeout,
