@@ -58,3 +58,31 @@ func FuzzCapLabel(f *testing.F) {
 		}
 	})
 }
+
+// TestLabelGrammar: a label with a grammar (release) that a value fails is
+// emitted as "invalid value, N bytes", wherever the fact is set.
+func TestLabelGrammar(t *testing.T) {
+	f := &Fact{Collector: "test", Name: "release_info", Labels: []string{"release", "other"},
+		desc: prometheus.NewDesc("azurelinux_test_release_info", "test", []string{"release", "other"}, nil)}
+	for _, tc := range []struct{ in, want string }{
+		{"6.18.31-1.3.azl4.x86_64", "6.18.31-1.3.azl4.x86_64"},
+		{"5.15.0-1064-azure", "5.15.0-1064-azure"},
+		{"", ""},
+		{"root:x:0:0:root:/root:/bin/bash", "invalid value, 31 bytes"},
+		{"6.18\x1b[2K", "invalid value, 8 bytes"},
+	} {
+		m := &Metrics{}
+		m.Set(f, 1, tc.in, "root:x:0:0")
+		var pb dto.Metric
+		if err := m.List()[0].Write(&pb); err != nil {
+			t.Fatal(err)
+		}
+		got := map[string]string{}
+		for _, l := range pb.GetLabel() {
+			got[l.GetName()] = l.GetValue()
+		}
+		if got["release"] != tc.want || got["other"] != "root:x:0:0" {
+			t.Errorf("Set(%q): labels %v, want release %q and other untouched", tc.in, got, tc.want)
+		}
+	}
+}
