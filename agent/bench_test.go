@@ -15,7 +15,7 @@ type sizedCollector struct{ n int }
 
 func (c sizedCollector) Update(_ context.Context, m *collectors.Metrics) error {
 	for i := range c.n {
-		m.Gauge(testDesc, float64(i), fmt.Sprintf("fact-%05d", i))
+		m.Set(testFact, float64(i), fmt.Sprintf("fact-%05d", i))
 	}
 	return nil
 }

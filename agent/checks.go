@@ -14,13 +14,14 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 // checksJobName is the scheduler job that evaluates the checks in the
 // daemon. It is scheduled like a collector (its own interval and timeout,
 // azurelinux_probe_collector_success, collect[]=checks) but reads the other
 // collectors' snapshots instead of the host.
-const checksJobName = "checks"
+const checksJobName = collectors.ChecksCollector
 
 // DefaultChecksDir holds the user's checks files.
 const DefaultChecksDir = "/etc/azurelinux-probe/checks.d"
@@ -32,21 +33,34 @@ type checksCollector struct {
 	paths    collectors.Paths
 	checks   []checks.Check
 	valid    bool
-	baseline *checks.FactsDoc
+	baseline *factsdoc.Doc
 	// repoProxy is --checks.repo-proxy (nil: repo metadata goes direct).
 	repoProxy *url.URL
-
-	status, failed, valid1, drift, drifted *prometheus.Desc
 }
 
-func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *checks.FactsDoc) *checksCollector {
+// The checks' metrics (collector "checks").
+var (
+	checkStatusFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "check", Name: "status",
+		Help:     "1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); `azurelinux-probe check` prints the reason.",
+		Labels:   []string{"check", "category"},
+		Identity: []string{"check"}, Bound: "one per loaded check"})
+	checksFailedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "failed",
+		Help:     "Number of failed compatibility checks per category (0 for a category whose checks all passed).",
+		Labels:   []string{"category"},
+		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
+	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "config_valid",
+		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."})
+	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "drift",
+		Help:     "1 for each fact that differs from the --baseline.file baseline; fact is the metric name and its identifying labels. Only drifted facts have a series.",
+		Labels:   []string{"collector", "fact"},
+		Identity: []string{"collector", "fact"}, Bound: "one per drifted fact"})
+	baselineFactsDriftedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "facts_drifted",
+		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."})
+)
+
+func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *factsdoc.Doc) *checksCollector {
 	return &checksCollector{
 		sched: sched, paths: paths, checks: list, valid: valid, baseline: baseline,
-		status:  selfDesc("azurelinux_check_status"),
-		failed:  selfDesc("azurelinux_checks_failed"),
-		valid1:  selfDesc("azurelinux_checks_config_valid"),
-		drift:   selfDesc("azurelinux_baseline_drift"),
-		drifted: selfDesc("azurelinux_baseline_facts_drifted"),
 	}
 }
 
@@ -54,7 +68,7 @@ func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.
 // snapshot (so that the first evaluation after start does not fail every
 // fact check), then evaluates.
 func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) error {
-	m.Bool(c.valid1, c.valid)
+	m.SetBool(checksConfigValidFact, c.valid)
 	if err := c.sched.waitFirstSnapshots(ctx, checksJobName); err != nil {
 		return err
 	}
@@ -65,18 +79,18 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	env := &checks.Env{Paths: c.paths, Facts: facts, RepoProxy: c.repoProxy}
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
-		m.Bool(c.status, r.Pass, r.Name, r.Category)
+		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
 	}
 	byCat := checks.FailedByCategory(results)
 	for _, cat := range checks.Sorted(byCat) {
-		m.Gauge(c.failed, float64(byCat[cat]), cat)
+		m.Set(checksFailedFact, float64(byCat[cat]), cat)
 	}
 	if c.baseline != nil {
-		drifts, _ := checks.Compare(c.baseline, doc)
+		drifts, _ := factsdoc.Compare(c.baseline, doc)
 		for _, d := range drifts {
-			m.Gauge(c.drift, 1, d.Collector, d.Fact)
+			m.Set(baselineDriftFact, 1, d.Collector, d.Fact)
 		}
-		m.Gauge(c.drifted, float64(len(drifts)))
+		m.Set(baselineFactsDriftedFact, float64(len(drifts)))
 	}
 	return ctx.Err()
 }
@@ -84,12 +98,12 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 // factsOf returns the latest snapshots of the scheduled collectors (except
 // the job called exclude) as the facts conditions read and as a facts
 // document for baseline comparison.
-func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *checks.FactsDoc, error) {
+func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *factsdoc.Doc, error) {
 	reports, err := reportsOf(sched)
 	if err != nil {
 		return nil, nil, err
 	}
-	doc := &checks.FactsDoc{}
+	doc := &factsdoc.Doc{}
 	states := map[string]checks.CollectorState{}
 	var all []prometheus.Metric
 	snaps := sched.Snapshots()
@@ -107,18 +121,7 @@ func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *checks.FactsDoc,
 	// serving the same series is a bug): the checks on the other facts
 	// still hold, so they are evaluated on what was gathered.
 	families, _ := gather(metricList(all))
-	return checks.NewFacts(families, states, metricOwner), doc, nil
-}
-
-// metricOwner returns the collector whose descriptor names metric, from the
-// catalog of the collectors built in this process.
-func metricOwner(metric string) string {
-	for _, d := range collectors.Catalog() {
-		if d.Name == metric {
-			return d.Collector
-		}
-	}
-	return ""
+	return checks.NewFacts(families, states), doc, nil
 }
 
 // checksState keeps the checks and the baseline that the daemon runs, so
@@ -128,13 +131,13 @@ type checksState struct {
 	mu       sync.Mutex
 	loaded   bool
 	checks   []checks.Check
-	baseline *checks.FactsDoc
+	baseline *factsdoc.Doc
 }
 
 // load loads the checks and the baseline for the daemon. An invalid checks
 // file is logged with its file, line and reason, and the previous checks
 // are kept (at start, the embedded matrix alone); valid reports which.
-func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bool, baseline *checks.FactsDoc) {
+func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bool, baseline *factsdoc.Doc) {
 	st := &o.checksState
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -154,7 +157,7 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 		logger.Info("checks loaded", "checks", len(list), "dir", o.checksDir, "embedded", o.checksEmbedded)
 	}
 	if o.baselineFile != "" {
-		b, err := checks.LoadBaseline(o.baselineFile)
+		b, err := factsdoc.Load(o.baselineFile)
 		if err != nil {
 			logger.Error("invalid baseline, keeping the previous one (the file is left as it is)", "err", err,
 				"previous", st.baseline != nil)
@@ -182,9 +185,9 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 		fmt.Fprintf(stderr, "%s: invalid checks:\n%v\n", programName, err)
 		return 2
 	}
-	var baseline *checks.FactsDoc
+	var baseline *factsdoc.Doc
 	if o.checkBaseline != "" {
-		if baseline, err = checks.LoadBaseline(o.checkBaseline); err != nil {
+		if baseline, err = factsdoc.Load(o.checkBaseline); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 			return 2
 		}
@@ -211,7 +214,7 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list)}
 	if baseline != nil {
 		report.Baseline = o.checkBaseline
-		report.Drift, report.Skipped = checks.Compare(baseline, doc)
+		report.Drift, report.Skipped = factsdoc.Compare(baseline, doc)
 	}
 	if err := report.Write(stdout, o.checkFormat); err != nil {
 		fmt.Fprintf(stderr, "%s: print report: %v\n", programName, err)
@@ -248,7 +251,7 @@ func (o *options) baselineSave(path string, stderr io.Writer, logger *slog.Logge
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 1
 	}
-	if err := checks.SaveBaseline(path, buf.Bytes()); err != nil {
+	if err := factsdoc.Save(path, buf.Bytes()); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 1
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 func loadChecks(t *testing.T, src string) []checks.Check {
@@ -46,7 +47,7 @@ func TestChecksJob(t *testing.T) {
 	release := make(chan struct{})
 	slow := testJob("slow", &fakeCollector{facts: []string{"a", "b"}, block: release})
 	s := newTestScheduler(slow)
-	base := &checks.FactsDoc{Collectors: []checks.CollectorFacts{{Name: "slow", Success: true, Metrics: []checks.Sample{
+	base := &factsdoc.Doc{Collectors: []factsdoc.CollectorFacts{{Name: "slow", Success: true, Metrics: []factsdoc.Sample{
 		{Name: "azurelinux_test_fact", Labels: map[string]string{"n": "a"}, Value: 1},
 		{Name: "azurelinux_test_fact", Labels: map[string]string{"n": "c"}, Value: 1},
 	}}}}
@@ -163,5 +164,16 @@ func TestLoadChecksKeepsPrevious(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "is corrupt or truncated") {
 		t.Errorf("log lacks the corrupt baseline:\n%s", logs.String())
+	}
+}
+
+// TestChecksCannotReadProbeMetrics: the agent's own metrics are declared
+// too, but no snapshot carries them, so a condition on one is a load error.
+func TestChecksCannotReadProbeMetrics(t *testing.T) {
+	src := "checks:\n  - name: up\n    category: x\n    fact: azurelinux_probe_collector_success == 1\n"
+	_, err := checks.Load("t.yml", []byte(src))
+	want := `t.yml:4: check "up": fact: azurelinux_probe_collector_success is served by the probe itself (probe), not by a collector: a condition cannot read it`
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
 	}
 }

@@ -85,42 +85,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	})
 	app.HelpFlag.Short('h')
 
-	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
-	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
-	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
-		Default("40").IntVar(&o.maxRequests)
-	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
-		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
-	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
-		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
-	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
-	app.Flag("path.procfs", "procfs mount point (default: <path.rootfs>/proc).").PlaceHolder("<rootfs>/proc").StringVar(&o.procfs)
-	app.Flag("path.sysfs", "sysfs mount point (default: <path.rootfs>/sys).").PlaceHolder("<rootfs>/sys").StringVar(&o.sysfs)
-	app.Flag("config.file", "YAML configuration file laid over the embedded default.").PlaceHolder("FILE").StringVar(&o.configFile)
-	app.Flag("collector.disable-defaults", "Disable every collector that is not enabled explicitly with --collector.<name>.").
-		Default("false").BoolVar(&o.disableDefaults)
-	for _, s := range collectors.Specs() {
-		help := fmt.Sprintf("Enable the %s collector (default: %s).", s.Name, map[bool]string{true: "enabled", false: "disabled"}[s.DefaultEnabled])
-		name := s.Name
-		o.collectorFlags[name] = app.Flag("collector."+name, help).
-			Default(fmt.Sprint(s.DefaultEnabled)).
-			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
-	}
-	o.optionFlags = addOptionFlags(app)
-	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix.").
-		Default(DefaultChecksDir).StringVar(&o.checksDir)
-	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
-		Default("true").BoolVar(&o.checksEmbedded)
-	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
-	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
-		Default("30s").DurationVar(&o.checksTimeout)
-	app.Flag("checks.repo-proxy", "HTTP proxy for the metadata requests of repo checks (metadata: true). Without it they go direct: "+
-		"HTTP_PROXY and the other proxy variables are ignored, so a checked image's baseurl never reaches a proxy nobody chose for it.").
-		PlaceHolder("URL").URLVar(&o.repoProxy)
-	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
-		PlaceHolder("FILE").StringVar(&o.baselineFile)
-	promslogflag.AddFlags(app, &o.log)
-	app.Version(version.Print(programName))
+	o.addFlags(app)
 
 	serveCmd := app.Command("serve", "Serve metrics over HTTP (the default).").Default()
 	factsCmd := app.Command("facts", "Run every enabled collector once and print the facts.")
@@ -184,6 +149,46 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 2
+}
+
+// addFlags declares the probe's flags (those of every command) on app.
+func (o *options) addFlags(app *kingpin.Application) {
+	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
+	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
+	app.Flag("web.max-requests", "Maximum number of concurrent scrapes that render per request (collect[] or exclude[]); 0 disables the limit. Full scrapes are served from the cached snapshot and never refused.").
+		Default("40").IntVar(&o.maxRequests)
+	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
+		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
+	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
+		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
+	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)
+	app.Flag("path.procfs", "procfs mount point (default: <path.rootfs>/proc).").PlaceHolder("<rootfs>/proc").StringVar(&o.procfs)
+	app.Flag("path.sysfs", "sysfs mount point (default: <path.rootfs>/sys).").PlaceHolder("<rootfs>/sys").StringVar(&o.sysfs)
+	app.Flag("config.file", "YAML configuration file laid over the embedded default.").PlaceHolder("FILE").StringVar(&o.configFile)
+	app.Flag("collector.disable-defaults", "Disable every collector that is not enabled explicitly with --collector.<name>.").
+		Default("false").BoolVar(&o.disableDefaults)
+	for _, s := range collectors.Specs() {
+		help := fmt.Sprintf("Enable the %s collector (default: %s).", s.Name, map[bool]string{true: "enabled", false: "disabled"}[s.DefaultEnabled])
+		name := s.Name
+		o.collectorFlags[name] = app.Flag("collector."+name, help).
+			Default(fmt.Sprint(s.DefaultEnabled)).
+			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
+	}
+	o.optionFlags = addOptionFlags(app)
+	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix.").
+		Default(DefaultChecksDir).StringVar(&o.checksDir)
+	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
+		Default("true").BoolVar(&o.checksEmbedded)
+	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
+	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
+		Default("30s").DurationVar(&o.checksTimeout)
+	app.Flag("checks.repo-proxy", "HTTP proxy for the metadata requests of repo checks (metadata: true). Without it they go direct: "+
+		"HTTP_PROXY and the other proxy variables are ignored, so a checked image's baseurl never reaches a proxy nobody chose for it.").
+		PlaceHolder("URL").URLVar(&o.repoProxy)
+	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
+		PlaceHolder("FILE").StringVar(&o.baselineFile)
+	promslogflag.AddFlags(app, &o.log)
+	app.Version(version.Print(programName))
 }
 
 func (o *options) paths() collectors.Paths {

@@ -12,7 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 
-	"github.com/azurelinux-probe/azurelinux-probe/checks"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -55,8 +55,8 @@ func WriteFacts(w io.Writer, sched *Scheduler, format string) error {
 // They are the baseline's types too, so that a saved baseline is by
 // construction what `facts --format=json` prints.
 type (
-	collectorReport = checks.CollectorFacts
-	sample          = checks.Sample
+	collectorReport = factsdoc.CollectorFacts
+	sample          = factsdoc.Sample
 )
 
 func reportsOf(sched *Scheduler) ([]collectorReport, error) {

@@ -142,7 +142,7 @@ type churnCollector struct{ n atomic.Int64 }
 func (c *churnCollector) Update(_ context.Context, m *collectors.Metrics) error {
 	n := c.n.Add(1)
 	for i := range 50 + n%50 {
-		m.Gauge(testDesc, float64(n), "f"+string(rune('a'+i%26))+string(rune('a'+i/26)))
+		m.Set(testFact, float64(n), "f"+string(rune('a'+i%26))+string(rune('a'+i/26)))
 	}
 	return nil
 }

@@ -16,7 +16,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -135,7 +134,10 @@ func splitTrailer(s string) (string, trailer) {
 	return facts.String(), t
 }
 
-// emitExposition turns the child's text exposition back into metrics.
+// emitExposition turns the child's text exposition back into metrics. Every
+// metric must be declared (collectors.Facts): the daemon serves the
+// declaration's type, help and label order, and an unknown name is an error
+// rather than a series no document describes.
 func emitExposition(m *collectors.Metrics, text string) error {
 	if strings.TrimSpace(text) == "" {
 		return nil
@@ -151,23 +153,36 @@ func emitExposition(m *collectors.Metrics, text string) error {
 	}
 	sort.Strings(names)
 	for _, n := range names {
+		fact, ok := collectors.LookupFact(n)
+		if !ok {
+			return fmt.Errorf("collector process output: undeclared metric %s", n)
+		}
 		mf := families[n]
 		for _, s := range mf.GetMetric() {
-			labels := make([]string, 0, len(s.GetLabel()))
-			values := make([]string, 0, len(s.GetLabel()))
+			byName := make(map[string]string, len(s.GetLabel()))
 			for _, l := range s.GetLabel() {
-				labels = append(labels, l.GetName())
-				values = append(values, l.GetValue())
+				byName[l.GetName()] = l.GetValue()
 			}
-			desc := prometheus.NewDesc(n, mf.GetHelp(), labels, nil)
+			values := make([]string, len(fact.Labels))
+			badLabels := len(byName) != len(fact.Labels)
+			for i, l := range fact.Labels {
+				v, ok := byName[l]
+				values[i] = v
+				badLabels = badLabels || !ok
+			}
+			if badLabels {
+				return fmt.Errorf("collector process output: %s: labels %v, declared %v", n, s.GetLabel(), fact.Labels)
+			}
+			var v float64
 			switch mf.GetType() {
 			case dto.MetricType_COUNTER:
-				m.Counter(desc, s.GetCounter().GetValue(), values...)
+				v = s.GetCounter().GetValue()
 			case dto.MetricType_GAUGE:
-				m.Gauge(desc, s.GetGauge().GetValue(), values...)
+				v = s.GetGauge().GetValue()
 			default:
-				m.Gauge(desc, s.GetUntyped().GetValue(), values...)
+				v = s.GetUntyped().GetValue()
 			}
+			m.Set(fact, v, values...)
 		}
 	}
 	return nil

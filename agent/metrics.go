@@ -2,28 +2,44 @@ package agent
 
 import (
 	"runtime"
-	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 )
 
+// The agent's own metrics, served beside the facts (collector "probe").
 var (
-	successDesc     = selfDesc("azurelinux_probe_collector_success")
-	durationDesc    = selfDesc("azurelinux_probe_collector_duration_seconds")
-	lastSuccessDesc = selfDesc("azurelinux_probe_collector_last_success_timestamp_seconds")
-	intervalDesc    = selfDesc("azurelinux_probe_collector_interval_seconds")
-	abandonedDesc   = selfDesc("azurelinux_probe_collector_abandoned_refreshes")
+	buildInfoFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "build_info",
+		Help:   "Version of azurelinux-probe; constant 1.",
+		Labels: []string{"version", "revision", "goversion"}})
+	successFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_success",
+		Help:     "1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+	durationFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_duration_seconds",
+		Help:     "How long the collector's latest refresh took.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
+	lastSuccessFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_last_success_timestamp_seconds",
+		Help:     "When the collector's latest successful refresh finished, as a Unix timestamp.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
+	intervalFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_interval_seconds",
+		Help:     "The collector's configured refresh interval; facts older than a few intervals are stale.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+	abandonedFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_abandoned_refreshes",
+		Help: "Refreshes of the collector abandoned at their timeout (or at a reload) whose work is still running, such as a read blocked on a hung source; " +
+			"while it is above 0 no new refresh of the collector starts, even after a reload.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
 )
 
-// selfDesc builds the descriptor of a self metric documented in selfMetrics.
-func selfDesc(name string) *prometheus.Desc {
-	for _, d := range append(slices.Clone(selfMetrics), checkMetrics...) {
-		if d.Name == name {
-			return prometheus.NewDesc(d.Name, d.Help, d.Labels, nil)
-		}
-	}
-	panic("agent: undocumented self metric " + name)
+// constMetric builds a sample of one of the agent's own metrics.
+func constMetric(f *collectors.Fact, v float64, labels ...string) prometheus.Metric {
+	return prometheus.MustNewConstMetric(f.Desc(), f.ValueType(), v, labels...)
 }
 
 // factsCollector serves the snapshots of the scheduled collectors whose names
@@ -53,23 +69,21 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 		for _, m := range snap.Metrics {
 			ch <- m
 		}
-		ch <- prometheus.MustNewConstMetric(successDesc, prometheus.GaugeValue, b2f(snap.Success), j.name)
+		ch <- constMetric(successFact, b2f(snap.Success), j.name)
 		if !c.timing {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(durationDesc, prometheus.GaugeValue, snap.Duration.Seconds(), j.name)
-		ch <- prometheus.MustNewConstMetric(intervalDesc, prometheus.GaugeValue, j.interval.Seconds(), j.name)
-		ch <- prometheus.MustNewConstMetric(abandonedDesc, prometheus.GaugeValue, float64(c.sched.Abandoned(j.name)), j.name)
+		ch <- constMetric(durationFact, snap.Duration.Seconds(), j.name)
+		ch <- constMetric(intervalFact, j.interval.Seconds(), j.name)
+		ch <- constMetric(abandonedFact, float64(c.sched.Abandoned(j.name)), j.name)
 		if !snap.LastSuccess.IsZero() {
-			ch <- prometheus.MustNewConstMetric(lastSuccessDesc, prometheus.GaugeValue,
-				float64(snap.LastSuccess.UnixNano())/1e9, j.name)
+			ch <- constMetric(lastSuccessFact, float64(snap.LastSuccess.UnixNano())/1e9, j.name)
 		}
 	}
 }
 
 func buildInfo() prometheus.Collector {
-	return metricList{prometheus.MustNewConstMetric(selfDesc("azurelinux_probe_build_info"), prometheus.GaugeValue, 1,
-		version.Version, version.Revision, runtime.Version())}
+	return metricList{constMetric(buildInfoFact, 1, version.Version, version.Revision, runtime.Version())}
 }
 
 func b2f(b bool) float64 {

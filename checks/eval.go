@@ -30,9 +30,6 @@ type Facts struct {
 	Series map[string][]Series
 	// Collectors are the collectors that ran, by name, with their outcome.
 	Collectors map[string]CollectorState
-	// Owner returns the collector that serves metric, or "" when no
-	// collector built in this process describes it.
-	Owner func(metric string) string
 }
 
 // CollectorState is the outcome of a collector's latest refresh.
@@ -42,8 +39,8 @@ type CollectorState struct {
 }
 
 // NewFacts flattens metric families into Facts.
-func NewFacts(families []*dto.MetricFamily, collectors map[string]CollectorState, owner func(string) string) *Facts {
-	f := &Facts{Series: map[string][]Series{}, Collectors: collectors, Owner: owner}
+func NewFacts(families []*dto.MetricFamily, collectors map[string]CollectorState) *Facts {
+	f := &Facts{Series: map[string][]Series{}, Collectors: collectors}
 	for _, mf := range families {
 		f.Series[mf.GetName()] = append(f.Series[mf.GetName()], SeriesOf(mf)...)
 	}
@@ -153,45 +150,25 @@ func (env *Env) fact(e *Expr) (bool, string) {
 	if len(series) > 0 {
 		return e.eval(series)
 	}
-	owner := ""
-	if f.Owner != nil {
-		owner = f.Owner(e.Metric)
+	fact, declared := collectors.LookupFact(e.Metric)
+	if !declared {
+		// Load rejects such a condition; only one built by hand gets here.
+		return false, fmt.Sprintf("no series %s: no collector declares it", e.Metric)
 	}
-	guess := owner
-	if guess == "" {
-		guess = collectorOf(e.Metric)
-	}
-	state, enabled := f.Collectors[guess]
-	_, built := collectors.Lookup(guess)
+	owner := fact.Collector
+	state, enabled := f.Collectors[owner]
+	_, built := collectors.Lookup(owner)
 	switch {
 	case !enabled && !built:
-		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (this build has no %s collector)", e.Metric, guess, guess)
+		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (this build has no %s collector)", e.Metric, owner, owner)
 	case !enabled:
-		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (--collector.%s)", e.Metric, guess, guess)
+		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (--collector.%s)", e.Metric, owner, owner)
 	case !state.Success:
-		return false, fmt.Sprintf("no series %s: the %s collector failed: %s", e.Metric, guess, state.Err)
+		return false, fmt.Sprintf("no series %s: the %s collector failed: %s", e.Metric, owner, state.Err)
 	case e.Quantifier == "none":
-		return true, fmt.Sprintf("no series %s (the %s collector found none)", e.Metric, guess)
+		return true, fmt.Sprintf("no series %s (the %s collector found none)", e.Metric, owner)
 	}
-	return false, fmt.Sprintf("no series %s: the %s collector found no such source on this host", e.Metric, guess)
-}
-
-// subsystemCollectors names the collector of the subsystems whose name is
-// not the collector's (the userland collector serves azurelinux_rpmdb_*,
-// azurelinux_crypto_* and azurelinux_selinux_*).
-var subsystemCollectors = map[string]string{"rpmdb": "userland", "crypto": "userland", "selinux": "userland"}
-
-// collectorOf guesses the collector of a metric that no collector built in
-// this process describes: the second word of azurelinux_<subsystem>_<name>.
-func collectorOf(metric string) string {
-	parts := strings.SplitN(metric, "_", 3)
-	if len(parts) < 3 || parts[0] != collectors.Namespace {
-		return metric
-	}
-	if c, ok := subsystemCollectors[parts[1]]; ok {
-		return c
-	}
-	return parts[1]
+	return false, fmt.Sprintf("no series %s: the %s collector found no such source on this host", e.Metric, owner)
 }
 
 // pathDirs are searched for command checks, as a login shell's PATH would.
@@ -237,40 +214,6 @@ func (env *Env) file(f *fileSpec) (bool, string) {
 		return false, fmt.Sprintf("%s has mode %04o, want %04o", f.path, got, f.mode)
 	}
 	return true, fmt.Sprintf("%s (%s, mode %04o)", f.path, typeName(fi.Mode()), got)
-}
-
-// unixMode returns the permission, setuid, setgid and sticky bits as octal
-// chmod digits.
-func unixMode(m os.FileMode) os.FileMode {
-	out := m.Perm()
-	if m&os.ModeSetuid != 0 {
-		out |= 0o4000
-	}
-	if m&os.ModeSetgid != 0 {
-		out |= 0o2000
-	}
-	if m&os.ModeSticky != 0 {
-		out |= 0o1000
-	}
-	return out
-}
-
-func typeName(m os.FileMode) string {
-	switch {
-	case m.IsRegular():
-		return "file"
-	case m.IsDir():
-		return "directory"
-	case m&os.ModeSymlink != 0:
-		return "symlink"
-	case m&os.ModeNamedPipe != 0:
-		return "named pipe"
-	case m&os.ModeSocket != 0:
-		return "socket"
-	case m&os.ModeDevice != 0:
-		return "device"
-	}
-	return "special file"
 }
 
 // unwrapPath drops the host path from a *PathError so reasons name the path
@@ -326,7 +269,7 @@ func (env *Env) unit(u *unitSpec) (bool, string) {
 	if u.state == "active" {
 		e := &Expr{Quantifier: "any", Metric: "azurelinux_systemd_unit_info",
 			Matchers: []Matcher{{Label: "name", Op: "=~", Value: unitNameRE(u.name)}}}
-		e.Matchers[0].re = regexp.MustCompile("^(?:" + e.Matchers[0].Value + ")$")
+		e.Matchers[0].re = regexp.MustCompile("^(?s:" + e.Matchers[0].Value + ")$") // QuoteMeta'd: valid alone
 		e.text = e.selector()
 		var series []Series
 		if env.Facts != nil {
@@ -426,13 +369,8 @@ func (env *Env) module(m *moduleSpec) (bool, string) {
 	if err != nil {
 		return false, fmt.Sprintf("kernel release: %v", err)
 	}
-	present, err := collectors.LoadedModules(env.Paths, strings.TrimSpace(release))
-	loaded := present[m.name]
-	if !loaded {
-		if env.Paths.Sys("module", m.name).Exists() {
-			loaded = true
-		}
-	}
+	mods, err := collectors.ReadModules(env.Paths, strings.TrimSpace(release))
+	loaded := collectors.ModulePresent(env.Paths, mods, m.name)
 	if !loaded {
 		if err != nil {
 			return false, fmt.Sprintf("module %s is not loaded (%v)", m.name, err)

@@ -12,41 +12,8 @@ import (
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
-
-// tree builds a root file system in a temporary directory: files maps paths
-// to contents ("->target" makes a symbolic link, a trailing "/" a
-// directory).
-func tree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for p, content := range files {
-		full := filepath.Join(root, p)
-		if strings.HasSuffix(p, "/") {
-			if err := os.MkdirAll(full, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if target, ok := strings.CutPrefix(content, "->"); ok {
-			if err := os.Symlink(target, full); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		mode := os.FileMode(0o644)
-		if strings.HasPrefix(content, "#!") {
-			mode = 0o755
-		}
-		if err := os.WriteFile(full, []byte(content), mode); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
 
 // run loads one check from YAML and evaluates it against env.
 func run(t *testing.T, env *Env, check string) (bool, string) {
@@ -87,12 +54,6 @@ func TestFactKind(t *testing.T) {
 			"kernel": {Success: true},
 			"os":     {Success: false, Err: "no os-release"},
 		},
-		Owner: func(m string) string {
-			if strings.HasPrefix(m, "azurelinux_kernel_") {
-				return "kernel"
-			}
-			return ""
-		},
 	}}
 	runCases(t, env, []kindCase{
 		{`fact: azurelinux_kernel_info{series="6.18"}`, true, `azurelinux_kernel_info{series="6.18"} 1`},
@@ -110,7 +71,7 @@ func TestFactKind(t *testing.T) {
 }
 
 func TestCommandKind(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"usr/bin/dnf5":      "#!/bin/sh\n",
 		"usr/bin/tdnf":      "->dnf5",
 		"usr/sbin/bpftool":  "#!/bin/sh\n",
@@ -141,7 +102,7 @@ func TestCommandKind(t *testing.T) {
 }
 
 func TestFileKind(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem": "pem",
 		"etc/pki/tls/certs/ca-bundle.crt":                  "->/etc/pki/ca-trust/extracted/pem/tls-ca-bundle.pem",
 		"var/log/journal/":                                 "",
@@ -186,7 +147,7 @@ func TestRPMKind(t *testing.T) {
 		t.Errorf("database read twice: %p %p %v %v", a, b, err1, err2)
 	}
 	runCases(t, envAt(t.TempDir()), []kindCase{{"rpm: rpm", false, "no rpm database under"}})
-	corrupt := tree(t, map[string]string{"var/lib/rpm/rpmdb.sqlite": "SQLite format 3\x00garbage"})
+	corrupt := treetest.New(t, map[string]string{"var/lib/rpm/rpmdb.sqlite": "SQLite format 3\x00garbage"})
 	runCases(t, envAt(corrupt), []kindCase{{"rpm: rpm", false, "rpm database /var/lib/rpm/rpmdb.sqlite:"}})
 }
 
@@ -245,7 +206,7 @@ func TestCompareEVR(t *testing.T) {
 }
 
 func TestUnitKind(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"etc/systemd/system/multi-user.target.wants/waagent.service":   "->/usr/lib/systemd/system/waagent.service",
 		"etc/systemd/system/sockets.target.requires/containerd.socket": "->/usr/lib/systemd/system/containerd.socket",
 	})
@@ -272,7 +233,7 @@ func TestUnitKind(t *testing.T) {
 }
 
 func TestSysctlKind(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"proc/sys/kernel/kptr_restrict":             "1\n",
 		"proc/sys/kernel/unprivileged_bpf_disabled": "2\n",
 		"proc/sys/net/ipv4/tcp_rmem":                "4096\t131072\t6291456\n",
@@ -288,7 +249,7 @@ func TestSysctlKind(t *testing.T) {
 }
 
 func TestModuleKind(t *testing.T) {
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"proc/sys/kernel/osrelease": "6.18.31-1.3.azl4.x86_64\n",
 		"proc/modules":              "hv_netvsc 98304 0 - Live 0x0000000000000000\nnvidia 1 0 - Live 0\n",
 		"usr/lib/modules/6.18.31-1.3.azl4.x86_64/modules.builtin":        "kernel/drivers/hv/hv_vmbus.ko\n",
@@ -321,7 +282,7 @@ func TestRepoKind(t *testing.T) {
 		http.NotFound(w, r)
 	}))
 	defer srv.Close()
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"etc/os-release": "ID=azurelinux\nVERSION_ID=4.0\n",
 		"etc/yum.repos.d/azurelinux.repo": "# comment\n[azurelinux-base]\nname=Base\nbaseurl=" + srv.URL + "/azurelinux/$releasever/beta/base/$basearch\n" +
 			"        " + srv.URL + "/mirror\nenabled=1\n\n[azurelinux-debuginfo]\nbaseurl=" + srv.URL + "/debuginfo\nenabled=0\n",

@@ -9,6 +9,8 @@ import (
 	"strings"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 // Expr is a condition on the probe's own facts, in a small PromQL-like
@@ -173,7 +175,7 @@ func (p *exprParser) matchers(e *Expr) error {
 		p.pos += len(q)
 		m := Matcher{Label: label, Op: op, Value: val}
 		if op == "=~" || op == "!~" {
-			re, err := regexp.Compile("^(?:" + val + ")$")
+			re, err := anchoredRegexp(val)
 			if err != nil {
 				return p.errorf("label %s: invalid regular expression: %v", label, err)
 			}
@@ -221,21 +223,7 @@ type Series struct {
 }
 
 // String renders the series as name{a="b",...} with sorted labels.
-func (s Series) String() string {
-	if len(s.Labels) == 0 {
-		return s.Name
-	}
-	keys := make([]string, 0, len(s.Labels))
-	for k := range s.Labels {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, len(keys))
-	for i, k := range keys {
-		parts[i] = k + "=" + strconv.Quote(s.Labels[k])
-	}
-	return s.Name + "{" + strings.Join(parts, ",") + "}"
-}
+func (s Series) String() string { return factsdoc.Render(s.Name, s.Labels, nil) }
 
 // SeriesOf flattens a metric family.
 func SeriesOf(mf *dto.MetricFamily) []Series {

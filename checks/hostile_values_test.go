@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // TestSysctlHostileValues: a sysctl or module parameter of a checked image
@@ -17,7 +19,7 @@ func TestSysctlHostileValues(t *testing.T) {
 	if err := os.WriteFile(canaryFile, []byte(canary+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"proc/sys/kernel/kptr_restrict":             "->" + canaryFile,
 		"proc/sys/kernel/dmesg_restrict":            "root:x:0:0:" + strings.Repeat("s", 400) + "\n",
 		"proc/sys/kernel/yama/ptrace_scope":         "1\x1b[2K\n",

@@ -215,3 +215,31 @@ func TestExamplesLoad(t *testing.T) {
 		t.Errorf("no example checks loaded")
 	}
 }
+
+// TestLoadValidatesFacts: a fact condition is checked against the declared
+// facts when its file loads. Each error is the whole message a user sees:
+// file, line, check and the nearest declared name.
+func TestLoadValidatesFacts(t *testing.T) {
+	for _, tc := range []struct{ fact, want string }{
+		{`none azurelinux_gpu_devise_info{driver=""}`,
+			`team.yml:4: check "gpu": fact: unknown metric azurelinux_gpu_devise_info: no collector declares it (did you mean azurelinux_gpu_device_info?)`},
+		{`azurelinux_nothing_like_this_at_all == 1`,
+			`team.yml:4: check "gpu": fact: unknown metric azurelinux_nothing_like_this_at_all: no collector declares it`},
+		{`none azurelinux_gpu_device_info{drivr=""}`,
+			`team.yml:4: check "gpu": fact: azurelinux_gpu_device_info has no label drivr (did you mean driver?)`},
+		{`azurelinux_kernel_module_loaded{name="nvidia"}`,
+			`team.yml:4: check "gpu": fact: azurelinux_kernel_module_loaded has no label name (its labels: module)`},
+		{`azurelinux_kernel_tainted{flag="P"} == 0`,
+			`team.yml:4: check "gpu": fact: azurelinux_kernel_tainted has no label flag (it has no labels)`},
+		// The user's regular expression is validated alone: wrapped as
+		// ^(?:nv)|(zz)$ it would compile and match nvidia-extra unanchored.
+		{`none azurelinux_gpu_device_info{driver=~"nv)|(zz"}`,
+			`team.yml:4: check "gpu": fact: condition "none azurelinux_gpu_device_info{driver=~\"nv)|(zz\"}": at column 50: label driver: invalid regular expression: error parsing regexp: unexpected ): ` + "`nv)|(zz`"},
+	} {
+		src := "checks:\n  - name: gpu\n    category: drivers\n    fact: '" + tc.fact + "'\n"
+		_, err := Load("team.yml", []byte(src))
+		if err == nil || err.Error() != tc.want {
+			t.Errorf("%s:\n got %v\nwant %s", tc.fact, err, tc.want)
+		}
+	}
+}

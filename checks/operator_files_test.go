@@ -1,7 +1,6 @@
 package checks
 
 import (
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -24,7 +23,7 @@ func within(t *testing.T, d time.Duration, f func()) {
 }
 
 // TestOperatorFilesFIFO: a FIFO (or a link to /dev/zero) as a checks.d file
-// or as --baseline.file fails at once with an error naming it, instead of
+// fails at once with an error naming it, instead of
 // blocking in open(2) until a writer comes (issue 14, case 8).
 func TestOperatorFilesFIFO(t *testing.T) {
 	dir := t.TempDir()
@@ -43,35 +42,4 @@ func TestOperatorFilesFIFO(t *testing.T) {
 			t.Errorf("LoadAll: %v", err)
 		}
 	})
-	for _, p := range []string{fifo, zero} {
-		within(t, 5*time.Second, func() {
-			_, err := LoadBaseline(p)
-			if err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
-				t.Errorf("LoadBaseline(%s): %v", p, err)
-			}
-		})
-	}
-}
-
-// TestSaveBaselineMode: a new baseline is 0600 (it holds the host's
-// facts); one written over an existing file keeps that file's mode.
-func TestSaveBaselineMode(t *testing.T) {
-	dir := t.TempDir()
-	b, _ := json.Marshal(doc(kernelFacts("6.18.31", 0, "y")))
-	path := filepath.Join(dir, "baseline.json")
-	if err := SaveBaseline(path, b); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o600 {
-		t.Fatalf("new baseline: %v %v, want 0600", st.Mode(), err)
-	}
-	if err := os.Chmod(path, 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if err := SaveBaseline(path, b); err != nil {
-		t.Fatal(err)
-	}
-	if st, err := os.Stat(path); err != nil || st.Mode().Perm() != 0o640 {
-		t.Errorf("replaced baseline: %v %v, want the 0640 it had", st.Mode(), err)
-	}
 }

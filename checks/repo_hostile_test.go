@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // TestRepoMetadataHostile: the repo check's client against a loopback
@@ -67,7 +69,7 @@ func TestRepoMetadataHostile(t *testing.T) {
 	defer srv.Close()
 
 	long := strings.Repeat("A", 412)
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"etc/os-release": "ID=azurelinux\nVERSION_ID=4.0\n",
 		"etc/yum.repos.d/hostile.repo": "[ok]\nbaseurl=" + srv.URL + "/ok\n" +
 			"[cross]\nbaseurl=" + srv.URL + "/cross\n" +
@@ -176,7 +178,7 @@ func TestRepoProxy(t *testing.T) {
 	defer proxy.Close()
 	t.Setenv("HTTP_PROXY", proxy.URL)
 	t.Setenv("http_proxy", proxy.URL)
-	root := tree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"etc/yum.repos.d/r.repo": "[far]\nbaseurl=http://192.0.2.1/azurelinux/$basearch\n",
 	})
 	env := envAt(root)

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -18,7 +19,7 @@ type Report struct {
 	// Baseline is the baseline file compared with, if any.
 	Baseline string `json:"baseline,omitempty"`
 	// Drift lists the facts that differ from the baseline.
-	Drift []Drift `json:"drift,omitempty"`
+	Drift []factsdoc.Drift `json:"drift,omitempty"`
 	// Skipped names collectors left out of the comparison, with why.
 	Skipped []string `json:"baseline_skipped,omitempty"`
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
 )
 
 var sampleReport = &Report{
@@ -19,7 +21,7 @@ var sampleReport = &Report{
 			Reason: "/opt/b.sh: exit status 1: bad \x1b[31mcolour\x1b[0m & <xml>"},
 	},
 	Baseline: "base.json",
-	Drift:    []Drift{{Collector: "kernel", Fact: "azurelinux_kernel_info", Was: `{release="6.18.5"}`, Now: `{release="6.18.31"}`}},
+	Drift:    []factsdoc.Drift{{Collector: "kernel", Fact: "azurelinux_kernel_info", Was: `{release="6.18.5"}`, Now: `{release="6.18.31"}`}},
 }
 
 func TestReportTable(t *testing.T) {
@@ -55,7 +57,7 @@ func TestReportJSON(t *testing.T) {
 			Name, Category, Reason string
 			Pass                   bool
 		}
-		Drift   []Drift
+		Drift   []factsdoc.Drift
 		Summary struct{ Checks, Passed, Failed, Drifted int }
 	}
 	if err := json.Unmarshal(b.Bytes(), &got); err != nil {
@@ -141,7 +143,7 @@ func TestReportTableEscapesControl(t *testing.T) {
 				Reason: "ID=evil\r\x1b[2K\x1b[1Aos-azurelinux-4.0 golden_image pass"},
 		},
 		Baseline: "b.json",
-		Drift:    []Drift{{Collector: "os", Fact: "azurelinux_os_info\x1b]0;title\x07", Was: "{a=\"\x1b[8m\"}", Now: "x\u009b2J"}},
+		Drift:    []factsdoc.Drift{{Collector: "os", Fact: "azurelinux_os_info\x1b]0;title\x07", Was: "{a=\"\x1b[8m\"}", Now: "x\u009b2J"}},
 	}
 	var b bytes.Buffer
 	if err := r.Write(&b, "table"); err != nil {

@@ -14,8 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -56,12 +54,31 @@ func defaultAzureOptions() *azureOptions {
 	return &azureOptions{Endpoint: DefaultIMDSEndpoint, RequestTimeout: 2 * time.Second, Tags: []string{}}
 }
 
+var azureInstanceInfoFact = declare(Fact{
+	Collector: "azure", Name: "instance_info",
+	Help: "The Azure VM from the instance metadata service; constant 1. The image is the marketplace reference " +
+		"(publisher, offer, sku, version) or a gallery image id; security_type is TrustedLaunch, ConfidentialVM or " +
+		"Standard when the service reports one.",
+	Labels: []string{"vm_size", "location", "zone", "vm_id", "image_publisher", "image_offer", "image_sku", "image_version", "image_id", "security_type"},
+})
+
+var azureMetadataUpFact = declare(Fact{
+	Collector: "azure", Name: "metadata_up",
+	Help: "1 when the instance metadata service answered with a valid document, 0 when it failed, timed out or returned garbage. " +
+		"Absent where the host is not an Azure VM (and collectors.azure.force is off): the service is then never asked.",
+})
+
+var azureInstanceTagFact = declare(Fact{
+	Collector: "azure", Name: "instance_tag",
+	Help:     "A VM tag whose name is in the collectors.azure.tags allow-list; constant 1.",
+	Labels:   []string{"name", "value"},
+	Identity: []string{"name"}, Bound: "the tags named in collectors.azure.tags, each once",
+})
+
 type azureCollector struct {
 	paths  Paths
 	opts   *azureOptions
 	client *http.Client
-
-	info, up, tag *prometheus.Desc
 }
 
 func newAzureCollector(env Env, opts any) (Collector, error) {
@@ -90,17 +107,6 @@ func newAzureCollector(env Env, opts any) (Collector, error) {
 			Timeout:       o.RequestTimeout,
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		info: newDesc("azure", "instance_info",
-			"The Azure VM from the instance metadata service; constant 1. The image is the marketplace reference "+
-				"(publisher, offer, sku, version) or a gallery image id; security_type is TrustedLaunch, ConfidentialVM or "+
-				"Standard when the service reports one.",
-			"vm_size", "location", "zone", "vm_id", "image_publisher", "image_offer", "image_sku", "image_version",
-			"image_id", "security_type"),
-		up: newDesc("azure", "metadata_up",
-			"1 when the instance metadata service answered with a valid document, 0 when it failed, timed out or returned garbage. "+
-				"Absent where the host is not an Azure VM (and collectors.azure.force is off): the service is then never asked."),
-		tag: newDesc("azure", "instance_tag",
-			"A VM tag whose name is in the collectors.azure.tags allow-list; constant 1.", "name", "value"),
 	}, nil
 }
 
@@ -116,14 +122,17 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 	}
 	doc, err := c.fetch(ctx)
 	if err != nil {
-		m.Gauge(c.up, 0)
+		m.Set(azureMetadataUpFact, 0)
 		return fmt.Errorf("instance metadata: %w", err)
 	}
-	m.Gauge(c.up, 1)
+	m.Set(azureMetadataUpFact, 1)
 	inst := doc.Compute
 	img := inst.StorageProfile.ImageReference
-	m.Gauge(c.info, 1, inst.VMSize, inst.Location, inst.Zone, inst.VMID,
+	m.Set(azureInstanceInfoFact, 1, inst.VMSize, inst.Location, inst.Zone, inst.VMID,
 		img.Publisher, img.Offer, img.SKU, img.Version, img.imageID(), inst.SecurityProfile.SecurityType)
+	if n, ok := expectedGPUs(inst.VMSize); ok {
+		m.Set(gpuDevicesExpected, float64(n))
+	}
 	if len(c.opts.Tags) > 0 {
 		// ARM tag names are unique, but a duplicate in a hand-made or
 		// garbled document must not become a duplicate series, which
@@ -132,7 +141,7 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 		for _, t := range inst.tags() {
 			if slices.Contains(c.opts.Tags, t.Name) && !seen[t.Name] {
 				seen[t.Name] = true
-				m.Gauge(c.tag, 1, t.Name, t.Value)
+				m.Set(azureInstanceTagFact, 1, t.Name, t.Value)
 			}
 		}
 	}

@@ -16,7 +16,6 @@ import (
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -101,22 +100,6 @@ type Metrics struct {
 	errs []error
 }
 
-// Gauge emits a gauge sample. A label count that does not match desc is
-// recorded as an error (returned by Err) rather than a panic.
-func (m *Metrics) Gauge(desc *prometheus.Desc, value float64, labels ...string) {
-	m.add(desc, prometheus.GaugeValue, value, labels)
-}
-
-// Counter emits a counter sample.
-func (m *Metrics) Counter(desc *prometheus.Desc, value float64, labels ...string) {
-	m.add(desc, prometheus.CounterValue, value, labels)
-}
-
-// Bool emits a 0/1 gauge.
-func (m *Metrics) Bool(desc *prometheus.Desc, value bool, labels ...string) {
-	m.Gauge(desc, b2f(value), labels...)
-}
-
 func (m *Metrics) add(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
 	labels = capLabels(labels)
 	metric, err := prometheus.NewConstMetric(desc, t, v, labels...)
@@ -179,52 +162,4 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
-}
-
-// newDesc builds a fact metric's descriptor, azurelinux_<subsystem>_<name>,
-// and records it in the catalog from which docs/metrics.md is generated.
-func newDesc(subsystem, name, help string, labels ...string) *prometheus.Desc {
-	return newDescIn(subsystem, subsystem, name, help, labels...)
-}
-
-// newDescIn is newDesc for a metric whose subsystem is not its collector's
-// name (the userland collector's azurelinux_rpmdb_info).
-func newDescIn(collector, subsystem, name, help string, labels ...string) *prometheus.Desc {
-	fq := prometheus.BuildFQName(Namespace, subsystem, name)
-	catalogMu.Lock()
-	catalog[fq] = MetricDoc{Name: fq, Help: help, Labels: labels, Subsystem: subsystem, Collector: collector}
-	catalogMu.Unlock()
-	return prometheus.NewDesc(fq, help, labels, nil)
-}
-
-// MetricDoc describes a fact metric for the documentation.
-type MetricDoc struct {
-	Name, Help, Subsystem string
-	// Collector is the collector that serves the metric.
-	Collector string
-	Labels    []string
-}
-
-var (
-	catalogMu sync.Mutex
-	catalog   = map[string]MetricDoc{}
-)
-
-// Catalog returns every fact metric described by the collectors built so far
-// in this process, sorted by name. Building each registered collector once
-// fills it.
-func Catalog() []MetricDoc {
-	catalogMu.Lock()
-	defer catalogMu.Unlock()
-	out := make([]MetricDoc, 0, len(catalog))
-	for _, d := range catalog {
-		out = append(out, d)
-	}
-	for _, f := range Facts() {
-		if _, dup := catalog[f.fqName]; !dup {
-			out = append(out, MetricDoc{Name: f.fqName, Help: f.Help, Labels: f.Labels, Subsystem: f.Subsystem, Collector: f.Collector})
-		}
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
-	return out
 }

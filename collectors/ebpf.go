@@ -15,7 +15,6 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/features"
 	"github.com/cilium/ebpf/link"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/azurelinux-probe/azurelinux-probe/bpf"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
@@ -164,17 +163,120 @@ var probeCapabilities = []struct {
 	bit  uint
 }{{"bpf", capBPF}, {"perfmon", capPerfmon}, {"net_admin", capNetAdmin}, {"sys_admin", capSysAdmin}}
 
+var ebpfBtfAvailableFact = declare(Fact{
+	Collector: "ebpf", Name: "btf_available",
+	Help: "1 when the kernel publishes its BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF, Linux 5.4), which CO-RE programs need to load.",
+})
+
+var ebpfJitEnabledFact = declare(Fact{
+	Collector: "ebpf", Name: "jit_enabled",
+	Help: "Raw net.core.bpf_jit_enable: 0 interpreter, 1 JIT, 2 JIT with debug output.",
+})
+
+var ebpfJitHardenFact = declare(Fact{
+	Collector: "ebpf", Name: "jit_harden",
+	Help: "Raw net.core.bpf_jit_harden: 0 off, 1 for unprivileged programs, 2 for all. Reading it needs CAP_SYS_ADMIN.",
+})
+
+var ebpfJitKallsymsFact = declare(Fact{
+	Collector: "ebpf", Name: "jit_kallsyms",
+	Help: "Raw net.core.bpf_jit_kallsyms: 1 when JITed programs appear in /proc/kallsyms for privileged users. Reading it needs CAP_SYS_ADMIN.",
+})
+
+var ebpfJitLimitBytesFact = declare(Fact{
+	Collector: "ebpf", Name: "jit_limit_bytes",
+	Help: "net.core.bpf_jit_limit: memory the JIT may allocate for unprivileged programs. Reading it needs CAP_SYS_ADMIN.",
+})
+
+var ebpfUnprivilegedDisabledFact = declare(Fact{
+	Collector: "ebpf", Name: "unprivileged_disabled",
+	Help: "Raw kernel.unprivileged_bpf_disabled: 0 unprivileged bpf(2) allowed, 1 disabled until reboot, 2 disabled but an admin may re-enable it.",
+})
+
+var ebpfStatsEnabledFact = declare(Fact{
+	Collector: "ebpf", Name: "stats_enabled",
+	Help: "Raw kernel.bpf_stats_enabled: 1 when the kernel accounts run time and count of every program (Linux 5.1).",
+})
+
+var ebpfBpffsMountedFact = declare(Fact{
+	Collector: "ebpf", Name: "bpffs_mounted",
+	Help: "1 when a bpf file system (usually /sys/fs/bpf) is mounted in the probe's mount namespace, where agents pin programs and maps.",
+})
+
+var ebpfProbeCapabilityFact = declare(Fact{
+	Collector: "ebpf", Name: "probe_capability",
+	Help:     "1 when the probe's own process holds the capability (bpf, perfmon, net_admin, sys_admin) that live eBPF facts need; live only.",
+	Labels:   []string{"capability"},
+	Identity: []string{"capability"}, Bound: "4 capabilities",
+})
+
+var ebpfProgramTypeSupportedFact = declare(Fact{
+	Collector: "ebpf", Name: "program_type_supported",
+	Help:     "1 when the kernel loads programs of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
+	Labels:   []string{"type"},
+	Identity: []string{"type"}, Bound: "the watched program types (collectors.ebpf.program_types)",
+})
+
+var ebpfMapTypeSupportedFact = declare(Fact{
+	Collector: "ebpf", Name: "map_type_supported",
+	Help:     "1 when the kernel creates maps of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
+	Labels:   []string{"type"},
+	Identity: []string{"type"}, Bound: "the watched map types (collectors.ebpf.map_types)",
+})
+
+var ebpfFeatureProbeInconclusiveFact = declare(Fact{
+	Collector: "ebpf", Name: "feature_probe_inconclusive",
+	Help:     "1 for each program or map type (kind is program or map) whose feature probe failed without an answer, for example refused with EPERM; the error is logged. Live only.",
+	Labels:   []string{"kind", "type"},
+	Identity: []string{"kind", "type"}, Bound: "the watched program and map types",
+})
+
+var ebpfProgramsLoadedFact = declare(Fact{
+	Collector: "ebpf", Name: "programs_loaded",
+	Help:     "eBPF programs loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+	Labels:   []string{"type"},
+	Identity: []string{"type"}, Volatile: true, Bound: "the program types cilium/ebpf names, and one per unknown type number",
+})
+
+var ebpfMapsLoadedFact = declare(Fact{
+	Collector: "ebpf", Name: "maps_loaded",
+	Help:     "eBPF maps loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+	Labels:   []string{"type"},
+	Identity: []string{"type"}, Volatile: true, Bound: "the map types cilium/ebpf names, and one per unknown type number",
+})
+
+var ebpfLinksFact = declare(Fact{
+	Collector: "ebpf", Name: "links",
+	Help:     "eBPF links (program attachments) on the host by type, 0 for known types with none; absent before Linux 5.8, which cannot iterate links. Needs CAP_SYS_ADMIN; live only.",
+	Labels:   []string{"type"},
+	Identity: []string{"type"}, Volatile: true, Bound: "the link types cilium/ebpf names, and one per unknown type number",
+})
+
+var ebpfCanarySuccessFact = declare(Fact{
+	Collector: "ebpf", Name: "canary_success",
+	Help:     "1 when the canary CO-RE program got through the stage (load, attach, run) in the latest refresh, 0 when it or an earlier stage failed. Live only.",
+	Labels:   []string{"stage"},
+	Identity: []string{"stage"}, Bound: "3 stages",
+})
+
+var ebpfCanaryLoadDurationSecondsFact = declare(Fact{
+	Collector: "ebpf", Name: "canary_load_duration_seconds",
+	Help:     "How long loading the canary took: kernel BTF, CO-RE relocation and verification. Live only.",
+	Volatile: true,
+})
+
+var ebpfCanaryVerifiedInstructionsFact = declare(Fact{
+	Collector: "ebpf", Name: "canary_verified_instructions",
+	Help:     "Instructions the verifier processed for the canary (Linux 5.16). Live only.",
+	Volatile: true,
+})
+
 type ebpfCollector struct {
 	paths  Paths
 	logger *slog.Logger
 	opts   *ebpfOptions
 
 	progTypes, mapTypes []uint32
-
-	btf, jitEnabled, jitHarden, jitKallsyms, jitLimit, unprivDisabled, statsEnabled, bpffs *prometheus.Desc
-	capability, progSupported, mapSupported, probeInconclusive                             *prometheus.Desc
-	progsLoaded, mapsLoaded, links                                                         *prometheus.Desc
-	canarySuccess, canaryLoadDuration, canaryVerified                                      *prometheus.Desc
 
 	mu sync.Mutex // guards everything below across overlapping Updates
 	// The inventory's caches: object ID to type. The kernel allocates IDs
@@ -212,50 +314,6 @@ func newEBPFCollector(env Env, opts any) (Collector, error) {
 		opts:      o,
 		progTypes: progTypes,
 		mapTypes:  mapTypes,
-		btf: newDesc("ebpf", "btf_available",
-			"1 when the kernel publishes its BTF at /sys/kernel/btf/vmlinux (CONFIG_DEBUG_INFO_BTF, Linux 5.4), which CO-RE programs need to load."),
-		jitEnabled: newDesc("ebpf", "jit_enabled",
-			"Raw net.core.bpf_jit_enable: 0 interpreter, 1 JIT, 2 JIT with debug output."),
-		jitHarden: newDesc("ebpf", "jit_harden",
-			"Raw net.core.bpf_jit_harden: 0 off, 1 for unprivileged programs, 2 for all. Reading it needs CAP_SYS_ADMIN."),
-		jitKallsyms: newDesc("ebpf", "jit_kallsyms",
-			"Raw net.core.bpf_jit_kallsyms: 1 when JITed programs appear in /proc/kallsyms for privileged users. Reading it needs CAP_SYS_ADMIN."),
-		jitLimit: newDesc("ebpf", "jit_limit_bytes",
-			"net.core.bpf_jit_limit: memory the JIT may allocate for unprivileged programs. Reading it needs CAP_SYS_ADMIN."),
-		unprivDisabled: newDesc("ebpf", "unprivileged_disabled",
-			"Raw kernel.unprivileged_bpf_disabled: 0 unprivileged bpf(2) allowed, 1 disabled until reboot, 2 disabled but an admin may re-enable it."),
-		statsEnabled: newDesc("ebpf", "stats_enabled",
-			"Raw kernel.bpf_stats_enabled: 1 when the kernel accounts run time and count of every program (Linux 5.1)."),
-		bpffs: newDesc("ebpf", "bpffs_mounted",
-			"1 when a bpf file system (usually /sys/fs/bpf) is mounted in the probe's mount namespace, where agents pin programs and maps."),
-		capability: newDesc("ebpf", "probe_capability",
-			"1 when the probe's own process holds the capability (bpf, perfmon, net_admin, sys_admin) that live eBPF facts need; live only.",
-			"capability"),
-		progSupported: newDesc("ebpf", "program_type_supported",
-			"1 when the kernel loads programs of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
-			"type"),
-		mapSupported: newDesc("ebpf", "map_type_supported",
-			"1 when the kernel creates maps of the type, 0 when it does not (cilium/ebpf features probe); no series when the probe was inconclusive; live only.",
-			"type"),
-		probeInconclusive: newDesc("ebpf", "feature_probe_inconclusive",
-			"1 for each program or map type (kind is program or map) whose feature probe failed without an answer, for example refused with EPERM; the error is logged. Live only.",
-			"kind", "type"),
-		progsLoaded: newDesc("ebpf", "programs_loaded",
-			"eBPF programs loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
-			"type"),
-		mapsLoaded: newDesc("ebpf", "maps_loaded",
-			"eBPF maps loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
-			"type"),
-		links: newDesc("ebpf", "links",
-			"eBPF links (program attachments) on the host by type, 0 for known types with none; absent before Linux 5.8, which cannot iterate links. Needs CAP_SYS_ADMIN; live only.",
-			"type"),
-		canarySuccess: newDesc("ebpf", "canary_success",
-			"1 when the canary CO-RE program got through the stage (load, attach, run) in the latest refresh, 0 when it or an earlier stage failed. Live only.",
-			"stage"),
-		canaryLoadDuration: newDesc("ebpf", "canary_load_duration_seconds",
-			"How long loading the canary took: kernel BTF, CO-RE relocation and verification. Live only."),
-		canaryVerified: newDesc("ebpf", "canary_verified_instructions",
-			"Instructions the verifier processed for the canary (Linux 5.16). Live only."),
 		progCache: map[uint32]uint32{},
 		mapCache:  map[uint32]uint32{},
 		linkCache: map[uint32]uint32{},
@@ -281,7 +339,7 @@ func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
 		return errors.Join(append(errs, err)...)
 	}
 	for _, pc := range probeCapabilities {
-		m.Bool(c.capability, caps.has(pc.bit), pc.name)
+		m.SetBool(ebpfProbeCapabilityFact, caps.has(pc.bit), pc.name)
 	}
 	bpfCapable := caps.has(capBPF) || caps.has(capSysAdmin)
 	perfmonCapable := caps.has(capPerfmon) || caps.has(capSysAdmin)
@@ -356,18 +414,18 @@ func (c *ebpfCollector) skipUnless(ok bool, topic, why string) bool {
 // exist only with CONFIG_BPF_JIT, the kernel.* ones with CONFIG_BPF_SYSCALL.
 func (c *ebpfCollector) sysctls() []struct {
 	path string
-	desc *prometheus.Desc
+	fact *Fact
 } {
 	return []struct {
 		path string
-		desc *prometheus.Desc
+		fact *Fact
 	}{
-		{"sys/kernel/unprivileged_bpf_disabled", c.unprivDisabled},
-		{"sys/kernel/bpf_stats_enabled", c.statsEnabled},
-		{"sys/net/core/bpf_jit_enable", c.jitEnabled},
-		{"sys/net/core/bpf_jit_harden", c.jitHarden},
-		{"sys/net/core/bpf_jit_kallsyms", c.jitKallsyms},
-		{"sys/net/core/bpf_jit_limit", c.jitLimit},
+		{"sys/kernel/unprivileged_bpf_disabled", ebpfUnprivilegedDisabledFact},
+		{"sys/kernel/bpf_stats_enabled", ebpfStatsEnabledFact},
+		{"sys/net/core/bpf_jit_enable", ebpfJitEnabledFact},
+		{"sys/net/core/bpf_jit_harden", ebpfJitHardenFact},
+		{"sys/net/core/bpf_jit_kallsyms", ebpfJitKallsymsFact},
+		{"sys/net/core/bpf_jit_limit", ebpfJitLimitBytesFact},
 	}
 }
 
@@ -382,7 +440,7 @@ func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 		v, err := readUint(path)
 		switch {
 		case err == nil:
-			m.Gauge(s.desc, float64(v))
+			m.Set(s.fact, float64(v))
 			n++
 			c.logOnce(slog.LevelInfo, "read "+s.path, "")
 		case isNotExist(err):
@@ -400,7 +458,7 @@ func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 		if err != nil {
 			errs = append(errs, err)
 		} else {
-			m.Bool(c.btf, ok)
+			m.SetBool(ebpfBtfAvailableFact, ok)
 			n++
 		}
 	}
@@ -408,7 +466,7 @@ func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 	mounted, err := c.bpffsMounted()
 	switch {
 	case err == nil:
-		m.Bool(c.bpffs, mounted)
+		m.SetBool(ebpfBpffsMountedFact, mounted)
 		n++
 	case !isNotExist(err):
 		errs = append(errs, err)
@@ -503,11 +561,11 @@ func (c *ebpfCollector) capabilities() (capSet, error) {
 // CAP_PERFMON for tracing types), for the log.
 func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
 	for _, t := range c.progTypes {
-		c.feature(m, c.progSupported, "program", typeName(progTypeNames, t),
+		c.feature(m, ebpfProgramTypeSupportedFact, "program", typeName(progTypeNames, t),
 			features.HaveProgramType(ebpf.ProgramType(t)), lacking)
 	}
 	for _, t := range c.mapTypes {
-		c.feature(m, c.mapSupported, "map", typeName(mapTypeNames, t),
+		c.feature(m, ebpfMapTypeSupportedFact, "map", typeName(mapTypeNames, t),
 			features.HaveMapType(ebpf.MapType(t)), lacking)
 	}
 }
@@ -516,17 +574,17 @@ func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
 // answers: any other error (EPERM from a kernel that refuses the probe
 // program, or from missing capabilities) is logged and gives no series,
 // never a false 0.
-func (c *ebpfCollector) feature(m *Metrics, desc *prometheus.Desc, kind, name string, err error, lacking []string) {
+func (c *ebpfCollector) feature(m *Metrics, fact *Fact, kind, name string, err error, lacking []string) {
 	topic := "probe " + kind + " " + name
 	switch {
 	case err == nil:
-		m.Gauge(desc, 1, name)
+		m.Set(fact, 1, name)
 		c.logOnce(slog.LevelInfo, topic, "")
 	case errors.Is(err, ebpf.ErrNotSupported):
-		m.Gauge(desc, 0, name)
+		m.Set(fact, 0, name)
 		c.logOnce(slog.LevelInfo, topic, "")
 	default:
-		m.Gauge(c.probeInconclusive, 1, kind, name)
+		m.Set(ebpfFeatureProbeInconclusiveFact, 1, kind, name)
 		args := []any{"kind", kind, "type", name, "err", err}
 		if errors.Is(err, os.ErrPermission) && len(lacking) > 0 {
 			args = append(args, "hint", "the probe lacks "+strings.Join(lacking, " and ")+", which some types need")
@@ -546,13 +604,13 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 	res := bpf.Run(bpf.Target{PIDNamespaceDev: dev, PIDNamespaceIno: ino, TGID: uint32(os.Getpid())})
 	c.lastCanary = res.ProgramID
 	for _, s := range bpf.Stages {
-		m.Bool(c.canarySuccess, res.Succeeded(s), string(s))
+		m.SetBool(ebpfCanarySuccessFact, res.Succeeded(s), string(s))
 	}
 	if res.LoadDuration > 0 {
-		m.Gauge(c.canaryLoadDuration, res.LoadDuration.Seconds())
+		m.Set(ebpfCanaryLoadDurationSecondsFact, res.LoadDuration.Seconds())
 	}
 	if res.HaveVerifiedInstructions {
-		m.Gauge(c.canaryVerified, float64(res.VerifiedInstructions))
+		m.Set(ebpfCanaryVerifiedInstructionsFact, float64(res.VerifiedInstructions))
 	}
 	if res.Err != nil {
 		c.logOnce(slog.LevelError, "canary", "eBPF canary failed", "passed", string(res.Passed), "err", res.Err)
@@ -587,7 +645,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
 		})
 	if err == nil {
 		c.progCache = progs
-		emitCounts(m, c.progsLoaded, progTypeNames, progs, c.progTypes)
+		emitCounts(m, ebpfProgramsLoadedFact, progTypeNames, progs, c.progTypes)
 	} else {
 		errs = append(errs, err)
 	}
@@ -607,7 +665,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
 		})
 	if err == nil {
 		c.mapCache = maps
-		emitCounts(m, c.mapsLoaded, mapTypeNames, maps, c.mapTypes)
+		emitCounts(m, ebpfMapsLoadedFact, mapTypeNames, maps, c.mapTypes)
 	} else {
 		errs = append(errs, err)
 	}
@@ -624,7 +682,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
 		for i := 1; i < len(linkTypeNames); i++ {
 			all = append(all, uint32(i))
 		}
-		emitCounts(m, c.links, linkTypeNames, links, all)
+		emitCounts(m, ebpfLinksFact, linkTypeNames, links, all)
 	}
 	return errors.Join(errs...)
 }
@@ -668,7 +726,7 @@ func (c *ebpfCollector) walk(ctx context.Context, kind string, cache map[uint32]
 
 // emitCounts emits the number of objects per type: every type present, and
 // 0 for the watched types that are not.
-func emitCounts(m *Metrics, desc *prometheus.Desc, names []string, objs map[uint32]uint32, watched []uint32) {
+func emitCounts(m *Metrics, fact *Fact, names []string, objs map[uint32]uint32, watched []uint32) {
 	counts := map[uint32]int{}
 	for _, t := range watched {
 		counts[t] = 0
@@ -677,7 +735,7 @@ func emitCounts(m *Metrics, desc *prometheus.Desc, names []string, objs map[uint
 		counts[t]++
 	}
 	for t, n := range counts {
-		m.Gauge(desc, float64(n), typeName(names, t))
+		m.Set(fact, float64(n), typeName(names, t))
 	}
 }
 

@@ -511,7 +511,7 @@ func TestEBPFFeatureAnswers(t *testing.T) {
 		c := newTestEBPF(t, DefaultPaths("/"), slog.New(slog.NewTextHandler(&logs, nil)), nil)
 		for range 2 {
 			m := &Metrics{}
-			c.feature(m, c.progSupported, "program", "xdp", tc.err, tc.lacking)
+			c.feature(m, ebpfProgramTypeSupportedFact, "program", "xdp", tc.err, tc.lacking)
 			got := ebpfSamples(t, m)
 			if v, ok := got[`azurelinux_ebpf_program_type_supported{type="xdp"}`]; tc.want == "" && ok ||
 				tc.want != "" && (!ok || strconv.FormatFloat(v, 'g', -1, 64) != tc.want) {

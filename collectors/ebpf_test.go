@@ -15,6 +15,8 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // ebpfSamples renders what an Update emitted as name{label="value",...} -> value.
@@ -188,13 +190,13 @@ func TestEBPFBTFAndMounts(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
-			ebpfWrite(t, filepath.Join(root, "proc/self/mounts"), tc.mounts)
+			treetest.File(t, filepath.Join(root, "proc/self/mounts"), tc.mounts)
 			if err := os.MkdirAll(filepath.Join(root, "sys/kernel"), 0o755); err != nil {
 				t.Fatal(err)
 			}
 			switch v := tc.btf.(type) {
 			case string:
-				ebpfWrite(t, filepath.Join(root, "sys/kernel/btf/vmlinux"), v)
+				treetest.File(t, filepath.Join(root, "sys/kernel/btf/vmlinux"), v)
 			case bool:
 				if err := os.MkdirAll(filepath.Join(root, "sys/kernel/btf/vmlinux"), 0o755); err != nil {
 					t.Fatal(err)
@@ -224,16 +226,6 @@ func TestEBPFBTFAndMounts(t *testing.T) {
 	}
 }
 
-func ebpfWrite(t testing.TB, path, content string) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-}
-
 func TestEBPFCapabilities(t *testing.T) {
 	for _, tc := range []struct {
 		status  string
@@ -247,7 +239,7 @@ func TestEBPFCapabilities(t *testing.T) {
 		{"CapEff:\tzz\n", 0, "CapEff: strconv.ParseUint"},
 	} {
 		root := t.TempDir()
-		ebpfWrite(t, filepath.Join(root, "proc/self/status"), tc.status)
+		treetest.File(t, filepath.Join(root, "proc/self/status"), tc.status)
 		c := newTestEBPF(t, DefaultPaths(root), nil, nil)
 		got, err := c.capabilities()
 		if tc.wantErr != "" {

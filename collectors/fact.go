@@ -113,6 +113,21 @@ func declare(f Fact) *Fact {
 	return p
 }
 
+// The Collector of the agent's own metrics: ProbeCollector for
+// azurelinux_probe_*, ChecksCollector for the compatibility checks' metrics
+// (the daemon's checks job). No collector's snapshot carries them, so a
+// fact condition cannot read them.
+const (
+	ProbeCollector  = "probe"
+	ChecksCollector = "checks"
+)
+
+// Declare registers one of the agent's own metrics (Collector
+// ProbeCollector or ChecksCollector) in the same catalog, so that
+// docs/metrics.md is generated from declarations only. Fact metrics are
+// declared with declare in their collector's file.
+func Declare(f Fact) *Fact { return declare(f) }
+
 // Facts returns every declared fact, sorted by name.
 func Facts() []*Fact {
 	factsMu.Lock()

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -44,26 +42,41 @@ var (
 // nvidiaVersionRE matches a driver version such as 595.58.03 or 550.135.
 var nvidiaVersionRE = regexp.MustCompile(`^\d+\.\d+(\.\d+)?$`)
 
+var gpuDeviceInfoFact = declare(Fact{
+	Collector: "gpu", Name: "device_info",
+	Help:     "One GPU: a PCI display controller (class 0x03xx) or processing accelerator (0x12xx) from NVIDIA, AMD or Intel, with its bound driver (empty when none is bound); model and uuid from /proc/driver/nvidia when present. Constant 1.",
+	Labels:   []string{"pci_address", "vendor", "vendor_id", "device_id", "class", "driver", "model", "uuid"},
+	Identity: []string{"pci_address"}, Bound: "one per GPU PCI function",
+})
+
+var gpuDevicesFact = declare(Fact{
+	Collector: "gpu", Name: "devices",
+	Help:     "Number of GPUs per vendor and bound driver; driver is empty for GPUs without a driver, as after a kernel update without a matching kernel module.",
+	Labels:   []string{"vendor", "driver"},
+	Identity: []string{"vendor", "driver"}, Bound: "3 vendors × their bound drivers",
+})
+
+var gpuDriverInfoFact = declare(Fact{
+	Collector: "gpu", Name: "driver_info",
+	Help:     "One loaded GPU driver. nvidia: flavor open or proprietary and the driver version; amdgpu and other in-kernel drivers: in-tree with the kernel release, or dkms with the module's version. Constant 1.",
+	Labels:   []string{"driver", "version", "flavor"},
+	Identity: []string{"driver"}, Bound: "one per loaded GPU driver",
+})
+
+var gpuDriverLoadedFact = declare(Fact{
+	Collector: "gpu", Name: "driver_loaded",
+	Help:     "1 when the GPU kernel module is loaded; always reported for nvidia and amdgpu.",
+	Labels:   []string{"driver"},
+	Identity: []string{"driver"}, Bound: "the known GPU drivers",
+})
+
 type gpuCollector struct {
 	paths Paths
-
-	deviceInfo, devices, driverInfo, driverLoaded *prometheus.Desc
 }
 
 func newGPUCollector(env Env, _ any) (Collector, error) {
 	return &gpuCollector{
 		paths: env.Paths,
-		deviceInfo: newDesc("gpu", "device_info",
-			"One GPU: a PCI display controller (class 0x03xx) or processing accelerator (0x12xx) from NVIDIA, AMD or Intel, with its bound driver (empty when none is bound); model and uuid from /proc/driver/nvidia when present. Constant 1.",
-			"pci_address", "vendor", "vendor_id", "device_id", "class", "driver", "model", "uuid"),
-		devices: newDesc("gpu", "devices",
-			"Number of GPUs per vendor and bound driver; driver is empty for GPUs without a driver, as after a kernel update without a matching kernel module.",
-			"vendor", "driver"),
-		driverInfo: newDesc("gpu", "driver_info",
-			"One loaded GPU driver. nvidia: flavor open or proprietary and the driver version; amdgpu and other in-kernel drivers: in-tree with the kernel release, or dkms with the module's version. Constant 1.",
-			"driver", "version", "flavor"),
-		driverLoaded: newDesc("gpu", "driver_loaded",
-			"1 when the GPU kernel module is loaded; always reported for nvidia and amdgpu.", "driver"),
 	}, nil
 }
 
@@ -81,14 +94,16 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 	}
 	count := map[[2]string]int{}
 	for _, g := range gpus {
-		m.Gauge(c.deviceInfo, 1, g.Address, g.vendor, g.VendorID, g.DeviceID, g.Class, g.Driver, g.model, g.uuid)
+		m.Set(gpuDeviceInfoFact, 1, g.Address, g.vendor, g.VendorID, g.DeviceID, g.Class, g.Driver, g.model, g.uuid)
 		count[[2]string{g.vendor, g.Driver}]++
 	}
 	for k, n := range count {
-		m.Gauge(c.devices, float64(n), k[0], k[1])
+		m.Set(gpuDevicesFact, float64(n), k[0], k[1])
 	}
+	c.updateLayers(ctx, m, gpus)
 
-	modules, err := loadedModules(c.paths)
+	mods, err := readModules(c.paths, "")
+	modules := mods.Loaded
 	if err != nil {
 		errs = append(errs, err)
 	}
@@ -98,7 +113,7 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 		loaded := listed || exists(c.paths.Sys("module", drv)) ||
 			(drv == "nvidia" && exists(c.paths.Proc("driver/nvidia/version")))
 		if loaded || slices.Contains(gpuAlwaysDrivers, drv) {
-			m.Bool(c.driverLoaded, loaded, drv)
+			m.SetBool(gpuDriverLoadedFact, loaded, drv)
 		}
 		if !loaded {
 			continue
@@ -108,7 +123,7 @@ func (c *gpuCollector) Update(ctx context.Context, m *Metrics) error {
 		if err != nil {
 			errs = append(errs, err)
 		}
-		m.Gauge(c.driverInfo, 1, drv, version, flavor)
+		m.Set(gpuDriverInfoFact, 1, drv, version, flavor)
 	}
 	if len(errs) == 0 && len(gpus) == 0 && !anyLoaded {
 		return ErrNoData
@@ -316,32 +331,6 @@ func parseNvidiaInformation(text string) (map[string]string, error) {
 	}
 	if _, ok := out["Model"]; !ok {
 		return out, errors.New("no Model line")
-	}
-	return out, nil
-}
-
-// loadedModules returns the modules listed in /proc/modules with their
-// taint letters ("POE" from a trailing "(POE)", "" when untainted); none
-// when the file does not exist (a kernel without module support).
-func loadedModules(p Paths) (map[string]string, error) {
-	text, err := readText(p.Proc("modules"), maxFileSize)
-	if isNotExist(err) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("loaded modules: %w", err)
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(text, "\n") {
-		f := strings.Fields(line)
-		if len(f) == 0 {
-			continue
-		}
-		taint := ""
-		if last := f[len(f)-1]; len(f) > 1 && strings.HasPrefix(last, "(") && strings.HasSuffix(last, ")") {
-			taint = strings.Trim(last, "()")
-		}
-		out[normalizeModule(f[0])] = taint
 	}
 	return out, nil
 }

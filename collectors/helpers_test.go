@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // treePaths returns the paths of a fixture tree under testdata/trees.
@@ -104,26 +106,14 @@ func (b *fsBuilder) paths() Paths { return DefaultPaths(b.root) }
 // file writes content at the relative path rel.
 func (b *fsBuilder) file(rel, content string) *fsBuilder {
 	b.t.Helper()
-	p := filepath.Join(b.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-		b.t.Fatal(err)
-	}
+	treetest.File(b.t, filepath.Join(b.root, rel), content)
 	return b
 }
 
 // link makes rel a symbolic link to target (relative, as sysfs does).
 func (b *fsBuilder) link(rel, target string) *fsBuilder {
 	b.t.Helper()
-	p := filepath.Join(b.root, rel)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		b.t.Fatal(err)
-	}
-	if err := os.Symlink(target, p); err != nil {
-		b.t.Fatal(err)
-	}
+	treetest.Link(b.t, filepath.Join(b.root, rel), target)
 	return b
 }
 

@@ -38,7 +38,8 @@ var (
 	hostMemory = declare(Fact{Collector: "host", Name: "memory_bytes",
 		Help: "Total usable memory, MemTotal of /proc/meminfo, in bytes."})
 	hostBootTime = declare(Fact{Collector: "host", Name: "boot_time_seconds",
-		Help: "When the kernel booted (btime of /proc/stat), as a Unix timestamp; in a container this is still the host kernel's boot."})
+		Help:     "When the kernel booted (btime of /proc/stat), as a Unix timestamp; in a container this is still the host kernel's boot.",
+		Volatile: true})
 )
 
 func newHostCollector(env Env, _ any) (Collector, error) {

@@ -12,8 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -86,33 +84,63 @@ var (
 	modaliasRE = regexp.MustCompile(`^vmbus:([0-9a-fA-F]{32})$`)
 )
 
+var hypervGuestFact = declare(Fact{
+	Collector: "hyperv", Name: "guest",
+	Help: "1 when running as a Hyper-V guest: VMBus is present, or DMI carries Hyper-V's product or BIOS marks or Azure's asset tag.",
+})
+
+var hypervAzureFact = declare(Fact{
+	Collector: "hyperv", Name: "azure",
+	Help: "1 when the DMI chassis asset tag is Azure's, 0 on on-premises Hyper-V and elsewhere.",
+})
+
+var hypervGenerationFact = declare(Fact{
+	Collector: "hyperv", Name: "generation",
+	Help: "Hyper-V VM generation: 2 for UEFI, 1 for BIOS with the IDE controller; guests only, absent when undecidable.",
+})
+
+var hypervVmbusDeviceInfoFact = declare(Fact{
+	Collector: "hyperv", Name: "vmbus_device_info",
+	Help:     "One VMBus device: instance GUID, class GUID, class short name (unknown for other GUIDs) and bound driver (empty when none is bound). Constant 1.",
+	Labels:   []string{"instance", "class_id", "class", "driver"},
+	Identity: []string{"instance"}, Bound: "one per VMBus device (at most 10000 directory entries)",
+})
+
+var hypervVmbusDevicesFact = declare(Fact{
+	Collector: "hyperv", Name: "vmbus_devices",
+	Help:     "Number of VMBus devices per class; 0 for a well-known class the host does not offer.",
+	Labels:   []string{"class"},
+	Identity: []string{"class"}, Bound: "the well-known classes and unknown",
+})
+
+var hypervPciPassthroughDeviceInfoFact = declare(Fact{
+	Collector: "hyperv", Name: "pci_passthrough_device_info",
+	Help:     "One PCI function behind a VMBus PCI pass-through channel (GPU, NVMe, MANA or Mellanox VF), with its bound driver (empty when none is bound). Constant 1.",
+	Labels:   []string{"pci_address", "vendor_id", "device_id", "class", "driver"},
+	Identity: []string{"pci_address"}, Bound: "one per PCI function behind VMBus",
+})
+
+var hypervKvpPoolPresentFact = declare(Fact{
+	Collector: "hyperv", Name: "kvp_pool_present",
+	Help:     "1 when the KVP daemon's pool file /var/lib/hyperv/.kvp_pool_<pool> exists; all 0 means hv_kvp_daemon is not running.",
+	Labels:   []string{"pool"},
+	Identity: []string{"pool"}, Bound: "5 pools",
+})
+
+var hypervKvpPoolRecordsFact = declare(Fact{
+	Collector: "hyperv", Name: "kvp_pool_records",
+	Help:     "Number of key/value records in the KVP pool file.",
+	Labels:   []string{"pool"},
+	Identity: []string{"pool"}, Bound: "5 pools",
+})
+
 type hypervCollector struct {
 	paths Paths
-
-	guest, azure, generation, deviceInfo, devices, passthrough, kvpPresent, kvpRecords *prometheus.Desc
 }
 
 func newHypervCollector(env Env, _ any) (Collector, error) {
 	return &hypervCollector{
 		paths: env.Paths,
-		guest: newDesc("hyperv", "guest",
-			"1 when running as a Hyper-V guest: VMBus is present, or DMI carries Hyper-V's product or BIOS marks or Azure's asset tag."),
-		azure: newDesc("hyperv", "azure",
-			"1 when the DMI chassis asset tag is Azure's, 0 on on-premises Hyper-V and elsewhere."),
-		generation: newDesc("hyperv", "generation",
-			"Hyper-V VM generation: 2 for UEFI, 1 for BIOS with the IDE controller; guests only, absent when undecidable."),
-		deviceInfo: newDesc("hyperv", "vmbus_device_info",
-			"One VMBus device: instance GUID, class GUID, class short name (unknown for other GUIDs) and bound driver (empty when none is bound). Constant 1.",
-			"instance", "class_id", "class", "driver"),
-		devices: newDesc("hyperv", "vmbus_devices",
-			"Number of VMBus devices per class; 0 for a well-known class the host does not offer.", "class"),
-		passthrough: newDesc("hyperv", "pci_passthrough_device_info",
-			"One PCI function behind a VMBus PCI pass-through channel (GPU, NVMe, MANA or Mellanox VF), with its bound driver (empty when none is bound). Constant 1.",
-			"pci_address", "vendor_id", "device_id", "class", "driver"),
-		kvpPresent: newDesc("hyperv", "kvp_pool_present",
-			"1 when the KVP daemon's pool file /var/lib/hyperv/.kvp_pool_<pool> exists; all 0 means hv_kvp_daemon is not running.", "pool"),
-		kvpRecords: newDesc("hyperv", "kvp_pool_records",
-			"Number of key/value records in the KVP pool file.", "pool"),
 	}, nil
 }
 
@@ -134,8 +162,8 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 	vmbusPresent := exists(c.paths.Sys("bus/vmbus"))
 	azure := dmi["chassis_asset_tag"] == azureAssetTag
 	guest := vmbusPresent || azure || dmiHyperV(dmi)
-	m.Bool(c.guest, guest)
-	m.Bool(c.azure, azure)
+	m.SetBool(hypervGuestFact, guest)
+	m.SetBool(hypervAzureFact, azure)
 	if !guest {
 		if len(errs) > 0 {
 			return errors.Join(errs...)
@@ -149,12 +177,12 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 	}
 	count := map[string]int{}
 	for _, d := range devs {
-		m.Gauge(c.deviceInfo, 1, d.instance, d.classID, d.class, d.driver)
+		m.Set(hypervVmbusDeviceInfoFact, 1, d.instance, d.classID, d.class, d.driver)
 		count[d.class]++
 	}
 	if vmbusPresent {
 		for _, class := range vmbusClassNames {
-			m.Gauge(c.devices, float64(count[class]), class)
+			m.Set(hypervVmbusDevicesFact, float64(count[class]), class)
 		}
 	}
 
@@ -163,9 +191,13 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 		errs = append(errs, err)
 	}
 	if gen := c.vmGeneration(ctx, dmi, devs, pci); gen > 0 {
-		m.Gauge(c.generation, float64(gen))
+		m.Set(hypervGenerationFact, float64(gen))
 	}
 	errs = append(errs, c.updatePassthrough(ctx, m, devs, pci))
+	errs = append(errs, c.updateChannels(ctx, m, devs, manaVF(pci)))
+	errs = append(errs, c.updateKVPDaemon(m))
+	errs = append(errs, c.updateTime(m))
+	errs = append(errs, c.updateAccelnet(ctx, m))
 	errs = append(errs, c.updateKVP(m))
 	return errors.Join(errs...)
 }
@@ -437,7 +469,7 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 			errs = append(errs, fmt.Errorf("pci pass-through device %s: %w", a, err))
 			continue
 		}
-		m.Gauge(c.passthrough, 1, p.Address, p.VendorID, p.DeviceID, p.Class, p.Driver)
+		m.Set(hypervPciPassthroughDeviceInfoFact, 1, p.Address, p.VendorID, p.DeviceID, p.Class, p.Driver)
 	}
 	return errors.Join(errs...)
 }
@@ -455,20 +487,20 @@ func (c *hypervCollector) updateKVP(m *Metrics) error {
 			if !isNotExist(err) {
 				errs = append(errs, fmt.Errorf("kvp pool %d: %w", pool, err))
 			}
-			m.Gauge(c.kvpPresent, 0, label)
+			m.Set(hypervKvpPoolPresentFact, 0, label)
 			continue
 		}
 		if !fi.Mode().IsRegular() {
 			errs = append(errs, fmt.Errorf("kvp pool %d: %s: not a regular file", pool, path))
-			m.Gauge(c.kvpPresent, 0, label)
+			m.Set(hypervKvpPoolPresentFact, 0, label)
 			continue
 		}
-		m.Gauge(c.kvpPresent, 1, label)
+		m.Set(hypervKvpPoolPresentFact, 1, label)
 		if fi.Size()%kvpRecordSize != 0 {
 			errs = append(errs, fmt.Errorf("kvp pool %d: %s: size %d is not a whole number of %d-byte records", pool, path, fi.Size(), kvpRecordSize))
 			continue
 		}
-		m.Gauge(c.kvpRecords, float64(fi.Size()/kvpRecordSize), label)
+		m.Set(hypervKvpPoolRecordsFact, float64(fi.Size()/kvpRecordSize), label)
 	}
 	return errors.Join(errs...)
 }

@@ -14,8 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -99,11 +97,65 @@ var seriesRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 // 6.18.31-1.3.azl4.x86_64 or 5.15.0-1064-azure.
 var releaseRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+~-]{0,63}$`)
 
+var kernelInfoFact = declare(Fact{
+	Collector: "kernel", Name: "info",
+	Help:   "Running kernel; series is major.minor of the release. Constant 1.",
+	Labels: []string{"release", "version", "series"},
+})
+
+var kernelTaintedFact = declare(Fact{
+	Collector: "kernel", Name: "tainted",
+	Help: "Raw taint mask from /proc/sys/kernel/tainted; 0 is untainted.",
+})
+
+var kernelTaintFlagFact = declare(Fact{
+	Collector: "kernel", Name: "taint_flag",
+	Help:     "1 when the taint bit is set, for every documented bit and any unknown bit that is set.",
+	Labels:   []string{"flag", "reason"},
+	Identity: []string{"flag", "reason"}, Bound: "the documented taint bits and set unknown bits (at most 64)",
+})
+
+var kernelLockdownInfoFact = declare(Fact{
+	Collector: "kernel", Name: "lockdown_info",
+	Help:   "Current kernel lockdown mode (none, integrity, confidentiality). Constant 1.",
+	Labels: []string{"mode"},
+})
+
+var kernelLsmEnabledFact = declare(Fact{
+	Collector: "kernel", Name: "lsm_enabled",
+	Help:     "1 for each active Linux security module; 0 for well-known modules that are not active.",
+	Labels:   []string{"lsm"},
+	Identity: []string{"lsm"}, Bound: "the well-known modules and the active ones",
+})
+
+var kernelFipsEnabledFact = declare(Fact{
+	Collector: "kernel", Name: "fips_enabled",
+	Help: "1 when the kernel runs in FIPS mode (/proc/sys/crypto/fips_enabled).",
+})
+
+var kernelClocksourceInfoFact = declare(Fact{
+	Collector: "kernel", Name: "clocksource_info",
+	Help:   "Current clock source. Constant 1.",
+	Labels: []string{"current"},
+})
+
+var kernelModuleLoadedFact = declare(Fact{
+	Collector: "kernel", Name: "module_loaded",
+	Help:     "1 when the watched module is loaded or built in.",
+	Labels:   []string{"module"},
+	Identity: []string{"module"}, Bound: "the watched modules (collectors.kernel.modules)",
+})
+
+var kernelConfigInfoFact = declare(Fact{
+	Collector: "kernel", Name: "config_info",
+	Help:     "Kernel build configuration for the watched options; value is y, m, n (not set) or the option's string. Constant 1.",
+	Labels:   []string{"option", "value"},
+	Identity: []string{"option"}, Bound: "the watched options (collectors.kernel.config_options)",
+})
+
 type kernelCollector struct {
 	paths Paths
 	opts  *kernelOptions
-
-	info, tainted, taintFlag, lockdown, lsm, fips, clocksource, module, config *prometheus.Desc
 
 	// The kernel configuration cannot change while a kernel runs, so it is
 	// parsed once per (source, release) and kept.
@@ -115,7 +167,7 @@ type kernelCollector struct {
 func newKernelCollector(env Env, opts any) (Collector, error) {
 	o := opts.(*kernelOptions)
 	for i, m := range o.Modules {
-		o.Modules[i] = normalizeModule(m)
+		o.Modules[i] = host.NormalizeModule(m)
 	}
 	for _, opt := range o.ConfigOptions {
 		if !strings.HasPrefix(opt, "CONFIG_") {
@@ -125,25 +177,6 @@ func newKernelCollector(env Env, opts any) (Collector, error) {
 	return &kernelCollector{
 		paths: env.Paths,
 		opts:  o,
-		info: newDesc("kernel", "info",
-			"Running kernel; series is major.minor of the release. Constant 1.", "release", "version", "series"),
-		tainted: newDesc("kernel", "tainted",
-			"Raw taint mask from /proc/sys/kernel/tainted; 0 is untainted."),
-		taintFlag: newDesc("kernel", "taint_flag",
-			"1 when the taint bit is set, for every documented bit and any unknown bit that is set.", "flag", "reason"),
-		lockdown: newDesc("kernel", "lockdown_info",
-			"Current kernel lockdown mode (none, integrity, confidentiality). Constant 1.", "mode"),
-		lsm: newDesc("kernel", "lsm_enabled",
-			"1 for each active Linux security module; 0 for well-known modules that are not active.", "lsm"),
-		fips: newDesc("kernel", "fips_enabled",
-			"1 when the kernel runs in FIPS mode (/proc/sys/crypto/fips_enabled)."),
-		clocksource: newDesc("kernel", "clocksource_info",
-			"Current clock source. Constant 1.", "current"),
-		module: newDesc("kernel", "module_loaded",
-			"1 when the watched module is loaded or built in.", "module"),
-		config: newDesc("kernel", "config_info",
-			"Kernel build configuration for the watched options; value is y, m, n (not set) or the option's string. Constant 1.",
-			"option", "value"),
 	}, nil
 }
 
@@ -169,18 +202,19 @@ func (c *kernelCollector) Update(_ context.Context, m *Metrics) error {
 	} else {
 		errs = append(errs, fmt.Errorf("kernel release %q does not start with major.minor", release))
 	}
-	m.Gauge(c.info, 1, release, version, series)
+	m.Set(kernelInfoFact, 1, release, version, series)
 
 	errs = append(errs, c.updateTaint(m))
 	errs = append(errs, c.updateSecurity(m))
 	errs = append(errs, c.updateFIPS(m))
 	if cs, err := readValue(c.paths.Sys("devices/system/clocksource/clocksource0/current_clocksource")); err == nil {
-		m.Gauge(c.clocksource, 1, cs)
+		m.Set(kernelClocksourceInfoFact, 1, cs)
 	} else if !isNotExist(err) {
 		errs = append(errs, err)
 	}
 	errs = append(errs, c.updateModules(m, release))
 	errs = append(errs, c.updateConfig(m, release))
+	errs = append(errs, c.updateBootFacts(m, release))
 	return errors.Join(errs...)
 }
 
@@ -189,13 +223,13 @@ func (c *kernelCollector) updateTaint(m *Metrics) error {
 	if err != nil {
 		return fmt.Errorf("taint mask: %w", err)
 	}
-	m.Gauge(c.tainted, float64(mask))
+	m.Set(kernelTaintedFact, float64(mask))
 	for bit, f := range taintFlags {
-		m.Bool(c.taintFlag, mask&(1<<bit) != 0, f.letter, f.reason)
+		m.SetBool(kernelTaintFlagFact, mask&(1<<bit) != 0, f.letter, f.reason)
 	}
 	for bit := len(taintFlags); bit < 64; bit++ {
 		if mask&(1<<bit) != 0 {
-			m.Gauge(c.taintFlag, 1, "unknown_"+strconv.Itoa(bit), "unknown")
+			m.Set(kernelTaintFlagFact, 1, "unknown_"+strconv.Itoa(bit), "unknown")
 		}
 	}
 	return nil
@@ -208,7 +242,7 @@ func (c *kernelCollector) updateSecurity(m *Metrics) error {
 	var errs []error
 	if s, err := readValue(c.paths.Sys("kernel/security/lockdown")); err == nil {
 		if mode, ok := bracketed(s); ok {
-			m.Gauge(c.lockdown, 1, mode)
+			m.Set(kernelLockdownInfoFact, 1, mode)
 		} else {
 			errs = append(errs, fmt.Errorf("lockdown: no [current] mode (%s)", host.Invalid(s)))
 		}
@@ -228,12 +262,12 @@ func (c *kernelCollector) updateSecurity(m *Metrics) error {
 	for _, l := range strings.Split(s, ",") {
 		if l = strings.TrimSpace(l); l != "" && !active[l] {
 			active[l] = true
-			m.Gauge(c.lsm, 1, l)
+			m.Set(kernelLsmEnabledFact, 1, l)
 		}
 	}
 	for _, l := range knownLSMs {
 		if !active[l] {
-			m.Gauge(c.lsm, 0, l)
+			m.Set(kernelLsmEnabledFact, 0, l)
 		}
 	}
 	return errors.Join(errs...)
@@ -245,11 +279,11 @@ func (c *kernelCollector) updateFIPS(m *Metrics) error {
 	v, err := readUint(c.paths.Proc("sys/crypto/fips_enabled"))
 	switch {
 	case isNotExist(err):
-		m.Gauge(c.fips, 0)
+		m.Set(kernelFipsEnabledFact, 0)
 	case err != nil:
 		return fmt.Errorf("fips: %w", err)
 	default:
-		m.Bool(c.fips, v != 0)
+		m.SetBool(kernelFipsEnabledFact, v != 0)
 	}
 	return nil
 }
@@ -262,55 +296,29 @@ func (c *kernelCollector) updateModules(m *Metrics, release string) error {
 	if len(c.opts.Modules) == 0 {
 		return nil
 	}
-	present, err := LoadedModules(c.paths, release)
+	mods, err := readModules(c.paths, release)
 	for _, mod := range c.opts.Modules {
-		m.Bool(c.module, present[mod] || exists(c.paths.Sys("module", mod)), mod)
+		m.SetBool(kernelModuleLoadedFact, ModulePresent(c.paths, mods, mod), mod)
 	}
 	return err
 }
 
-// LoadedModules returns the modules that /proc/modules lists or that
-// modules.builtin of release names, spelt as the kernel does (with '_').
-// Callers also look for /sys/module/<name>, which covers built-in code with
-// parameters on kernels built without module support. It returns what it
-// could read along with any error; missing files are not errors. The
-// compatibility checks share it with the kernel collector.
-func LoadedModules(p Paths, release string) (map[string]bool, error) {
-	present := map[string]bool{}
-	var errs []error
-	text, err := readText(p.Proc("modules"), maxFileSize)
-	switch {
-	case err == nil:
-		for _, line := range strings.Split(text, "\n") {
-			if name, _, _ := strings.Cut(line, " "); name != "" {
-				present[normalizeModule(name)] = true
-			}
-		}
-	case !isNotExist(err):
-		errs = append(errs, fmt.Errorf("loaded modules: %w", err))
-	}
-	for _, dir := range []string{"lib/modules", "usr/lib/modules"} {
-		text, err := readText(p.Root(dir, release, "modules.builtin"), maxFileSize)
-		if isNotExist(err) {
-			continue
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("built-in modules: %w", err))
-			break
-		}
-		for _, line := range strings.Split(text, "\n") {
-			if line = strings.TrimSpace(line); line != "" {
-				base := line[strings.LastIndexByte(line, '/')+1:]
-				present[normalizeModule(strings.TrimSuffix(base, ".ko"))] = true
-			}
-		}
-		break
-	}
-	return present, errors.Join(errs...)
+// readModules reads the kernel's loaded and built-in modules through the
+// host layer (host.ReadModules), for the collectors and the checks alike.
+func readModules(p Paths, release string) (host.Modules, error) {
+	return host.ReadModules(p.Proc(), p.Root(), release)
 }
 
-// normalizeModule spells a module name as the kernel does in /proc/modules.
-func normalizeModule(name string) string { return strings.ReplaceAll(name, "-", "_") }
+// ModulePresent reports whether module is loaded or built into release,
+// or has a /sys/module directory (built-in code with parameters on kernels
+// built without module support, where neither file exists). The
+// compatibility checks share it with the kernel collector.
+func ModulePresent(p Paths, mods host.Modules, module string) bool {
+	return mods.Present(module) || exists(p.Sys("module", host.NormalizeModule(module)))
+}
+
+// ReadModules is readModules for the checks.
+func ReadModules(p Paths, release string) (host.Modules, error) { return readModules(p, release) }
 
 func (c *kernelCollector) updateConfig(m *Metrics, release string) error {
 	if len(c.opts.ConfigOptions) == 0 {
@@ -328,7 +336,7 @@ func (c *kernelCollector) updateConfig(m *Metrics, release string) error {
 		if !ok {
 			v = "n"
 		}
-		m.Gauge(c.config, 1, opt, v)
+		m.Set(kernelConfigInfoFact, 1, opt, v)
 	}
 	return nil
 }

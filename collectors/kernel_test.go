@@ -2,8 +2,6 @@ package collectors
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,24 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-)
 
-// writeTree creates files (path relative to root → content) under a new
-// temporary root.
-func writeTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, content := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
+)
 
 // run builds the named collector with its default options over root and
 // runs one Update.
@@ -94,7 +77,7 @@ func TestKernelSeries(t *testing.T) {
 		"6.18.44-fc-v595":         "6.18",
 		"10.2.0":                  "10.2",
 	} {
-		root := writeTree(t, map[string]string{"proc/sys/kernel/osrelease": release + "\n", "proc/sys/kernel/tainted": "0\n"})
+		root := treetest.New(t, map[string]string{"proc/sys/kernel/osrelease": release + "\n", "proc/sys/kernel/tainted": "0\n"})
 		m, err := run(t, "kernel", root)
 		if err != nil {
 			t.Fatalf("%s: %v", release, err)
@@ -112,7 +95,7 @@ func TestKernelTaint(t *testing.T) {
 	// P, O, E (a proprietary, unsigned, out-of-tree NVIDIA driver), J (fwctl,
 	// new in 6.15) and two bits no kernel documents yet.
 	const mask = 1 | 1<<12 | 1<<13 | 1<<19 | 1<<20 | 1<<33
-	root := writeTree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"proc/sys/kernel/osrelease": "6.18.31-1.3.azl4.x86_64\n",
 		"proc/sys/kernel/tainted":   strconv.Itoa(mask) + "\n",
 	})
@@ -183,7 +166,7 @@ func TestBracketed(t *testing.T) {
 // TestKernelModulesWithoutModuleSupport covers kernels built without
 // CONFIG_MODULES (no /proc/modules): built-in code shows in /sys/module.
 func TestKernelModulesWithoutModuleSupport(t *testing.T) {
-	root := writeTree(t, map[string]string{
+	root := treetest.New(t, map[string]string{
 		"proc/sys/kernel/osrelease":                 "6.18.5\n",
 		"proc/sys/kernel/tainted":                   "0\n",
 		"sys/module/nvme/parameters/io_queue_depth": "1024\n",

@@ -13,7 +13,8 @@ import (
 // UTF-8 and at most MaxLabelBytes, whatever the host handed it, done once
 // where collectors emit (issue 14, output hygiene).
 func TestLabelValuesCapped(t *testing.T) {
-	desc := prometheus.NewDesc("azurelinux_test_label", "test", []string{"v"}, nil)
+	f := &Fact{Collector: "test", Name: "label", Labels: []string{"v"},
+		desc: prometheus.NewDesc("azurelinux_test_label", "test", []string{"v"}, nil)}
 	long := strings.Repeat("a", 412)
 	for _, tc := range []struct{ name, in, want string }{
 		{"short", "6.18.31-1.3.azl4.x86_64", "6.18.31-1.3.azl4.x86_64"},
@@ -26,7 +27,7 @@ func TestLabelValuesCapped(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := []string{tc.in}
 			m := &Metrics{}
-			m.Gauge(desc, 1, in...)
+			m.Set(f, 1, in...)
 			if err := m.Err(); err != nil {
 				t.Fatal(err)
 			}

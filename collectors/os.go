@@ -8,8 +8,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -27,26 +25,42 @@ func init() {
 // azurelinux_os_info, in label order.
 var osInfoKeys = []string{"ID", "ID_LIKE", "NAME", "PRETTY_NAME", "VERSION", "VERSION_ID", "VARIANT_ID", "BUILD_ID", "RELEASE_TYPE"}
 
+// lowerAll returns the os-release keys as label names.
+func lowerAll(keys []string) []string {
+	out := make([]string, len(keys))
+	for i, k := range keys {
+		out[i] = strings.ToLower(k)
+	}
+	return out
+}
+
+var osInfoFact = declare(Fact{
+	Collector: "os", Name: "info",
+	Help:   "Operating system identity from os-release; constant 1.",
+	Labels: lowerAll(osInfoKeys),
+})
+
+var osVersionFact = declare(Fact{
+	Collector: "os", Name: "version",
+	Help:     "VERSION_ID of os-release as a number (4.0 reads 4).",
+	Labels:   []string{"id"},
+	Identity: []string{"id"},
+})
+
+var osSupportEndTimestampSecondsFact = declare(Fact{
+	Collector: "os", Name: "support_end_timestamp_seconds",
+	Help:     "SUPPORT_END of os-release as a Unix timestamp (start of that day, UTC).",
+	Labels:   []string{"id"},
+	Identity: []string{"id"}, Volatile: true,
+})
+
 type osCollector struct {
-	paths      Paths
-	info       *prometheus.Desc
-	version    *prometheus.Desc
-	supportEnd *prometheus.Desc
+	paths Paths
 }
 
 func newOSCollector(env Env, _ any) (Collector, error) {
-	labels := make([]string, len(osInfoKeys))
-	for i, k := range osInfoKeys {
-		labels[i] = strings.ToLower(k)
-	}
 	return &osCollector{
 		paths: env.Paths,
-		info: newDesc("os", "info",
-			"Operating system identity from os-release; constant 1.", labels...),
-		version: newDesc("os", "version",
-			"VERSION_ID of os-release as a number (4.0 reads 4).", "id"),
-		supportEnd: newDesc("os", "support_end_timestamp_seconds",
-			"SUPPORT_END of os-release as a Unix timestamp (start of that day, UTC).", "id"),
 	}, nil
 }
 
@@ -69,11 +83,11 @@ func (c *osCollector) Update(_ context.Context, m *Metrics) error {
 	for i, k := range osInfoKeys {
 		values[i] = vars[k]
 	}
-	m.Gauge(c.info, 1, values...)
+	m.Set(osInfoFact, 1, values...)
 	id := vars["ID"]
 	if v, ok := vars["VERSION_ID"]; ok {
 		if f, err := strconv.ParseFloat(v, 64); err == nil {
-			m.Gauge(c.version, f, id)
+			m.Set(osVersionFact, f, id)
 		}
 	}
 	if v, ok := vars["SUPPORT_END"]; ok {
@@ -81,7 +95,7 @@ func (c *osCollector) Update(_ context.Context, m *Metrics) error {
 		if err != nil {
 			return errors.Join(perr, fmt.Errorf("%s: SUPPORT_END is not YYYY-MM-DD (%s)", path, host.Invalid(v)))
 		}
-		m.Gauge(c.supportEnd, float64(t.Unix()), id)
+		m.Set(osSupportEndTimestampSecondsFact, float64(t.Unix()), id)
 	}
 	return perr
 }

@@ -10,8 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -25,6 +23,36 @@ func init() {
 	})
 }
 
+var storageDiskInfoFact = declare(Fact{
+	Collector: "storage", Name: "disk_info",
+	Help: "One whole disk under /sys/block; constant 1. transport is scsi (any SCSI disk: hv_storvsc on Hyper-V/Azure, virtio_scsi, SAS, SATA through libata), " +
+		"nvme, virtio (virtio_blk) or other; driver is the host adapter's driver (hv_storvsc, nvme, virtio_blk, ahci, …). " +
+		"Virtual devices (loop, ram, zram, dm, md, nbd), NVMe multipath path devices and optical drives are left out.",
+	Labels:   []string{"device", "transport", "model", "driver"},
+	Identity: []string{"device"}, Bound: "one per whole disk (at most 10000 directory entries)",
+})
+
+var storageDiskSizeBytesFact = declare(Fact{
+	Collector: "storage", Name: "disk_size_bytes",
+	Help:     "Capacity of the whole disk in bytes (/sys/block/<device>/size × 512).",
+	Labels:   []string{"device"},
+	Identity: []string{"device"}, Bound: "one per whole disk",
+})
+
+var storageAzureDiskLinksFact = declare(Fact{
+	Collector: "storage", Name: "azure_disk_links",
+	Help: "Symbolic links under /dev/disk/azure/, created by azure-vm-utils' (and WALinuxAgent's) udev rules; " +
+		"0 on an Azure VM means the image lost those rules. Absent when the root has no /dev/disk.",
+})
+
+var storageAzureDiskLinkInfoFact = declare(Fact{
+	Collector: "storage", Name: "azure_disk_link_info",
+	Help: "One /dev/disk/azure/ link (relative to that directory, e.g. os, resource, data/by-lun/0, local/by-serial/<serial>) " +
+		"and the device it points at; constant 1.",
+	Labels:   []string{"link", "target"},
+	Identity: []string{"link"}, Bound: "at most 1000 links",
+})
+
 // storageCollector reports how the disks are attached. Azure is moving VMs
 // from the synthetic SCSI controller (hv_storvsc: sda, sdb) to NVMe
 // (nvme0n1, …), which renames every device; the /dev/disk/azure links that
@@ -32,26 +60,11 @@ func init() {
 // reported.
 type storageCollector struct {
 	paths Paths
-
-	info, size, links, link *prometheus.Desc
 }
 
 func newStorageCollector(env Env, _ any) (Collector, error) {
 	return &storageCollector{
 		paths: env.Paths,
-		info: newDesc("storage", "disk_info",
-			"One whole disk under /sys/block; constant 1. transport is scsi (any SCSI disk: hv_storvsc on Hyper-V/Azure, virtio_scsi, SAS, SATA through libata), "+
-				"nvme, virtio (virtio_blk) or other; driver is the host adapter's driver (hv_storvsc, nvme, virtio_blk, ahci, …). "+
-				"Virtual devices (loop, ram, zram, dm, md, nbd), NVMe multipath path devices and optical drives are left out.",
-			"device", "transport", "model", "driver"),
-		size: newDesc("storage", "disk_size_bytes",
-			"Capacity of the whole disk in bytes (/sys/block/<device>/size × 512).", "device"),
-		links: newDesc("storage", "azure_disk_links",
-			"Symbolic links under /dev/disk/azure/, created by azure-vm-utils' (and WALinuxAgent's) udev rules; "+
-				"0 on an Azure VM means the image lost those rules. Absent when the root has no /dev/disk."),
-		link: newDesc("storage", "azure_disk_link_info",
-			"One /dev/disk/azure/ link (relative to that directory, e.g. os, resource, data/by-lun/0, local/by-serial/<serial>) "+
-				"and the device it points at; constant 1.", "link", "target"),
 	}, nil
 }
 
@@ -61,7 +74,7 @@ func (c *storageCollector) Update(ctx context.Context, m *Metrics) error {
 	if !disks && !links && derr == nil && lerr == nil {
 		return ErrNoData
 	}
-	return errors.Join(derr, lerr)
+	return errors.Join(derr, lerr, c.updateNVMe(ctx, m))
 }
 
 // virtualBlock holds the kernel's purely virtual block devices.
@@ -110,11 +123,11 @@ func (c *storageCollector) updateDisks(ctx context.Context, m *Metrics) (bool, e
 			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
 		}
 		driver, transport := c.attachment(name, dir)
-		m.Gauge(c.info, 1, name, transport, model, driver)
+		m.Set(storageDiskInfoFact, 1, name, transport, model, driver)
 
 		switch sectors, err := readUint(dir.Join("size")); {
 		case err == nil:
-			m.Gauge(c.size, float64(sectors)*512, name)
+			m.Set(storageDiskSizeBytesFact, float64(sectors)*512, name)
 		case !isNotExist(err):
 			errs = append(errs, fmt.Errorf("disk %s: %w", name, err))
 		}
@@ -237,9 +250,9 @@ func (c *storageCollector) updateLinks(m *Metrics) (bool, error) {
 	if err != nil {
 		return true, fmt.Errorf("azure disk links: %s: %w", base, err)
 	}
-	m.Gauge(c.links, float64(len(links)))
+	m.Set(storageAzureDiskLinksFact, float64(len(links)))
 	for _, l := range links {
-		m.Gauge(c.link, 1, l.name, l.target)
+		m.Set(storageAzureDiskLinkInfoFact, 1, l.name, l.target)
 	}
 	return true, nil
 }

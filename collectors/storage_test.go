@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 func TestStorageTrees(t *testing.T) {
@@ -132,29 +134,6 @@ func sortedKeys(m map[string]float64) []string {
 	return out
 }
 
-// mkStorageTree writes files (path -> content) and symlinks (path -> "->target")
-// under a new root.
-func mkStorageTree(t *testing.T, files map[string]string) string {
-	t.Helper()
-	root := t.TempDir()
-	for name, v := range files {
-		p := filepath.Join(root, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		var err error
-		if target, ok := strings.CutPrefix(v, "->"); ok {
-			err = os.Symlink(target, p)
-		} else {
-			err = os.WriteFile(p, []byte(v), 0o644)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return root
-}
-
 func TestStorageCases(t *testing.T) {
 	const vdaDir = "sys/devices/pci0000:00/0000:00:02.0/virtio1"
 	for _, tc := range []struct {
@@ -203,7 +182,7 @@ func TestStorageCases(t *testing.T) {
 		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := mkStorageTree(t, tc.files)
+			root := treetest.New(t, tc.files)
 			m, err := run(t, "storage", root)
 			if tc.err == "" && err != nil && !errors.Is(err, ErrNoData) {
 				t.Fatal(err)

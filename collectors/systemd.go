@@ -14,7 +14,6 @@ import (
 
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 func init() {
@@ -71,6 +70,76 @@ const (
 	systemdManager    = "org.freedesktop.systemd1.Manager"
 )
 
+var systemdInfoFact = declare(Fact{
+	Collector: "systemd", Name: "info",
+	Help:   "systemd's Version manager property, as the distribution tags it; constant 1.",
+	Labels: []string{"version"},
+})
+
+var systemdVersionFact = declare(Fact{
+	Collector: "systemd", Name: "version",
+	Help: "systemd's version as a number: 258.4-4.azl4 reads 258.4, 258 reads 258.",
+})
+
+var systemdSystemStateFact = declare(Fact{
+	Collector: "systemd", Name: "system_state",
+	Help:     "1 for systemd's current SystemState, 0 for the other known states.",
+	Labels:   []string{"state"},
+	Identity: []string{"state"}, Bound: "the known states and the current one",
+})
+
+var systemdUnitsFailedFact = declare(Fact{
+	Collector: "systemd", Name: "units_failed",
+	Help: "Units in the failed state (the manager's NFailedUnits).",
+})
+
+var systemdUnitFailedFact = declare(Fact{
+	Collector: "systemd", Name: "unit_failed",
+	Help:     "1 per failed unit, at most max_failed_units of them (by name).",
+	Labels:   []string{"name"},
+	Identity: []string{"name"}, Bound: "at most collectors.systemd.max_failed_units (100); the rest are counted in azurelinux_systemd_unit_failed_dropped_total",
+})
+
+var systemdUnitFailedDroppedTotalFact = declare(Fact{
+	Collector: "systemd", Name: "unit_failed_dropped_total",
+	Help:    "Failed-unit series left out by max_failed_units, summed over the refreshes since the probe started.",
+	Counter: true, Volatile: true,
+})
+
+var systemdUnitInfoFact = declare(Fact{
+	Collector: "systemd", Name: "unit_info",
+	Help:     "State of each watched unit; constant 1. A unit that is not installed reads load_state=\"not-found\".",
+	Labels:   []string{"name", "load_state", "active_state", "sub_state"},
+	Identity: []string{"name"}, Bound: "the watched units (collectors.systemd.units)",
+})
+
+var systemdUnitRestartsTotalFact = declare(Fact{
+	Collector: "systemd", Name: "unit_restarts_total",
+	Help:    "Automatic restarts of a watched, loaded service (NRestarts, systemd 235 or later).",
+	Labels:  []string{"name"},
+	Counter: true, Identity: []string{"name"}, Volatile: true, Bound: "the watched units",
+})
+
+var systemdBootPhaseSecondsFact = declare(Fact{
+	Collector: "systemd", Name: "boot_phase_seconds",
+	Help:     "Time spent in each boot phase as systemd-analyze computes it; phases that took 0 are left out.",
+	Labels:   []string{"phase"},
+	Identity: []string{"phase"}, Volatile: true, Bound: "the boot phases systemd-analyze knows",
+})
+
+var systemdVirtualizationInfoFact = declare(Fact{
+	Collector: "systemd", Name: "virtualization_info",
+	Help:   "Virtualization and confidential-computing technology systemd detected (\"none\" when none); constant 1.",
+	Labels: []string{"virtualization", "confidential"},
+})
+
+var systemdTaintedInfoFact = declare(Fact{
+	Collector: "systemd", Name: "tainted_info",
+	Help:   "1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).",
+	Labels: []string{"taint"},
+	Bound:  "the flags of systemd's Tainted property",
+})
+
 // systemdCollector reads systemd's state over D-Bus through one long-lived
 // connection. The anchors' exporters dial per scrape and call without
 // deadlines, which is how they leak connections and hang scrapes; here the
@@ -91,9 +160,6 @@ type systemdCollector struct {
 	dials   int    // connections dialled so far (tests)
 	// dropped counts the failed units left out by MaxFailedUnits since start.
 	dropped float64
-
-	info, version, state, unitsFailed, unitFailed, unitFailedDropped *prometheus.Desc
-	unitInfo, unitRestarts, bootPhase, virt, tainted                 *prometheus.Desc
 }
 
 func newSystemdCollector(env Env, opts any) (Collector, error) {
@@ -115,30 +181,6 @@ func newSystemdCollector(env Env, opts any) (Collector, error) {
 		paths:  env.Paths,
 		getenv: os.Getenv,
 		euid:   os.Geteuid(),
-		info: newDesc("systemd", "info",
-			"systemd's Version manager property, as the distribution tags it; constant 1.", "version"),
-		version: newDesc("systemd", "version",
-			"systemd's version as a number: 258.4-4.azl4 reads 258.4, 258 reads 258."),
-		state: newDesc("systemd", "system_state",
-			"1 for systemd's current SystemState, 0 for the other known states.", "state"),
-		unitsFailed: newDesc("systemd", "units_failed",
-			"Units in the failed state (the manager's NFailedUnits)."),
-		unitFailed: newDesc("systemd", "unit_failed",
-			"1 per failed unit, at most max_failed_units of them (by name).", "name"),
-		unitFailedDropped: newDesc("systemd", "unit_failed_dropped_total",
-			"Failed-unit series left out by max_failed_units, summed over the refreshes since the probe started."),
-		unitInfo: newDesc("systemd", "unit_info",
-			"State of each watched unit; constant 1. A unit that is not installed reads load_state=\"not-found\".",
-			"name", "load_state", "active_state", "sub_state"),
-		unitRestarts: newDesc("systemd", "unit_restarts_total",
-			"Automatic restarts of a watched, loaded service (NRestarts, systemd 235 or later).", "name"),
-		bootPhase: newDesc("systemd", "boot_phase_seconds",
-			"Time spent in each boot phase as systemd-analyze computes it; phases that took 0 are left out.", "phase"),
-		virt: newDesc("systemd", "virtualization_info",
-			"Virtualization and confidential-computing technology systemd detected (\"none\" when none); constant 1.",
-			"virtualization", "confidential"),
-		tainted: newDesc("systemd", "tainted_info",
-			"1 per flag of systemd's Tainted property (for example unmerged-usr, cgroupsv1, support-ended).", "taint"),
 	}
 	units := make([]string, len(o.Units))
 	for i, u := range o.Units {
@@ -204,120 +246,6 @@ func (c *systemdCollector) Update(ctx context.Context, m *Metrics) error {
 	return nil
 }
 
-// busAddresses returns the addresses to try, in order: the configured one,
-// else $DBUS_SYSTEM_BUS_ADDRESS, else the system bus socket and (as root)
-// systemd's private socket under the root. Neither socket there means no
-// systemd to ask: no data, except on a live host booted with systemd.
-func (c *systemdCollector) busAddresses() ([]string, error) {
-	if c.opts.Address != "" {
-		return []string{c.opts.Address}, nil
-	}
-	if a := c.getenv("DBUS_SYSTEM_BUS_ADDRESS"); a != "" {
-		return []string{a}, nil
-	}
-	var out []string
-	if p, err := c.paths.Root("run/dbus/system_bus_socket").Resolve(); err == nil {
-		out = append(out, "unix:path="+p.Abs())
-	}
-	// systemd's private socket answers without dbus-daemon, but only to root.
-	if p, err := c.paths.Root("run/systemd/private").Resolve(); c.euid == 0 && err == nil {
-		out = append(out, "unix:path="+p.Abs())
-	}
-	if len(out) > 0 {
-		return out, nil
-	}
-	// sd_booted(3): /run/systemd/system exists when systemd is PID 1. On
-	// the live host a missing bus is then a failure, not an absent source;
-	// a tree or image under another root has no sockets to offer.
-	if c.paths.Live() && exists(c.paths.Root("run/systemd/system")) {
-		return nil, fmt.Errorf("systemd is running (%s exists) but neither the system bus socket nor the private socket exists",
-			c.paths.Root("run/systemd/system"))
-	}
-	return nil, ErrNoData
-}
-
-// noSystemdExpected reports whether a missing systemd is no data rather
-// than a failure: the bus address was not configured and the root was not
-// booted with systemd.
-func (c *systemdCollector) noSystemdExpected() bool {
-	return c.opts.Address == "" && c.getenv("DBUS_SYSTEM_BUS_ADDRESS") == "" && !exists(c.paths.Root("run/systemd/system"))
-}
-
-// isPrivate reports whether addr is systemd's private socket, which is a
-// direct peer (no bus daemon, no Hello).
-func isPrivate(addr string) bool { return strings.HasSuffix(addr, "/systemd/private") }
-
-// connect makes sure c.conn is a live connection, dialling when there is
-// none. Set-up is bounded by the call timeout: go-systemd's constructor makes
-// a call without a context (AddMatch), so the connections are dialled with a
-// context that is cancelled, closing them, if set-up outlives the deadline.
-func (c *systemdCollector) connect(ctx context.Context) error {
-	if c.conn != nil && c.conn.Connected() {
-		return nil
-	}
-	c.closeLocked()
-	addrs, err := c.busAddresses()
-	if err != nil {
-		return err
-	}
-	var errs []error
-	for _, addr := range addrs {
-		if err := c.dial(ctx, addr); err != nil {
-			errs = append(errs, fmt.Errorf("connect to D-Bus %s: %w", addr, err))
-			continue
-		}
-		return nil
-	}
-	return fmt.Errorf("systemd: %w", errors.Join(errs...))
-}
-
-func (c *systemdCollector) dial(ctx context.Context, addr string) error {
-	connCtx, cancel := context.WithCancel(context.Background())
-	callCtx, callCancel := context.WithTimeout(ctx, c.opts.CallTimeout)
-	defer callCancel()
-	// Closing the connections (cancel) unblocks whatever set-up step hangs.
-	stop := context.AfterFunc(callCtx, cancel)
-	var first *dbus.Conn
-	conn, err := sdbus.NewConnection(func() (*dbus.Conn, error) {
-		bc, err := dbus.Dial(addr, dbus.WithContext(connCtx))
-		if err != nil {
-			return nil, err
-		}
-		if err := bc.Auth([]dbus.Auth{dbus.AuthExternal(strconv.Itoa(os.Getuid()))}); err != nil {
-			bc.Close()
-			return nil, fmt.Errorf("authenticate: %w", err)
-		}
-		if !isPrivate(addr) {
-			if err := bc.Hello(); err != nil {
-				bc.Close()
-				return nil, fmt.Errorf("hello: %w", err)
-			}
-		}
-		if first == nil {
-			first = bc
-		}
-		return bc, nil
-	})
-	if !stop() {
-		// The deadline passed during set-up: cancel has run and closed
-		// whatever was dialled.
-		if conn != nil {
-			conn.Close()
-		}
-		if ctx.Err() == nil {
-			return fmt.Errorf("no answer within %s during connection set-up", c.opts.CallTimeout)
-		}
-		return fmt.Errorf("connection set-up: %w", context.Cause(ctx))
-	}
-	if err != nil {
-		cancel()
-		return err
-	}
-	c.dials++
-	c.conn, c.sysconn, c.cancel, c.addr = conn, first, cancel, addr
-	return nil
-}
-
 // call runs f under the per-call deadline.
 func (c *systemdCollector) call(ctx context.Context, what string, f func(ctx context.Context) error) error {
 	cctx, cancel := context.WithTimeout(ctx, c.opts.CallTimeout)
@@ -354,47 +282,61 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 	if err != nil {
 		return err
 	}
-	mp := managerProps(props)
-	var errs []error
+	emitManager(m, managerProps(props))
+	if err := c.collectFailed(ctx, m); err != nil {
+		return err
+	}
+	if len(c.opts.Units) == 0 {
+		return nil
+	}
+	return c.collectWatched(ctx, m)
+}
 
+// emitManager emits the facts of the manager's properties: version, system
+// state, failed-unit count, virtualization, taint flags and boot phases.
+func emitManager(m *Metrics, mp managerProps) {
 	version := mp.str("Version")
 	if version != "" {
-		m.Gauge(c.info, 1, version)
+		m.Set(systemdInfoFact, 1, version)
 		if v, ok := parseSystemdVersion(version); ok {
-			m.Gauge(c.version, v)
+			m.Set(systemdVersionFact, v)
 		}
 	}
 	if s := mp.str("SystemState"); s != "" {
 		for _, known := range systemStates {
-			m.Bool(c.state, s == known, known)
+			m.SetBool(systemdSystemStateFact, s == known, known)
 		}
 		if !slices.Contains(systemStates, s) {
-			m.Gauge(c.state, 1, s)
+			m.Set(systemdSystemStateFact, 1, s)
 		}
 	}
 	if n, ok := mp.uint("NFailedUnits"); ok {
-		m.Gauge(c.unitsFailed, float64(n))
+		m.Set(systemdUnitsFailedFact, float64(n))
 	}
 	virt := orNone(mp.str("Virtualization"))
-	m.Gauge(c.virt, 1, virt, orNone(mp.str("ConfidentialVirtualization")))
+	m.Set(systemdVirtualizationInfoFact, 1, virt, orNone(mp.str("ConfidentialVirtualization")))
 	for _, t := range strings.Split(mp.str("Tainted"), ":") {
 		if t != "" {
-			m.Gauge(c.tainted, 1, t)
+			m.Set(systemdTaintedInfoFact, 1, t)
 		}
 	}
 	phases := bootPhaseDurations(mp)
 	for _, phase := range bootPhases {
 		if d, ok := phases[phase]; ok {
-			m.Gauge(c.bootPhase, d.Seconds(), phase)
+			m.Set(systemdBootPhaseSecondsFact, d.Seconds(), phase)
 		}
 	}
+}
 
+// collectFailed emits the failed units, at most max_failed_units of them by
+// name, and counts the rest.
+func (c *systemdCollector) collectFailed(ctx context.Context, m *Metrics) error {
 	var failed []sdbus.UnitStatus
 	if err := c.call(ctx, "list failed units", func(ctx context.Context) (err error) {
 		failed, err = c.conn.ListUnitsFilteredContext(ctx, []string{"failed"})
 		return err
 	}); err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
 	names := make([]string, len(failed))
 	for i, u := range failed {
@@ -406,13 +348,16 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		names = names[:c.opts.MaxFailedUnits]
 	}
 	for _, n := range names {
-		m.Gauge(c.unitFailed, 1, n)
+		m.Set(systemdUnitFailedFact, 1, n)
 	}
-	m.Counter(c.unitFailedDropped, c.dropped)
+	m.Set(systemdUnitFailedDroppedTotalFact, c.dropped)
+	return nil
+}
 
-	if len(c.opts.Units) == 0 {
-		return errors.Join(errs...)
-	}
+// collectWatched emits the state of each watched unit and the restarts of
+// each loaded service among them.
+func (c *systemdCollector) collectWatched(ctx context.Context, m *Metrics) error {
+	var errs []error
 	var watched []sdbus.UnitStatus
 	// ListUnitsByNames loads each unit, so one that is not installed or
 	// failed to load comes back with that load state instead of vanishing.
@@ -420,7 +365,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		watched, err = c.conn.ListUnitsByNamesContext(ctx, c.opts.Units)
 		return err
 	}); err != nil {
-		return errors.Join(append(errs, err)...)
+		return err
 	}
 	for i, u := range watched {
 		// Answers come in request order; an alias (sshd.service for
@@ -430,7 +375,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 		if len(watched) == len(c.opts.Units) {
 			name = c.opts.Units[i]
 		}
-		m.Gauge(c.unitInfo, 1, name, u.LoadState, u.ActiveState, u.SubState)
+		m.Set(systemdUnitInfoFact, 1, name, u.LoadState, u.ActiveState, u.SubState)
 		if u.LoadState != "loaded" || !strings.HasSuffix(u.Name, ".service") {
 			continue
 		}
@@ -448,7 +393,7 @@ func (c *systemdCollector) collect(ctx context.Context, m *Metrics) error {
 			return errors.Join(append(errs, err)...)
 		}
 		if n, ok := p.Value.Value().(uint32); ok {
-			m.Counter(c.unitRestarts, float64(n), name)
+			m.Set(systemdUnitRestartsTotalFact, float64(n), name)
 		} else {
 			errs = append(errs, fmt.Errorf("NRestarts of %s: want uint32, got %s", u.Name, p.Value.Signature()))
 		}

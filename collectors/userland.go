@@ -14,8 +14,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -34,18 +32,21 @@ func init() {
 
 // Values of userlandOptions.Exec.
 const (
-	execLive   = "live"
-	execAlways = "always"
-	execNever  = "never"
+	execLive    = "live"
+	execSandbox = "sandbox"
+	execAlways  = "always"
+	execNever   = "never"
 )
 
 type userlandOptions struct {
-	// Exec says when the tools' version commands run. "always" (the
-	// default) runs the tools found under --path.rootfs, whatever the root:
-	// that is how a mounted golden image or a fixture tree reports its own
-	// dnf5, rpm and openssl. "live" runs them only when the root is "/",
-	// for images you do not trust enough to run their binaries (they run
-	// as the probe's user, with no shell, a timeout and an output limit);
+	// Exec says when the tools' version commands run. "live" (the
+	// default) runs them only when the root is "/": nothing from an image
+	// or tree runs on the host. "sandbox" runs an image's tools inside the
+	// image (host.RunSandboxed: chrooted, in their own namespaces without
+	// network, as nobody with no capabilities), so that they load the
+	// image's libraries and report the image's versions. "always" runs the
+	// tools found under --path.rootfs on the host as they are, which only
+	// a tree you built yourself deserves (the fixture trees' scripts).
 	// "never" runs nothing. Without running them, versions come from files
 	// where a file tells (glibc, OpenSSL and systemd libraries).
 	Exec string `yaml:"exec"`
@@ -54,7 +55,7 @@ type userlandOptions struct {
 }
 
 func defaultUserlandOptions() *userlandOptions {
-	return &userlandOptions{Exec: execAlways, CommandTimeout: 3 * time.Second}
+	return &userlandOptions{Exec: execLive, CommandTimeout: 3 * time.Second}
 }
 
 // binDirs are where the tools are looked up under the root: the
@@ -140,19 +141,38 @@ var tools = []tool{
 	{name: "glibc", bin: "ldd", args: []string{"--version"}, parse: reParse(lddVersionRE), fromFiles: glibcFromFiles},
 }
 
+var userlandToolInfoFact = declare(Fact{
+	Collector: "userland", Name: "tool_info",
+	Help:     "Version of a userland tool (glibc through ldd, systemd through systemctl) and the path it was found at; constant 1.",
+	Labels:   []string{"tool", "version", "path"},
+	Identity: []string{"tool"}, Bound: "the known tools",
+})
+
+var userlandToolPresentFact = declare(Fact{
+	Collector: "userland", Name: "tool_present",
+	Help:     "1 when the tool is installed in the distribution's bin directories, 0 when not.",
+	Labels:   []string{"tool"},
+	Identity: []string{"tool"}, Bound: "the known tools",
+})
+
+var userlandToolSymlinkInfoFact = declare(Fact{
+	Collector: "userland", Name: "tool_symlink_info",
+	Help:     "The tool is a symbolic link to target (tdnf to dnf5 is dnf5's compatibility link); constant 1.",
+	Labels:   []string{"tool", "target"},
+	Identity: []string{"tool"}, Bound: "the known tools",
+})
+
 type userlandCollector struct {
 	opts  userlandOptions
 	paths Paths
-
-	toolInfo, toolPresent, toolSymlink, rpmdb, cryptoPolicy, selinuxMode *prometheus.Desc
 }
 
 func newUserlandCollector(env Env, opts any) (Collector, error) {
 	o := opts.(*userlandOptions)
 	switch o.Exec {
-	case execLive, execAlways, execNever:
+	case execLive, execSandbox, execAlways, execNever:
 	default:
-		return nil, fmt.Errorf("exec %q: want %s, %s or %s", o.Exec, execLive, execAlways, execNever)
+		return nil, fmt.Errorf("exec %q: want %s, %s, %s or %s", o.Exec, execLive, execSandbox, execAlways, execNever)
 	}
 	if o.CommandTimeout <= 0 {
 		return nil, fmt.Errorf("command_timeout %s must be above 0", o.CommandTimeout)
@@ -160,27 +180,13 @@ func newUserlandCollector(env Env, opts any) (Collector, error) {
 	return &userlandCollector{
 		opts:  *o,
 		paths: env.Paths,
-		toolInfo: newDesc("userland", "tool_info",
-			"Version of a userland tool (glibc through ldd, systemd through systemctl) and the path it was found at; constant 1.",
-			"tool", "version", "path"),
-		toolPresent: newDesc("userland", "tool_present",
-			"1 when the tool is installed in the distribution's bin directories, 0 when not.", "tool"),
-		toolSymlink: newDesc("userland", "tool_symlink_info",
-			"The tool is a symbolic link to target (tdnf to dnf5 is dnf5's compatibility link); constant 1.",
-			"tool", "target"),
-		rpmdb: newDescIn("userland", "rpmdb", "info",
-			"The rpm database and its backend (sqlite, ndb, bdb); constant 1.", "path", "backend"),
-		cryptoPolicy: newDescIn("userland", "crypto", "policy_info",
-			"The system-wide crypto policy applied (/etc/crypto-policies/state/current, else the configured one); constant 1.", "policy"),
-		selinuxMode: newDescIn("userland", "selinux", "mode",
-			"SELinux mode: 0 disabled, 1 permissive, 2 enforcing (from selinuxfs, else the kernel command line and LSM list, else /etc/selinux/config)."),
 	}, nil
 }
 
 // execAllowed reports whether version commands may run under this root.
 func (c *userlandCollector) execAllowed() bool {
 	switch c.opts.Exec {
-	case execAlways:
+	case execAlways, execSandbox:
 		return true
 	case execLive:
 		return c.paths.RootFS == "/" || c.paths.RootFS == ""
@@ -200,9 +206,9 @@ func (c *userlandCollector) Update(ctx context.Context, m *Metrics) error {
 	for i, t := range tools {
 		path, target := c.lookup(t.bin)
 		found[i] = path
-		m.Bool(c.toolPresent, path != "", t.name)
+		m.SetBool(userlandToolPresentFact, path != "", t.name)
 		if target != "" {
-			m.Gauge(c.toolSymlink, 1, t.name, target)
+			m.Set(userlandToolSymlinkInfoFact, 1, t.name, target)
 			for _, o := range tools {
 				if o.bin == target && o.name != t.name {
 					links[t.name] = o.name
@@ -246,7 +252,7 @@ func (c *userlandCollector) Update(ctx context.Context, m *Metrics) error {
 			errs = append(errs, fmt.Errorf("%s: %w", t.name, r.err))
 		}
 		if r.version != "" {
-			m.Gauge(c.toolInfo, 1, t.name, r.version, r.path)
+			m.Set(userlandToolInfoFact, 1, t.name, r.version, r.path)
 		}
 	}
 
@@ -295,8 +301,15 @@ func (c *userlandCollector) version(ctx context.Context, t tool, path string) (s
 		return v, err
 	}
 	cmd := strings.Join(append([]string{path}, t.args...), " ")
-	res, err := host.Run(ctx, host.Cmd{Path: c.paths.Root(path).Abs(), Args: t.args,
-		Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	var res host.Result
+	var err error
+	if c.opts.Exec == execSandbox && !c.paths.IsLiveRoot() {
+		res, err = host.RunSandboxed(ctx, c.paths.Root().Root(), host.Cmd{Path: path, Args: t.args,
+			Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	} else {
+		res, err = host.Run(ctx, host.Cmd{Path: c.paths.Root(path).Abs(), Args: t.args,
+			Timeout: c.opts.CommandTimeout, MaxOutput: maxCommandOutput})
+	}
 	out := res.Output
 	// A version banner counts when the command ended by itself, even with
 	// a non-zero status; not when it was killed for time or output.
@@ -440,7 +453,7 @@ func (c *userlandCollector) updateRPMDB(m *Metrics) error {
 	case err != nil:
 		return fmt.Errorf("rpmdb: %w", err)
 	}
-	m.Gauge(c.rpmdb, 1, db.Real.InRoot(), db.Backend)
+	m.Set(rpmdbInfoFact, 1, db.Real.InRoot(), db.Backend)
 	return nil
 }
 
@@ -479,7 +492,7 @@ func (c *userlandCollector) updateCryptoPolicy(m *Metrics) error {
 	if !cryptoPolicyRE.MatchString(v) {
 		return fmt.Errorf("crypto policy: %s: not a policy name: %s", p, quoteOutput(v))
 	}
-	m.Gauge(c.cryptoPolicy, 1, v)
+	m.Set(cryptoPolicyInfoFact, 1, v)
 	return nil
 }
 
@@ -492,10 +505,10 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 	enforce, err := readValue(c.paths.Sys("fs/selinux/enforce"))
 	switch {
 	case err == nil && enforce == "1":
-		m.Gauge(c.selinuxMode, 2)
+		m.Set(selinuxModeFact, 2)
 		return nil
 	case err == nil && enforce == "0":
-		m.Gauge(c.selinuxMode, 1)
+		m.Set(selinuxModeFact, 1)
 		return nil
 	case err == nil:
 		return fmt.Errorf("selinux: %s: want 0 or 1 (%s)", c.paths.Sys("fs/selinux/enforce"), host.Invalid(enforce))
@@ -505,7 +518,7 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 	if cmdline, err := readValue(c.paths.Proc("cmdline")); err == nil {
 		for _, f := range strings.Fields(cmdline) {
 			if f == "selinux=0" {
-				m.Gauge(c.selinuxMode, 0)
+				m.Set(selinuxModeFact, 0)
 				return nil
 			}
 		}
@@ -516,7 +529,7 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 			active = active || l == "selinux"
 		}
 		if !active {
-			m.Gauge(c.selinuxMode, 0)
+			m.Set(selinuxModeFact, 0)
 			return nil
 		}
 	}
@@ -531,11 +544,11 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 	vars, _ := host.ParseOSRelease(text) // KEY=value lines and comments, as os-release
 	switch mode := strings.ToLower(vars["SELINUX"]); mode {
 	case "enforcing":
-		m.Gauge(c.selinuxMode, 2)
+		m.Set(selinuxModeFact, 2)
 	case "permissive":
-		m.Gauge(c.selinuxMode, 1)
+		m.Set(selinuxModeFact, 1)
 	case "disabled":
-		m.Gauge(c.selinuxMode, 0)
+		m.Set(selinuxModeFact, 0)
 	default:
 		return fmt.Errorf("selinux: %s: SELINUX=%s is not enforcing, permissive or disabled", p, quoteOutput(mode))
 	}

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // The outputs below are the real formats of ../shared/reference/formats.md
@@ -285,11 +287,7 @@ func TestCryptoPolicy(t *testing.T) {
 		{"garbage", map[string]string{"etc/crypto-policies/state/current": "DEFAULT; rm -rf\n"}, "", "not a policy name"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			for p, text := range tc.files {
-				os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-				os.WriteFile(filepath.Join(root, p), []byte(text), 0o644)
-			}
+			root := treetest.New(t, tc.files)
 			got, err := update(t, newTestUserland(t, root, execNever), 5*time.Second)
 			if tc.wantErr == "" && err != nil || tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)) {
 				t.Errorf("error %v, want %q", err, tc.wantErr)
@@ -319,11 +317,7 @@ func TestSELinuxMode(t *testing.T) {
 		{"nothing", map[string]string{}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			root := t.TempDir()
-			for p, text := range tc.files {
-				os.MkdirAll(filepath.Dir(filepath.Join(root, p)), 0o755)
-				os.WriteFile(filepath.Join(root, p), []byte(text), 0o644)
-			}
+			root := treetest.New(t, tc.files)
 			got, err := update(t, newTestUserland(t, root, execNever), 5*time.Second)
 			if err != nil {
 				t.Fatal(err)

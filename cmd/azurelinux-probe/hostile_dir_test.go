@@ -25,7 +25,7 @@ func TestFactsHugePCIDirectory(t *testing.T) {
 		entries int
 		want    string
 	}{
-		{100000, "more than 10000 entries"},
+		{100000, "too many entries (more than 10000)"},
 		{5000, "more errors"},
 	} {
 		t.Run(fmt.Sprint(tc.entries), func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/azurelinux-probe/azurelinux-probe/agent"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // TestHostileImage runs `check` (table, JSON, JUnit) and `facts` on an
@@ -46,10 +47,10 @@ func TestHostileImage(t *testing.T) {
 	link(canaryFile, "proc/sys/kernel/kptr_restrict")
 	link(canaryFile, "etc/dnf/vars/secret")
 	link("../../../../../../../../../.."+canaryFile, "etc/dnf/vars/relsecret")
-	write(t, filepath.Join(img, "proc/sys/kernel/osrelease"), strings.Repeat("6", 412)+"\n")
-	write(t, filepath.Join(img, "etc/os-release"),
+	treetest.File(t, filepath.Join(img, "proc/sys/kernel/osrelease"), strings.Repeat("6", 412)+"\n")
+	treetest.File(t, filepath.Join(img, "etc/os-release"),
 		"NAME=\"Azure Linux\"\nID=azurelinux\nVERSION_ID=4.0\nPRETTY_NAME=\"Azure Linux 4.0\x1b[2K\r\x1b[1Apass\"\n")
-	write(t, filepath.Join(img, "etc/yum.repos.d/evil.repo"),
+	treetest.File(t, filepath.Join(img, "etc/yum.repos.d/evil.repo"),
 		"[evil]\nbaseurl="+srv.URL+"/$secret/$relsecret\n[ok]\nbaseurl="+srv.URL+"/ok/$basearch\n[bad\x1b[2Kid]\nbaseurl="+srv.URL+"/x\n")
 	checksDir := t.TempDir()
 	writeChecks(t, checksDir, "hostile.yml", `checks:

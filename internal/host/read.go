@@ -31,26 +31,52 @@ const MaxDirEntries = 10000
 var ErrNotText = errors.New("binary data where text was expected")
 
 // ErrTooMany marks a directory with more than MaxDirEntries entries.
-var ErrTooMany = fmt.Errorf("more than %d entries", MaxDirEntries)
+var ErrTooMany = errors.New("too many entries")
 
-// Open opens the regular file p for reading without blocking, and refuses
-// anything but a regular file, so a FIFO or device planted in a tree can
-// neither hang a collector nor stream without end.
+// Open opens the regular file p for reading, and refuses anything but a
+// regular file before opening it for reading: a FIFO or device planted in
+// a tree can neither hang a collector, stream without end, nor be opened at
+// all (opening some devices acts: a watchdog node arms the watchdog). The
+// type is checked on an O_PATH descriptor, which opens nothing, and the
+// same inode is then reopened through /proc/self/fd, so no rename in
+// between can swap the file.
 func (p Path) Open() (*os.File, error) {
-	f, err := p.openFlags(unix.O_RDONLY | unix.O_NONBLOCK | unix.O_NOCTTY)
+	h, err := p.openFlags(unix.O_PATH)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
+	defer h.Close()
+	st, err := h.Stat()
 	if err != nil {
-		f.Close()
-		return nil, err
+		return nil, &fs.PathError{Op: "stat", Path: p.String(), Err: unwrapPathErr(err)}
 	}
 	if !st.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("%s: not a regular file (%s)", p, st.Mode().Type())
+		return nil, fmt.Errorf("%s: not a regular file (%s)", p, typeName(st.Mode()))
 	}
-	return f, nil
+	fd, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", h.Fd()), unix.O_RDONLY|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: p.String(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), p.String()), nil
+}
+
+// typeName names a file type in words.
+func typeName(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeNamedPipe != 0:
+		return "a FIFO"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return m.Type().String()
 }
 
 // OpenDevice opens the character device p (such as /dev/kmsg) with flags,
@@ -135,18 +161,22 @@ func (p Path) ReadUint() (uint64, error) {
 
 // ReadDir lists the directory p, sorted by name, failing with ErrTooMany
 // when it holds more than MaxDirEntries entries.
-func (p Path) ReadDir() ([]fs.DirEntry, error) {
+func (p Path) ReadDir() ([]fs.DirEntry, error) { return p.ReadDirLimit(MaxDirEntries) }
+
+// ReadDirLimit is ReadDir with a limit of its own, for the directories
+// that are large by nature (/proc on a busy host).
+func (p Path) ReadDirLimit(limit int) ([]fs.DirEntry, error) {
 	f, err := p.openFlags(unix.O_RDONLY | unix.O_DIRECTORY)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	entries, err := f.ReadDir(MaxDirEntries + 1)
+	entries, err := f.ReadDir(limit + 1)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
-	if len(entries) > MaxDirEntries {
-		return nil, fmt.Errorf("%s: %w", p, ErrTooMany)
+	if len(entries) > limit {
+		return nil, fmt.Errorf("%s: %w (more than %d)", p, ErrTooMany, limit)
 	}
 	sort.Slice(entries, func(i, j int) bool { return entries[i].Name() < entries[j].Name() })
 	return entries, nil
