@@ -195,7 +195,7 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 	}
 	errs = append(errs, c.updatePassthrough(ctx, m, devs, pci))
 	errs = append(errs, c.updateChannels(ctx, m, devs, manaVF(pci)))
-	errs = append(errs, c.updateKVPDaemon(m))
+	errs = append(errs, c.updateKVPDaemon(ctx, m))
 	errs = append(errs, c.updateTime(m))
 	errs = append(errs, c.updateAccelnet(ctx, m))
 	errs = append(errs, c.updateKVP(m))
