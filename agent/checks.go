@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"sync"
 	"time"
 
@@ -33,6 +34,8 @@ type checksCollector struct {
 	checks   []checks.Check
 	valid    bool
 	baseline *factsdoc.Doc
+	// repoProxy is --checks.repo-proxy (nil: repo metadata goes direct).
+	repoProxy *url.URL
 }
 
 // The checks' metrics (collector "checks").
@@ -73,7 +76,7 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	if err != nil {
 		return err
 	}
-	env := &checks.Env{Paths: c.paths, Facts: facts}
+	env := &checks.Env{Paths: c.paths, Facts: facts, RepoProxy: c.repoProxy}
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
 		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
@@ -169,6 +172,7 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) {
 	list, valid, baseline := o.loadChecks(logger)
 	c := newChecksCollector(sched, o.paths(), list, valid, baseline)
+	c.repoProxy = o.repoProxy
 	set.jobs = append(set.jobs, &job{name: checksJobName, c: c, interval: o.checksInterval, timeout: o.checksTimeout})
 }
 
@@ -206,7 +210,7 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 	// Every check that may wait (exec, repo) has its own timeout; a one-shot
 	// run in a pipeline is not bounded further by the daemon's
 	// --checks.timeout.
-	env := &checks.Env{Paths: o.paths(), Facts: facts}
+	env := &checks.Env{Paths: o.paths(), Facts: facts, RepoProxy: o.repoProxy}
 	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list)}
 	if baseline != nil {
 		report.Baseline = o.checkBaseline

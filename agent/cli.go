@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
@@ -64,6 +65,7 @@ type options struct {
 	checksInterval time.Duration
 	checksTimeout  time.Duration
 	baselineFile   string
+	repoProxy      *url.URL
 	checkFormat    string
 	checkBaseline  string
 	baselinePath   string
@@ -191,6 +193,9 @@ func (o *options) addFlags(app *kingpin.Application) {
 	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
 	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
 		Default("30s").DurationVar(&o.checksTimeout)
+	app.Flag("checks.repo-proxy", "HTTP proxy for the metadata requests of repo checks (metadata: true). Without it they go direct: "+
+		"HTTP_PROXY and the other proxy variables are ignored, so a checked image's baseurl never reaches a proxy nobody chose for it.").
+		PlaceHolder("URL").URLVar(&o.repoProxy)
 	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)
@@ -361,6 +366,13 @@ func (o *options) serve(logger *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(signals)
+	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*Set, error) {
+		set, err := o.build(logger)
+		if err == nil {
+			o.addChecks(set, sched, logger)
+		}
+		return set, err
+	}}
 	for {
 		select {
 		case err := <-served:
@@ -370,17 +382,27 @@ func (o *options) serve(logger *slog.Logger) error {
 				return nil
 			}
 			return err
+		case res := <-reload.done():
+			if res, apply := reload.finish(res); !apply {
+				logger.Warn("an abandoned reload returned at last; its result is dropped", "err", res.err)
+			} else if res.err != nil {
+				logger.Error("reload failed, keeping the running configuration", "err", res.err)
+				notify(logger, "READY=1")
+			} else {
+				sched.Start(res.set)
+				logger.Info("configuration reloaded", "collectors", strings.Join(res.set.Names(), ","))
+				notify(logger, "READY=1")
+			}
+		case <-reload.expired():
+			reload.abandon()
+			notify(logger, "READY=1")
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
-				notify(logger, "RELOADING=1\n"+monotonicUsec())
-				if set, err := o.build(logger); err != nil {
-					logger.Error("reload failed, keeping the running configuration", "err", err)
-				} else {
-					o.addChecks(set, sched, logger)
-					sched.Start(set)
-					logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
+				if !reload.start() {
+					logger.Warn("SIGHUP ignored: the previous reload is still running")
+					continue
 				}
-				notify(logger, "READY=1")
+				notify(logger, "RELOADING=1\n"+monotonicUsec())
 				continue
 			}
 			logger.Info("shutting down", "signal", sig.String())

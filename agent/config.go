@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"sort"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // DefaultConfig is the configuration used when no --config.file is given,
@@ -45,6 +45,9 @@ type CollectorConfig struct {
 // collector's own options.
 var scheduleKeys = []string{"interval", "timeout"}
 
+// maxConfigSize bounds the config file; the shipped one is a few kilobytes.
+const maxConfigSize = 1 << 20
+
 // LoadConfig parses the embedded default configuration and, when path is not
 // empty, lays the file at path over it: a key set in the file replaces the
 // default, a key left out keeps it.
@@ -57,7 +60,7 @@ func LoadConfig(path string) (*Config, error) {
 		return nil, fmt.Errorf("embedded default config: %w", err)
 	}
 	if path != "" {
-		b, err := os.ReadFile(path)
+		b, err := host.ReadRegularFile(path, maxConfigSize)
 		if err != nil {
 			return nil, fmt.Errorf("read config: %w", err)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // WriteFacts prints the latest snapshots of sched in format: "prometheus"
@@ -102,11 +103,13 @@ func writeTable(w io.Writer, reports []collectorReport) error {
 		}
 		status := "ok"
 		if !r.Success {
-			status = "FAILED: " + r.Error
+			status = "FAILED: " + host.EscapeControl(r.Error)
 		}
 		fmt.Fprintf(tw, "%s: %s (%.3fs)\n", r.Name, status, r.DurationSeconds)
 		for _, s := range r.Metrics {
-			fmt.Fprintf(tw, "  %s\t%s\n", s.String(), strconv.FormatFloat(s.Value, 'g', -1, 64))
+			// Label values come from the host (or an image): escaped, so
+			// they cannot rewrite a terminal's lines.
+			fmt.Fprintf(tw, "  %s\t%s\n", host.EscapeControl(s.String()), strconv.FormatFloat(s.Value, 'g', -1, 64))
 		}
 	}
 	return tw.Flush()

@@ -104,7 +104,13 @@ func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) e
 	case errors.As(runErr, &exitErr) && exitErr.ExitCode() == exitNoData:
 		return fmt.Errorf("%w: %s", collectors.ErrNoData, trailer.noData)
 	case errors.As(runErr, &exitErr) && exitErr.ExitCode() == 1 && trailer.err != "":
-		return errors.Join(errors.New(trailer.err), perr)
+		// One error per line the child reported, so that the scheduler's
+		// bound (boundErrors) counts them as the in-process ones are.
+		var errs []error
+		for _, line := range strings.Split(trailer.err, "\n") {
+			errs = append(errs, errors.New(line))
+		}
+		return errors.Join(append(errs, perr)...)
 	}
 	return fmt.Errorf("collector process: %w (last output: %q)", runErr, tail.String())
 }

@@ -30,13 +30,18 @@ var (
 		Help:     "The collector's configured refresh interval; facts older than a few intervals are stale.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+	abandonedFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_abandoned_refreshes",
+		Help: "Refreshes of the collector abandoned at their timeout (or at a reload) whose work is still running, such as a read blocked on a hung source; " +
+			"while it is above 0 no new refresh of the collector starts, even after a reload.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Volatile: true, Bound: "the enabled collectors and checks"})
 
 	// The HTTP endpoint's own (agent/listen.go), registered as client_golang
 	// collectors: their help comes from these declarations.
 	httpConnectionsFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_connections",
 		Help: "HTTP connections open now (bounded by --web.max-connections).", Volatile: true})
 	httpShedFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_connections_shed_total", Counter: true, Volatile: true,
-		Help: "HTTP connections closed by the connection limits: limit is `source` (--web.max-connections-per-source) or `server` (--web.max-connections); victim is `new` (the new connection was refused: every open one was busy), `idle` (an idle or not yet used connection was closed to admit the new one) or `stuck` (one busy for over 2 s, such as a client that does not read).",
+		Help:   "HTTP connections closed by the connection limits: limit is `source` (--web.max-connections-per-source) or `server` (--web.max-connections); victim is `new` (the new connection was refused: every open one was busy), `idle` (an idle or not yet used connection was closed to admit the new one) or `stuck` (one busy for over 2 s, such as a client that does not read).",
 		Labels: []string{"limit", "victim"}, Bound: "2 limits × 3 victims"})
 	httpAuthThrottledFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "http_auth_throttled_total", Counter: true, Volatile: true,
 		Help: "Requests answered 429 without checking their password because their source address had too many recent 401 answers (with basic auth in --web.config.file)."})
@@ -89,6 +94,7 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- constMetric(durationFact, snap.Duration.Seconds(), j.name)
 		ch <- constMetric(intervalFact, j.interval.Seconds(), j.name)
+		ch <- constMetric(abandonedFact, float64(c.sched.Abandoned(j.name)), j.name)
 		if !snap.LastSuccess.IsZero() {
 			ch <- constMetric(lastSuccessFact, float64(snap.LastSuccess.UnixNano())/1e9, j.name)
 		}

@@ -41,12 +41,7 @@ type job struct {
 	interval time.Duration
 	timeout  time.Duration
 
-	// running is set while an Update is in flight. An Update abandoned at
-	// its timeout may still be running when the next refresh is due; that
-	// refresh fails at once instead of stacking a second goroutine on a
-	// hung source.
-	running atomic.Bool
-	snap    atomic.Pointer[Snapshot]
+	snap atomic.Pointer[Snapshot]
 	// lastErr is the error text last logged, so a persistent failure is
 	// logged once at error level and not every interval.
 	lastErr string
@@ -69,6 +64,12 @@ type Scheduler struct {
 	// that a component waiting for snapshots (the checks) needs no polling.
 	changedMu sync.Mutex
 	changed   chan struct{}
+
+	// flights holds, per collector name, the refresh in flight: it
+	// outlives the jobs (a reload builds new ones), so a refresh abandoned
+	// at its timeout and still running on a hung source is not started
+	// again by the rebuilt collector either.
+	flights sync.Map // string -> *flight
 
 	// events, when set (by tests), receives "published <name>" after each
 	// snapshot is stored and "idle <name>" when an Update returns, even one
@@ -249,6 +250,30 @@ func (s *Scheduler) Load(set *Set) {
 	s.generation.Add(1)
 }
 
+// flight is the in-flight state of one collector name.
+type flight struct {
+	// running is set while an Update is in flight. An Update abandoned at
+	// its timeout may still be running when the next refresh is due; that
+	// refresh fails at once instead of stacking a second goroutine (and,
+	// for a read blocked in the kernel, a second OS thread) on a hung
+	// source.
+	running atomic.Bool
+	// abandoned counts the refreshes given up (at their timeout, or at a
+	// reload or shutdown) whose Update has not returned yet: the
+	// azurelinux_probe_collector_abandoned_refreshes gauge.
+	abandoned atomic.Int64
+}
+
+// flight returns the in-flight state of the collector called name.
+func (s *Scheduler) flight(name string) *flight {
+	f, _ := s.flights.LoadOrStore(name, &flight{})
+	return f.(*flight)
+}
+
+// Abandoned returns how many refreshes of the collector called name were
+// abandoned and are still running.
+func (s *Scheduler) Abandoned(name string) int64 { return s.flight(name).abandoned.Load() }
+
 type outcome struct {
 	metrics *collectors.Metrics
 	err     error
@@ -258,16 +283,36 @@ type outcome struct {
 // snapshot. A panic in the collector is a failed refresh, not a crash.
 func (s *Scheduler) refresh(ctx context.Context, j *job) {
 	start := time.Now()
-	if !j.running.CompareAndSwap(false, true) {
+	f := s.flight(j.name)
+	if !f.running.CompareAndSwap(false, true) {
 		s.publish(j, start, nil, fmt.Errorf("previous refresh still running after its %s timeout", j.timeout))
 		return
 	}
 	rctx, cancel := context.WithTimeout(ctx, j.timeout)
 	defer cancel()
 	done := make(chan outcome, 1)
+	// gaveUp and returned, under mu, decide which of the Update's return
+	// and the abandonment comes first, so abandoned is counted up and down
+	// exactly once.
+	var mu sync.Mutex
+	gaveUp, returned := false, false
+	abandon := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if !returned {
+			gaveUp = true
+			f.abandoned.Add(1)
+		}
+	}
 	go func() {
 		defer func() {
-			j.running.Store(false)
+			mu.Lock()
+			returned = true
+			if gaveUp {
+				f.abandoned.Add(-1)
+			}
+			mu.Unlock()
+			f.running.Store(false)
 			s.event("idle " + j.name)
 		}()
 		m := &collectors.Metrics{}
@@ -287,12 +332,13 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 			}()
 			err = j.c.Update(rctx, m)
 		}()
-		done <- outcome{m, errors.Join(err, m.Err())}
+		done <- outcome{m, boundErrors(errors.Join(err, m.Err()))}
 	}()
 	select {
 	case o := <-done:
 		s.publish(j, start, o.metrics.List(), o.err)
 	case <-rctx.Done():
+		abandon()
 		if ctx.Err() != nil {
 			return // shutting down or reloading: publish nothing
 		}

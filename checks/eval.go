@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"regexp"
@@ -50,9 +51,12 @@ func NewFacts(families []*dto.MetricFamily, collectors map[string]CollectorState
 type Env struct {
 	Paths collectors.Paths
 	Facts *Facts
-	// HTTPClient fetches repository metadata; nil uses a client that honours
-	// the proxy environment.
+	// HTTPClient fetches repository metadata; nil uses newRepoClient's: no
+	// proxy, no redirect to another host, capped headers and body.
 	HTTPClient *http.Client
+	// RepoProxy, when set, is the HTTP proxy of the default repo client
+	// (--checks.repo-proxy); the proxy environment variables never are.
+	RepoProxy *url.URL
 	// Arch is $basearch for repository URLs; empty means this machine's.
 	Arch string
 
@@ -336,7 +340,28 @@ func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
 		return true, fmt.Sprintf("%s = %s", s.name, got)
 	}
 	want := strings.Join(s.values, " or ")
-	return false, fmt.Sprintf("%s = %s, want %s", s.name, got, want)
+	return false, fmt.Sprintf("%s = %s, want %s", s.name, showSysctl(got, s.values), want)
+}
+
+// Grammars of a sysctl's value in a reason: numbers (most sysctls, and
+// every one the embedded matrix checks), or one short word or list of
+// words (kernel.core_pattern is a path, net.ipv4.tcp_congestion_control a
+// name). A value that fails is described by its size: it is the checked
+// tree's, and /proc/sys of an image is whatever its author put there.
+var (
+	sysctlNumberRE = regexp.MustCompile(`^-?[0-9]{1,20}( -?[0-9]{1,20}){0,15}$`)
+	sysctlWordsRE  = regexp.MustCompile(`^[A-Za-z0-9._:/%|@+=,-]{1,64}( [A-Za-z0-9._:/%|@+=,-]{1,64}){0,15}$`)
+)
+
+// showSysctl returns got for a reason when it fits the grammar of the
+// wanted values: a number where every wanted value is one.
+func showSysctl(got string, want []string) string {
+	for _, w := range want {
+		if !sysctlNumberRE.MatchString(w) {
+			return host.Show(got, sysctlWordsRE)
+		}
+	}
+	return host.Show(got, sysctlNumberRE)
 }
 
 func (env *Env) module(m *moduleSpec) (bool, string) {
@@ -360,7 +385,7 @@ func (env *Env) module(m *moduleSpec) (bool, string) {
 		return false, fmt.Sprintf("module %s parameter %s: %v", m.name, m.parameter, unwrapPath(err))
 	}
 	if v = strings.TrimSpace(v); v != m.value {
-		return false, fmt.Sprintf("module %s: %s = %s, want %s", m.name, m.parameter, v, m.value)
+		return false, fmt.Sprintf("module %s: %s = %s, want %s", m.name, m.parameter, showSysctl(v, []string{m.value}), m.value)
 	}
 	return true, fmt.Sprintf("module %s: %s = %s", m.name, m.parameter, v)
 }

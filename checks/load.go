@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Embedded is the default matrix for Azure Linux 4.0, evaluated unless the
@@ -157,17 +159,14 @@ func LoadAll(embedded bool, dir string) ([]Check, error) {
 
 // LoadFile loads the checks file at path.
 func LoadFile(path string) ([]Check, error) {
-	f, err := os.Open(path)
+	// Non-blocking and regular files only: a FIFO in checks.d must not
+	// hang `check` or the daemon's start (internal/host/operator.go).
+	b, err := host.ReadRegularFile(path, maxFileSize)
+	if errors.Is(err, host.ErrTooLarge) {
+		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize)}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("checks file: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("checks file %s: %w", path, err)
-	}
-	if len(b) > maxFileSize {
-		return nil, &Error{File: path, Msg: fmt.Sprintf("larger than %d bytes", maxFileSize)}
 	}
 	return Load(path, b)
 }

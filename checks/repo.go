@@ -3,11 +3,12 @@ package checks
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"os"
+	"net"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strings"
 
@@ -18,6 +19,9 @@ import (
 // distribution's (dnf5 reads /etc/distro.repos.d and /usr/share/dnf5/repos.d
 // too).
 var repoDirs = []string{"/etc/yum.repos.d", "/etc/distro.repos.d", "/usr/share/dnf5/repos.d"}
+
+// repoFileRE is the name of a repository file shown in a reason.
+var repoFileRE = regexp.MustCompile(`^[A-Za-z0-9._+@-]{1,200}$`)
 
 // repoSection is one [id] section of a .repo file.
 type repoSection struct {
@@ -61,7 +65,7 @@ func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
 		}
 		if line[0] == '[' {
 			if !strings.HasSuffix(line, "]") || len(line) < 3 {
-				return out, fmt.Errorf("%s:%d: malformed section header %q", name, n, truncate(line, 60))
+				return out, fmt.Errorf("%s:%d: malformed section header (%d bytes)", name, n, len(line))
 			}
 			out = append(out, repoSection{id: strings.TrimSpace(line[1 : len(line)-1]), file: name, line: n, keys: map[string]string{}})
 			cur = &out[len(out)-1]
@@ -70,7 +74,7 @@ func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
 		}
 		k, v, ok := strings.Cut(line, "=")
 		if !ok || cur == nil {
-			return out, fmt.Errorf("%s:%d: want key=value inside a [repository] section, got %q", name, n, truncate(line, 60))
+			return out, fmt.Errorf("%s:%d: want key=value inside a [repository] section (a line of %d bytes)", name, n, len(line))
 		}
 		lastKey = strings.ToLower(strings.TrimSpace(k))
 		cur.keys[lastKey] = strings.TrimSpace(v)
@@ -78,14 +82,7 @@ func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
 	return out, sc.Err()
 }
 
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n] + "…"
-}
-
-func (env *Env) repos() ([]repoSection, []string) {
+func (env *Env) repos(ctx context.Context) ([]repoSection, []string) {
 	var all []repoSection
 	var problems []string
 	for _, dir := range repoDirs {
@@ -94,12 +91,17 @@ func (env *Env) repos() ([]repoSection, []string) {
 			problems = append(problems, fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
 		}
 		for _, m := range matches {
+			if ctx.Err() != nil {
+				return all, append(problems, fmt.Sprintf("%s: not all repository files read: %v", dir, ctx.Err()))
+			}
+			// The name is the tree's: shown only when it looks like one.
+			name := dir + "/" + host.Show(m.Base(), repoFileRE)
 			text, err := readSmall(m)
 			if err != nil {
-				problems = append(problems, fmt.Sprintf("%s: %v", m.InRoot(), unwrapPath(err)))
+				problems = append(problems, fmt.Sprintf("%s: %v", name, unwrapPath(err)))
 				continue
 			}
-			secs, err := parseRepoFile(m.InRoot(), strings.NewReader(text))
+			secs, err := parseRepoFile(name, strings.NewReader(text))
 			if err != nil {
 				problems = append(problems, err.Error())
 			}
@@ -110,7 +112,7 @@ func (env *Env) repos() ([]repoSection, []string) {
 }
 
 func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
-	all, problems := env.repos()
+	all, problems := env.repos(ctx)
 	want := describeRepo(r)
 	var disabled []string
 	for _, s := range all {
@@ -122,7 +124,7 @@ func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
 		if r.url != "" && !strings.Contains(s.keys["baseurl"]+" "+s.keys["metalink"]+" "+s.keys["mirrorlist"], r.url) {
 			continue
 		}
-		where := fmt.Sprintf("[%s] in %s", s.id, s.file)
+		where := fmt.Sprintf("[%s] in %s", host.Show(s.id, repoIDRE), s.file)
 		if !s.enabled() {
 			disabled = append(disabled, where)
 			continue
@@ -156,59 +158,39 @@ func describeRepo(r *repoSpec) string {
 }
 
 // repoMetadata fetches <baseurl>/repodata/repomd.xml of the first baseurl
-// with the dnf variables substituted, within the check's timeout.
+// with the dnf variables substituted, within the check's timeout, and
+// checks that the answer is repository metadata. The baseurl and the
+// variables are the checked tree's, so the reason names the repository
+// and the file, never the URL (see repoclient.go).
 func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (bool, string) {
 	urls := strings.FieldsFunc(s.keys["baseurl"], func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })
 	if len(urls) == 0 {
 		return false, where + " has no baseurl (metalink and mirrorlist are not fetched)"
 	}
-	u := strings.TrimSuffix(env.expandRepoVars(urls[0]), "/") + "/repodata/repomd.xml"
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	u, err := env.expandRepoURL(urls[0])
 	if err != nil {
-		return false, fmt.Sprintf("%s: baseurl %s: %v", where, u, err)
-	}
-	client := env.HTTPClient
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return false, fmt.Sprintf("%s: %s not reachable within %s", where, u, r.timeout)
-		}
 		return false, fmt.Sprintf("%s: %v", where, err)
 	}
-	defer resp.Body.Close()
-	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Sprintf("%s: GET %s: %s", where, u, resp.Status)
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	client := env.HTTPClient
+	if client == nil {
+		client = newRepoClient(r.timeout, env.RepoProxy)
 	}
-	return true, fmt.Sprintf("%s is enabled and %s answers", where, u)
+	n, err := fetchRepomd(ctx, client, u)
+	if err != nil {
+		if ctx.Err() != nil || isTimeout(err) {
+			return false, fmt.Sprintf("%s: its first baseurl is not reachable within %s", where, r.timeout)
+		}
+		return false, fmt.Sprintf("%s: its first baseurl: %v", where, err)
+	}
+	return true, fmt.Sprintf("%s is enabled and its first baseurl answers with repository metadata (%d bytes)", where, n)
 }
 
-// expandRepoVars substitutes $basearch, $arch and $releasever (from
-// VERSION_ID of the root's os-release), and any variable defined in
-// /etc/dnf/vars under the root.
-func (env *Env) expandRepoVars(s string) string {
-	vars := map[string]string{"basearch": env.basearch(), "arch": env.basearch()}
-	if osr, _, _ := host.ReadOSRelease(env.Paths.Root()); osr["VERSION_ID"] != "" {
-		vars["releasever"] = osr["VERSION_ID"]
-	}
-	varsDir := env.Paths.Root("/etc/dnf/vars")
-	entries, _ := varsDir.ReadDir()
-	for _, e := range entries {
-		if v, err := readSmall(varsDir.Join(e.Name())); err == nil {
-			vars[e.Name()] = strings.TrimSpace(v)
-		}
-	}
-	return os.Expand(s, func(k string) string {
-		if v, ok := vars[k]; ok {
-			return v
-		}
-		return "$" + k
-	})
+// isTimeout reports whether err is a deadline expiring.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
 
 func (env *Env) basearch() string {

@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Report is what the check command prints.
@@ -74,7 +75,7 @@ func (r *Report) table(w io.Writer) error {
 			res = "pass"
 			passed++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Name, c.Category, res, oneLine(c.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(c.Name), cell(c.Category), res, cell(c.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -83,19 +84,19 @@ func (r *Report) table(w io.Writer) error {
 	if r.Baseline == "" {
 		return nil
 	}
-	fmt.Fprintf(w, "\nbaseline %s: %d facts drifted\n", r.Baseline, len(r.Drift))
+	fmt.Fprintf(w, "\nbaseline %s: %d facts drifted\n", cell(r.Baseline), len(r.Drift))
 	if len(r.Drift) > 0 {
 		tw = tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 		fmt.Fprintln(tw, "COLLECTOR\tFACT\tBASELINE\tNOW")
 		for _, d := range r.Drift {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Collector, d.Fact, orAbsent(d.Was), orAbsent(d.Now))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(d.Collector), cell(d.Fact), cell(orAbsent(d.Was)), cell(orAbsent(d.Now)))
 		}
 		if err := tw.Flush(); err != nil {
 			return err
 		}
 	}
 	for _, s := range r.Skipped {
-		fmt.Fprintf(w, "not compared: %s\n", s)
+		fmt.Fprintf(w, "not compared: %s\n", cell(s))
 	}
 	return nil
 }
@@ -108,6 +109,12 @@ func orAbsent(s string) string {
 }
 
 func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
+
+// cell is s as one table cell: on one line, with control characters
+// escaped, so that a value from a checked image (a reason quoting a file,
+// a drifted label) cannot move the cursor, erase or rewrite lines already
+// printed on a terminal (ESC [ 1A, ESC [ 2K, CR).
+func cell(s string) string { return host.EscapeControl(oneLine(s)) }
 
 // JUnit XML, as Jenkins, GitHub Actions test reporters, Azure Pipelines'
 // PublishTestResults and Packer post-processors read it: one test suite per

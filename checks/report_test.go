@@ -132,3 +132,30 @@ func TestReportJUnit(t *testing.T) {
 		t.Errorf("baseline suite: %+v", bl)
 	}
 }
+
+// TestReportTableEscapesControl: terminal escapes and carriage returns in
+// a reason or a drifted value (image content) are printed escaped, so they
+// cannot erase or rewrite the table's lines (issue 14, case 6).
+func TestReportTableEscapesControl(t *testing.T) {
+	r := &Report{
+		Results: []Result{
+			{Name: "os-azurelinux-4.0", Category: "golden_image", Pass: false,
+				Reason: "ID=evil\r\x1b[2K\x1b[1Aos-azurelinux-4.0 golden_image pass"},
+		},
+		Baseline: "b.json",
+		Drift:    []factsdoc.Drift{{Collector: "os", Fact: "azurelinux_os_info\x1b]0;title\x07", Was: "{a=\"\x1b[8m\"}", Now: "x\u009b2J"}},
+	}
+	var b bytes.Buffer
+	if err := r.Write(&b, "table"); err != nil {
+		t.Fatal(err)
+	}
+	out := b.String()
+	if strings.ContainsAny(out, "\r\x1b\x07\u009b") {
+		t.Errorf("table holds a control character:\n%q", out)
+	}
+	for _, want := range []string{`ID=evil \x1b[2K\x1b[1Aos-azurelinux-4.0`, `azurelinux_os_info\x1b]0;title\x07`, `\u009b2J`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}

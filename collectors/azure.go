@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -178,7 +180,9 @@ func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
 		return nil, fmt.Errorf("read answer: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, truncate(strings.TrimSpace(string(body)), 120))
+		// The answer is quoted for the operator, with control characters
+		// escaped: it goes to the log and to `check` on a terminal.
+		return nil, fmt.Errorf("HTTP %d: %s", resp.StatusCode, host.EscapeControl(truncate(strings.TrimSpace(string(body)), 120)))
 	}
 	if len(body) > maxIMDSSize {
 		return nil, fmt.Errorf("answer larger than %d bytes", maxIMDSSize)

@@ -13,8 +13,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sort"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -98,12 +101,54 @@ type Metrics struct {
 }
 
 func (m *Metrics) add(desc *prometheus.Desc, t prometheus.ValueType, v float64, labels []string) {
+	labels = capLabels(labels)
 	metric, err := prometheus.NewConstMetric(desc, t, v, labels...)
 	if err != nil {
 		m.errs = append(m.errs, fmt.Errorf("build metric: %w", err))
 		return
 	}
 	m.list = append(m.list, metric)
+}
+
+// MaxLabelBytes caps every label value a collector emits. Label values come
+// from the host, or from an image someone else built: a 4 KiB sysfs string
+// or a line of garbage must not become a series that big (Prometheus keeps
+// every label value of every series in memory, and drift compares them).
+const MaxLabelBytes = 256
+
+// capLabels returns labels with every value made valid UTF-8 (an invalid
+// byte becomes U+FFFD: client_golang refuses the metric otherwise, quoting
+// the value in its error) and cut to MaxLabelBytes at a character boundary,
+// ending in "…" when cut. The slice is copied only when a value changes.
+func capLabels(labels []string) []string {
+	out := labels
+	for i, v := range labels {
+		c := capLabel(v)
+		if c == v {
+			continue
+		}
+		if &out[0] == &labels[0] {
+			out = slices.Clone(labels)
+		}
+		out[i] = c
+	}
+	return out
+}
+
+func capLabel(v string) string {
+	if len(v) <= MaxLabelBytes && utf8.ValidString(v) {
+		return v
+	}
+	v = strings.ToValidUTF8(v, "\uFFFD")
+	if len(v) <= MaxLabelBytes {
+		return v
+	}
+	const ellipsis = "…"
+	cut := MaxLabelBytes - len(ellipsis)
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return v[:cut] + ellipsis
 }
 
 // List returns what was emitted.

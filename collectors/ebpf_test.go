@@ -112,10 +112,10 @@ func TestEBPFFixtures(t *testing.T) {
 		{tree: "broken", want: map[string]float64{
 			"azurelinux_ebpf_stats_enabled": 0,
 		}, errs: []string{
-			`unprivileged_bpf_disabled: strconv.ParseUint: parsing "disabled"`,
+			`unprivileged_bpf_disabled: not an unsigned integer (invalid value, 8 bytes)`,
 			"bpf_jit_enable: binary data",
 			"bpf_jit_harden: empty",
-			`bpf_jit_kallsyms: strconv.ParseUint: parsing "-1"`,
+			`bpf_jit_kallsyms: not an unsigned integer (invalid value, 2 bytes)`,
 			"btf/vmlinux: empty",
 			"self/mounts: line 2: 4 fields, want 6",
 		}, missing: []string{

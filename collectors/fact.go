@@ -2,11 +2,15 @@ package collectors
 
 import (
 	"fmt"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Fact declares one fact metric once, with everything the rest of the probe
@@ -148,7 +152,30 @@ func LookupFact(name string) (*Fact, bool) {
 // count that does not match f is recorded as an error (returned by Err)
 // rather than a panic.
 func (m *Metrics) Set(f *Fact, value float64, labels ...string) {
-	m.add(f.desc, f.ValueType(), value, labels)
+	m.add(f.desc, f.ValueType(), value, checkLabelGrammar(f, labels))
+}
+
+// labelGrammars are the grammars of label values that have one, by label
+// name, checked wherever a fact is emitted: a value that fails becomes
+// "invalid value, N bytes" (internal/host/show.go) instead of whatever the
+// host, or an image, put there.
+var labelGrammars = map[string]*regexp.Regexp{
+	"release": releaseRE,
+}
+
+func checkLabelGrammar(f *Fact, labels []string) []string {
+	out := labels
+	for i, name := range f.Labels {
+		re := labelGrammars[name]
+		if re == nil || i >= len(labels) || labels[i] == "" || re.MatchString(labels[i]) {
+			continue
+		}
+		if &out[0] == &labels[0] {
+			out = slices.Clone(labels)
+		}
+		out[i] = host.Invalid(labels[i])
+	}
+	return out
 }
 
 // SetBool emits a 0/1 sample of f.

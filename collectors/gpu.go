@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -292,11 +294,11 @@ func parseNvidiaVersion(text string) (nvidiaVersion, error) {
 	line, _, _ := strings.Cut(text, "\n")
 	rest, ok := strings.CutPrefix(strings.TrimSpace(line), "NVRM version:")
 	if !ok {
-		return nvidiaVersion{}, fmt.Errorf("first line is not \"NVRM version: ...\": %q", truncate(line, 60))
+		return nvidiaVersion{}, fmt.Errorf("first line is not \"NVRM version: ...\" (%s)", host.Invalid(line))
 	}
 	i := strings.Index(rest, "Kernel Module")
 	if i < 0 {
-		return nvidiaVersion{}, fmt.Errorf("no \"Kernel Module\" in %q", truncate(rest, 80))
+		return nvidiaVersion{}, fmt.Errorf("no \"Kernel Module\" in the first line (%s)", host.Invalid(rest))
 	}
 	nv := nvidiaVersion{flavor: "proprietary"}
 	if strings.HasSuffix(strings.TrimSpace(rest[:i]), "Open") {
@@ -308,7 +310,7 @@ func parseNvidiaVersion(text string) (nvidiaVersion, error) {
 			return nv, nil
 		}
 	}
-	return nvidiaVersion{}, fmt.Errorf("no driver version after \"Kernel Module\" in %q", truncate(rest, 80))
+	return nvidiaVersion{}, fmt.Errorf("no driver version after \"Kernel Module\" (%s)", host.Invalid(rest))
 }
 
 // parseNvidiaInformation parses /proc/driver/nvidia/gpus/<address>/information,

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 func init() {
@@ -107,7 +109,7 @@ func parseCPUInfo(text string) (model string, n int, err error) {
 		switch key {
 		case "processor":
 			if _, err := strconv.ParseInt(val, 10, 32); err != nil {
-				return "", 0, fmt.Errorf("processor %q: %w", truncate(val, 40), strconv.ErrSyntax)
+				return "", 0, fmt.Errorf("processor number (%s): %w", host.Invalid(val), strconv.ErrSyntax)
 			}
 			n++
 		case "model name":
@@ -135,11 +137,11 @@ func parseMemTotal(text string) (uint64, error) {
 		}
 		f := strings.Fields(v)
 		if len(f) != 2 || f[1] != "kB" {
-			return 0, fmt.Errorf("MemTotal %q is not \"N kB\"", truncate(strings.TrimSpace(v), 40))
+			return 0, fmt.Errorf("MemTotal is not \"N kB\" (%s)", host.Invalid(strings.TrimSpace(v)))
 		}
 		kb, err := strconv.ParseUint(f[0], 10, 64)
 		if err != nil || kb == 0 {
-			return 0, fmt.Errorf("MemTotal %q is not a size", truncate(f[0], 40))
+			return 0, fmt.Errorf("MemTotal is not a size (%s)", host.Invalid(f[0]))
 		}
 		return kb * 1024, nil
 	}
@@ -167,7 +169,7 @@ func parseBtime(text string) (uint64, error) {
 		if v, ok := strings.CutPrefix(line, "btime "); ok {
 			t, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
 			if err != nil || t == 0 {
-				return 0, fmt.Errorf("btime %q is not a Unix timestamp", truncate(strings.TrimSpace(v), 40))
+				return 0, fmt.Errorf("btime is not a Unix timestamp (%s)", host.Invalid(strings.TrimSpace(v)))
 			}
 			return t, nil
 		}

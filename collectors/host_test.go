@@ -31,9 +31,9 @@ func TestHostTrees(t *testing.T) {
 		{"kvm-guest", want{info: `cpu_model="QEMU Virtual CPU version 2.5+"`,
 			cpus: 4, mem: 8131300 * 1024, bootTime: 1789990111}},
 		{"empty", want{err: ErrNoData.Error()}},
-		{"broken", want{err: `cpu model: <rootfs>/proc/cpuinfo: processor "zero": invalid syntax
-memory: <rootfs>/proc/meminfo: MemTotal "lots" is not a size
-boot time: <rootfs>/proc/stat: btime "yesterday" is not a Unix timestamp`}},
+		{"broken", want{err: `cpu model: <rootfs>/proc/cpuinfo: processor number (invalid value, 4 bytes): invalid syntax
+memory: <rootfs>/proc/meminfo: MemTotal is not a size (invalid value, 4 bytes)
+boot time: <rootfs>/proc/stat: btime is not a Unix timestamp (invalid value, 9 bytes)`}},
 	} {
 		t.Run(tc.tree, func(t *testing.T) {
 			root := filepath.Join("testdata/trees", tc.tree)
@@ -72,7 +72,7 @@ func TestParseBtime(t *testing.T) {
 		{"cpu  1 2 3\nbtime 1789457121\nprocesses 3\n", 1789457121, ""},
 		{"btime 1789457121", 1789457121, ""},
 		{"cpu 1\n", 0, "no btime line"},
-		{"btime 0\n", 0, `btime "0" is not a Unix timestamp`},
+		{"btime 0\n", 0, `btime is not a Unix timestamp (invalid value, 1 byte)`},
 		{"btime -5\n", 0, "is not a Unix timestamp"},
 	} {
 		got, err := parseBtime(tc.in)

@@ -190,12 +190,12 @@ func (c *hypervCollector) Update(ctx context.Context, m *Metrics) error {
 	if err != nil {
 		errs = append(errs, err)
 	}
-	if gen := c.vmGeneration(dmi, devs, pci); gen > 0 {
+	if gen := c.vmGeneration(ctx, dmi, devs, pci); gen > 0 {
 		m.Set(hypervGenerationFact, float64(gen))
 	}
 	errs = append(errs, c.updatePassthrough(ctx, m, devs, pci))
 	errs = append(errs, c.updateChannels(ctx, m, devs, manaVF(pci)))
-	errs = append(errs, c.updateKVPDaemon(m))
+	errs = append(errs, c.updateKVPDaemon(ctx, m))
 	errs = append(errs, c.updateTime(m))
 	errs = append(errs, c.updateAccelnet(ctx, m))
 	errs = append(errs, c.updateKVP(m))
@@ -239,7 +239,7 @@ func dmiHyperV(dmi map[string]string) bool {
 // Hyper-V VGA at 1414:5353, VMBus under the PCI root PNP0A03, a non-UEFI
 // BIOS version such as 090008, or a /sys/firmware without efi). It
 // returns 0 when nothing decides, as for a tree without /sys/firmware.
-func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice, pci map[string]host.Path) int {
+func (c *hypervCollector) vmGeneration(ctx context.Context, dmi map[string]string, devs []vmbusDevice, pci map[string]host.Path) int {
 	if exists(c.paths.Sys("firmware/efi")) || strings.Contains(dmi["bios_version"], "UEFI") {
 		return 2
 	}
@@ -252,6 +252,9 @@ func (c *hypervCollector) vmGeneration(dmi map[string]string, devs []vmbusDevice
 		}
 	}
 	for _, dir := range pci {
+		if ctx.Err() != nil {
+			return 0
+		}
 		if v, err := readValue(dir.Join("vendor")); err == nil && v == "0x1414" {
 			if d, err := readValue(dir.Join("device")); err == nil && d == "0x5353" {
 				return 1
@@ -343,7 +346,7 @@ func parseGUID(s string) (string, error) {
 		g = g[1 : len(g)-1]
 	}
 	if !guidRE.MatchString(g) {
-		return "", fmt.Errorf("not a GUID: %q", truncate(s, 60))
+		return "", fmt.Errorf("not a GUID (%s)", host.Invalid(s))
 	}
 	return g, nil
 }
@@ -354,7 +357,7 @@ func parseGUID(s string) (string, error) {
 func modaliasGUID(s string) (string, error) {
 	g := modaliasRE.FindStringSubmatch(strings.TrimSpace(s))
 	if g == nil {
-		return "", fmt.Errorf("not a vmbus modalias: %q", truncate(s, 60))
+		return "", fmt.Errorf("not a vmbus modalias (%s)", host.Invalid(s))
 	}
 	b, err := hex.DecodeString(strings.ToLower(g[1]))
 	if err != nil {
@@ -394,6 +397,9 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 		if realPCI == nil {
 			realPCI = make(map[string]string, len(pci))
 			for addr, dir := range pci {
+				if ctx.Err() != nil {
+					break
+				}
 				if real, err := dir.Resolve(); err == nil {
 					realPCI[addr] = real.InRoot()
 				}
@@ -455,6 +461,9 @@ func (c *hypervCollector) updatePassthrough(ctx context.Context, m *Metrics, dev
 	sort.Strings(addrs)
 	var errs []error
 	for _, a := range addrs {
+		if err := ctx.Err(); err != nil {
+			return errors.Join(append(errs, err)...)
+		}
 		p, err := readPCIDevice(found[a])
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pci pass-through device %s: %w", a, err))

@@ -2,6 +2,7 @@ package collectors
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"regexp"
@@ -39,7 +40,7 @@ var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
 
 // updateKVPDaemon reports the KVP daemon processes, whether one holds the
 // hv_kvp device, and the physical host name from pool 3.
-func (c *hypervCollector) updateKVPDaemon(m *Metrics) error {
+func (c *hypervCollector) updateKVPDaemon(ctx context.Context, m *Metrics) error {
 	var errs []error
 	entries, err := c.paths.Proc().ReadDirLimit(maxProcs)
 	switch {
@@ -49,6 +50,9 @@ func (c *hypervCollector) updateKVPDaemon(m *Metrics) error {
 	default:
 		n, open := 0, false
 		for _, e := range entries {
+			if err := ctx.Err(); err != nil {
+				return err // a tree with 65,536 /proc entries ends at the deadline
+			}
 			if _, err := strconv.ParseUint(e.Name(), 10, 32); err != nil {
 				continue
 			}

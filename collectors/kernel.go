@@ -91,6 +91,12 @@ var knownLSMs = []string{
 
 var seriesRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 
+// releaseRE is the grammar of a kernel release (uname -r): at most 64
+// characters (__NEW_UTS_LEN in include/uapi/linux/utsname.h) of the ones
+// Makefile's KERNELRELEASE and distribution suffixes use, such as
+// 6.18.31-1.3.azl4.x86_64 or 5.15.0-1064-azure.
+var releaseRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+~-]{0,63}$`)
+
 var kernelInfoFact = declare(Fact{
 	Collector: "kernel", Name: "info",
 	Help:   "Running kernel; series is major.minor of the release. Constant 1.",
@@ -181,6 +187,11 @@ func (c *kernelCollector) Update(_ context.Context, m *Metrics) error {
 		// Nothing else about the kernel can be trusted without its release.
 		return fmt.Errorf("kernel release: %w", err)
 	}
+	if !releaseRE.MatchString(release) {
+		// It names /lib/modules/<release> and becomes a label: a value
+		// that is not a release is described, never used.
+		return fmt.Errorf("kernel release: %s", host.Invalid(release))
+	}
 	version, err := readValue(c.paths.Proc("sys/kernel/version"))
 	if err != nil && !isNotExist(err) {
 		errs = append(errs, err)
@@ -233,7 +244,7 @@ func (c *kernelCollector) updateSecurity(m *Metrics) error {
 		if mode, ok := bracketed(s); ok {
 			m.Set(kernelLockdownInfoFact, 1, mode)
 		} else {
-			errs = append(errs, fmt.Errorf("lockdown: no [current] mode in %q", s))
+			errs = append(errs, fmt.Errorf("lockdown: no [current] mode (%s)", host.Invalid(s)))
 		}
 	} else if !isNotExist(err) {
 		errs = append(errs, err)

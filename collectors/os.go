@@ -93,7 +93,7 @@ func (c *osCollector) Update(_ context.Context, m *Metrics) error {
 	if v, ok := vars["SUPPORT_END"]; ok {
 		t, err := time.Parse(time.DateOnly, v)
 		if err != nil {
-			return errors.Join(perr, fmt.Errorf("%s: SUPPORT_END %q is not YYYY-MM-DD", path, v))
+			return errors.Join(perr, fmt.Errorf("%s: SUPPORT_END is not YYYY-MM-DD (%s)", path, host.Invalid(v)))
 		}
 		m.Set(osSupportEndTimestampSecondsFact, float64(t.Unix()), id)
 	}

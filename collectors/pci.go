@@ -69,11 +69,11 @@ func parsePCIHex(s string, digits int) (string, error) {
 		h = p
 	}
 	if h == "" || len(h) > digits {
-		return "", fmt.Errorf("not a %d-digit hex id: %q", digits, truncate(s, 40))
+		return "", fmt.Errorf("not a %d-digit hex id (%s)", digits, host.Invalid(s))
 	}
 	v, err := strconv.ParseUint(h, 16, 32)
 	if err != nil {
-		return "", fmt.Errorf("not a %d-digit hex id: %q", digits, truncate(s, 40))
+		return "", fmt.Errorf("not a %d-digit hex id (%s)", digits, host.Invalid(s))
 	}
 	return fmt.Sprintf("0x%0*x", digits, v), nil
 }

@@ -69,7 +69,7 @@ func newStorageCollector(env Env, _ any) (Collector, error) {
 }
 
 func (c *storageCollector) Update(ctx context.Context, m *Metrics) error {
-	disks, derr := c.updateDisks(m)
+	disks, derr := c.updateDisks(ctx, m)
 	links, lerr := c.updateLinks(m)
 	if !disks && !links && derr == nil && lerr == nil {
 		return ErrNoData
@@ -84,7 +84,7 @@ const virtualBlock = "/devices/virtual/block/"
 // itself; the adapter's driver sits further up the device path.
 var nonAdapterDrivers = map[string]bool{"sd": true, "sr": true, "st": true, "sg": true, "ses": true, "ch": true}
 
-func (c *storageCollector) updateDisks(m *Metrics) (bool, error) {
+func (c *storageCollector) updateDisks(ctx context.Context, m *Metrics) (bool, error) {
 	entries, err := c.paths.Sys("block").ReadDir()
 	if isNotExist(err) {
 		return false, nil
@@ -94,6 +94,9 @@ func (c *storageCollector) updateDisks(m *Metrics) (bool, error) {
 	}
 	var errs []error
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return true, errors.Join(append(errs, err)...)
+		}
 		name := e.Name()
 		dir := c.paths.Sys("block", name)
 		real, err := dir.Resolve()

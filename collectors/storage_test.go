@@ -77,7 +77,7 @@ func TestStorageTrees(t *testing.T) {
 			tree:  "broken",
 			disks: []string{`device="sda",driver="",model="Virtual Disk",transport="other"`},
 			sizes: map[string]float64{},
-			err:   `disk sda: <rootfs>/sys/block/sda/size: strconv.ParseUint: parsing "12abc": invalid syntax`,
+			err:   `disk sda: <rootfs>/sys/block/sda/size: not an unsigned integer (invalid value, 5 bytes)`,
 		},
 	} {
 		t.Run(tc.tree, func(t *testing.T) {

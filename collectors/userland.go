@@ -511,7 +511,7 @@ func (c *userlandCollector) updateSELinux(m *Metrics) error {
 		m.Set(selinuxModeFact, 1)
 		return nil
 	case err == nil:
-		return fmt.Errorf("selinux: %s: want 0 or 1, got %s", c.paths.Sys("fs/selinux/enforce"), quoteOutput(enforce))
+		return fmt.Errorf("selinux: %s: want 0 or 1 (%s)", c.paths.Sys("fs/selinux/enforce"), host.Invalid(enforce))
 	case !isNotExist(err):
 		return fmt.Errorf("selinux: %w", err)
 	}

@@ -182,7 +182,7 @@ func TestUserlandBrokenTools(t *testing.T) {
 		`dnf5: /usr/bin/dnf5 --version: unexpected output (binary data)`,
 		"rpmdb: " + tree(t, "broken") + "/usr/lib/sysimage/rpm/rpmdb.sqlite is not a sqlite database",
 		"crypto policy: " + tree(t, "broken") + "/etc/crypto-policies/state/current: want one policy name, got 2 lines",
-		`selinux: ` + tree(t, "broken") + `/sys/fs/selinux/enforce: want 0 or 1, got "enforcing"`,
+		`selinux: ` + tree(t, "broken") + `/sys/fs/selinux/enforce: want 0 or 1 (invalid value, 9 bytes)`,
 	} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error lacks %q:\n%v", want, err)

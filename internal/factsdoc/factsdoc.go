@@ -13,6 +13,8 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Doc is the document `azurelinux-probe facts --format=json` prints and
@@ -48,17 +50,14 @@ const maxBaselineSize = 64 << 20
 // not one (empty, truncated, corrupt, or not a facts document) is an error
 // that says so; the file is only ever read.
 func Load(path string) (*Doc, error) {
-	f, err := os.Open(path)
+	// Non-blocking and regular files only: a FIFO as --baseline.file must
+	// not hang `check` or the daemon (internal/host/operator.go).
+	b, err := host.ReadRegularFile(path, maxBaselineSize)
+	if errors.Is(err, host.ErrTooLarge) {
+		return nil, fmt.Errorf("baseline %s: larger than %d bytes: not a facts document", path, maxBaselineSize)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("baseline: %w", err)
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, maxBaselineSize+1))
-	if err != nil {
-		return nil, fmt.Errorf("baseline %s: %w", path, err)
-	}
-	if len(b) > maxBaselineSize {
-		return nil, fmt.Errorf("baseline %s: larger than %d bytes: not a facts document", path, maxBaselineSize)
 	}
 	doc, err := Parse(b)
 	if err != nil {
@@ -128,7 +127,14 @@ func Save(path string, b []byte) (err error) {
 	if _, err := tmp.Write(b); err != nil {
 		return fmt.Errorf("baseline: write %s: %w", tmp.Name(), err)
 	}
-	if err := tmp.Chmod(0o644); err != nil {
+	// A baseline holds the host's facts (versions, addresses, tags): 0600,
+	// or the mode of the file it replaces so that an operator's choice
+	// (0640 for a monitoring group) survives a save.
+	mode := os.FileMode(0o600)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		mode = st.Mode().Perm()
+	}
+	if err := tmp.Chmod(mode); err != nil {
 		return fmt.Errorf("baseline: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {

@@ -153,7 +153,8 @@ func (p Path) ReadUint() (uint64, error) {
 	}
 	v, err := strconv.ParseUint(s, 10, 64)
 	if err != nil {
-		return 0, fmt.Errorf("%s: %w", p, err)
+		// The value is the tree's: described, not quoted (show.go).
+		return 0, fmt.Errorf("%s: not an unsigned integer (%s)", p, Invalid(s))
 	}
 	return v, nil
 }
