@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -79,6 +80,7 @@ type azureCollector struct {
 	paths  Paths
 	opts   *azureOptions
 	client *http.Client
+	logger *slog.Logger
 }
 
 func newAzureCollector(env Env, opts any) (Collector, error) {
@@ -100,8 +102,9 @@ func newAzureCollector(env Env, opts any) (Collector, error) {
 		ResponseHeaderTimeout:  o.RequestTimeout,
 	}
 	return &azureCollector{
-		paths: env.Paths,
-		opts:  o,
+		paths:  env.Paths,
+		opts:   o,
+		logger: env.Logger,
 		client: &http.Client{
 			Transport:     transport,
 			Timeout:       o.RequestTimeout,
@@ -145,7 +148,7 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 			}
 		}
 	}
-	return nil
+	return c.updateScheduledEvents(ctx, m)
 }
 
 // maxIMDSSize bounds the metadata document; a real one is a few kilobytes
@@ -153,9 +156,19 @@ func (c *azureCollector) Update(ctx context.Context, m *Metrics) error {
 const maxIMDSSize = 1 << 20
 
 func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
+	body, err := c.get(ctx, c.opts.Endpoint)
+	if err != nil {
+		return nil, err
+	}
+	return parseIMDS(body)
+}
+
+// get fetches an IMDS document: the Metadata header IMDS requires, no
+// proxy, no redirect, the request timeout, and a bounded answer.
+func (c *azureCollector) get(ctx context.Context, endpoint string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.opts.RequestTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.Endpoint, nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -187,7 +200,7 @@ func (c *azureCollector) fetch(ctx context.Context) (*imdsDocument, error) {
 	if len(body) > maxIMDSSize {
 		return nil, fmt.Errorf("answer larger than %d bytes", maxIMDSSize)
 	}
-	return parseIMDS(body)
+	return body, nil
 }
 
 // isTimeout reports whether err is the request timeout (or the collector's

@@ -3,6 +3,7 @@ package collectors
 import (
 	"context"
 	"errors"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +25,11 @@ func newIMDS(t *testing.T, handler http.HandlerFunc) *imdsServer {
 	t.Helper()
 	s := &imdsServer{}
 	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasSuffix(r.URL.Path, "/scheduledevents") {
+			// No maintenance pending (TestScheduledEvents covers events).
+			w.Write([]byte(`{"DocumentIncarnation":0,"Events":[]}`))
+			return
+		}
 		s.hits.Add(1)
 		if r.Header.Get("Metadata") != "true" {
 			// What the real service does without the header.
@@ -412,5 +418,41 @@ func TestIsAzureWithoutClassLink(t *testing.T) {
 	}
 	if azure, err := isAzure(DefaultPaths(root)); err != nil || !azure {
 		t.Errorf("isAzure = %v, %v; want true", azure, err)
+	}
+}
+
+func TestScheduledEvents(t *testing.T) {
+	for _, tc := range []struct {
+		name, doc string
+		want      map[[2]string]int
+		err       string
+	}{
+		{"none pending", `{"DocumentIncarnation":1,"Events":[]}`, map[[2]string]int{}, ""},
+		{"freeze and reboot", `{"DocumentIncarnation":4,"Events":[
+			{"EventId":"a","EventType":"Freeze","EventStatus":"Scheduled","ResourceType":"VirtualMachine"},
+			{"EventId":"b","EventType":"Reboot","EventStatus":"Started"},
+			{"EventId":"c","EventType":"Freeze","EventStatus":"Scheduled"}]}`,
+			map[[2]string]int{{"Freeze", "Scheduled"}: 2, {"Reboot", "Started"}: 1}, ""},
+		{"values outside the grammar", `{"DocumentIncarnation":1,"Events":[{"EventType":"\u001b[2JExplode","EventStatus":"Soon"}]}`,
+			map[[2]string]int{{"other", "other"}: 1}, ""},
+		{"the instance document instead", `{"compute":{"vmId":"x"}}`, nil, "no DocumentIncarnation or Events"},
+		{"garbage", `<html>`, nil, "not a scheduled events document"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseScheduledEvents([]byte(tc.doc))
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("err = %v, want %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil || !maps.Equal(got, tc.want) {
+				t.Errorf("got %v, %v; want %v", got, err, tc.want)
+			}
+		})
+	}
+	u, err := scheduledEventsURL("http://169.254.169.254/metadata/instance?api-version=2023-07-01")
+	if err != nil || u != "http://169.254.169.254/metadata/scheduledevents?api-version=2020-07-01" {
+		t.Errorf("scheduledEventsURL = %q, %v", u, err)
 	}
 }

@@ -82,7 +82,11 @@ func trees(t *testing.T) []string {
 func TestFactsGolden(t *testing.T) {
 	imds := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tree, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
-		b, err := os.ReadFile(filepath.Join(imdsDir, filepath.Base(tree)+".json"))
+		name := filepath.Base(tree) + ".json"
+		if strings.HasSuffix(r.URL.Path, "/scheduledevents") {
+			name = filepath.Base(tree) + ".scheduledevents.json"
+		}
+		b, err := os.ReadFile(filepath.Join(imdsDir, name))
 		if err != nil || r.Header.Get("Metadata") != "true" {
 			http.NotFound(w, r)
 			return

@@ -239,3 +239,20 @@ func TestFallbackWithoutOpenat2(t *testing.T) {
 	TestLinksResolveInsideRoot(t)
 	TestReadlinkAndLstat(t)
 }
+
+// TestFallbackLiveRoot reads /proc and /sys through the user-space walk, as
+// a unit whose seccomp filter refuses openat2 does.
+func TestFallbackLiveRoot(t *testing.T) {
+	noOpenat2.Store(true)
+	defer noOpenat2.Store(false)
+	r := OpenRoot("/")
+	if _, err := r.Path("proc/self/status").ReadText(MaxFileSize); err != nil {
+		t.Errorf("proc/self/status: %v", err)
+	}
+	if _, err := r.Path("sys/kernel").ReadDir(); err != nil {
+		t.Errorf("sys/kernel: %v", err)
+	}
+	if _, err := r.Path("proc/self").Readlink(); err != nil {
+		t.Errorf("readlink proc/self: %v", err)
+	}
+}
