@@ -441,7 +441,7 @@ func ebpfUnprivilegedChild(t *testing.T) {
 	t.Logf("log of the first refresh:\n%s", first)
 	for _, want := range []string{
 		"eBPF feature probes skipped: the probe lacks CAP_BPF",
-		"eBPF inventory skipped: listing programs, maps and links needs CAP_SYS_ADMIN",
+		"eBPF inventory skipped: its iterators need CAP_BPF and CAP_PERFMON",
 		"eBPF canary skipped: loading and attaching it needs CAP_BPF and CAP_PERFMON",
 		"bpf_jit_harden", "bpf_jit_kallsyms", "bpf_jit_limit",
 	} {
@@ -468,12 +468,12 @@ func BenchmarkEBPFInventory(b *testing.B) {
 	paths := ebpfLivePaths(b)
 	b.Run("cached", func(b *testing.B) {
 		c := newTestEBPF(b, paths, nil, nil)
-		if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+		if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+			if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -483,7 +483,7 @@ func BenchmarkEBPFInventory(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			c := newTestEBPF(b, paths, nil, nil)
-			if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+			if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 				b.Fatal(err)
 			}
 		}
