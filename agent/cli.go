@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strings"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -26,6 +27,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // DefaultListenAddress is the documented default of --web.listen-address. It
@@ -68,6 +70,11 @@ type options struct {
 // Main runs the probe with args (without the program name) and returns the
 // process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// The reaper between the probe and each command it runs
+	// (internal/host/reaper.go): no flags, no logging, nothing else.
+	if len(args) > 0 && args[0] == host.ReaperArg {
+		return host.ReaperMain(args[1:])
+	}
 	o := &options{collectorFlags: map[string]*bool{}, explicit: map[string]bool{}}
 	app := kingpin.New(programName,
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
@@ -153,6 +160,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		runtime.GOMAXPROCS(o.gomaxprocs)
 	}
 
+	if cmd != collectCmd.FullCommand() && cmd != versionCmd.FullCommand() {
+		confineChildren(logger)
+	}
+
 	switch cmd {
 	case collectCmd.FullCommand():
 		return runCollectChild(*collectName, collectors.Env{Paths: o.paths(), Logger: logger.With("collector", *collectName)}, os.Stdin, stdout)
@@ -179,6 +190,29 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	return 2
+}
+
+// confineChildren sets up how the probe starts every child: it empties the
+// ambient capability set that systemd's AmbientCapabilities= gave the
+// daemon, so that no child inherits the unit's capabilities by default
+// (host.Run raises CAP_BPF and CAP_PERFMON for the eBPF collector's child
+// only), and runs commands under the reaper (the probe's own binary), which
+// kills a command's setsid grandchildren with it. A go test binary is not
+// the probe and cannot be the reaper: under tests, Run kills the command's
+// process group only, unless a test sets host.ReaperExecutable.
+func confineChildren(logger *slog.Logger) {
+	if err := host.ClearAmbient(); err != nil {
+		// A cgo build: host.Run still confines each child it starts.
+		logger.Debug("ambient capabilities not cleared process-wide", "err", err)
+	}
+	if host.ReaperExecutable == "" && !testing.Testing() {
+		if exe, err := os.Executable(); err == nil {
+			host.ReaperExecutable = exe
+		}
+	}
+	if caps, err := host.ProcessCaps(); err == nil {
+		logger.Debug("capabilities", "sets", caps)
+	}
 }
 
 func (o *options) paths() collectors.Paths {
