@@ -20,10 +20,11 @@ type Capability uint
 
 // The capabilities the probe hands on to a child.
 const (
-	CapSetPCAP Capability = 8
-	CapSysAdm  Capability = 21
-	CapPerfmon Capability = 38
-	CapBPF     Capability = 39
+	CapSetPCAP  Capability = 8
+	CapNetAdmin Capability = 12
+	CapSysAdmin Capability = 21
+	CapPerfmon  Capability = 38
+	CapBPF      Capability = 39
 )
 
 // capMask is a set of capabilities as the kernel's 64-bit masks.
