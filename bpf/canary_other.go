@@ -35,6 +35,9 @@ type Object struct{ ID, Type uint32 }
 // ErrTooMany is List's error for more objects than its limit.
 var ErrTooMany = errors.New("more objects than the limit")
 
+// ErrNoIterator is List's error for a kind whose iterator cannot load.
+var ErrNoIterator = errors.New("iterator unavailable")
+
 // OpenInventory reports that the inventory needs Linux.
 func OpenInventory() (*Inventory, error) {
 	return nil, fmt.Errorf("the eBPF inventory on %s: %w", runtime.GOOS, ebpf.ErrNotSupported)
@@ -45,5 +48,5 @@ func (*Inventory) Close() error { return nil }
 
 // List reports that the inventory needs Linux.
 func (*Inventory) List(context.Context, Kind, int) ([]Object, error) {
-	return nil, ebpf.ErrNotSupported
+	return nil, fmt.Errorf("%w: %w", ErrNoIterator, ebpf.ErrNotSupported)
 }

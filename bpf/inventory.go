@@ -48,6 +48,11 @@ const recordSize = 8
 // ErrTooMany is List's error for more objects than its limit.
 var ErrTooMany = errors.New("more objects than the limit")
 
+// ErrNoIterator is List's error for a kind whose iterator program the kernel
+// would not load: a kernel before the iterator, without BTF, or a probe
+// without CAP_BPF and CAP_PERFMON.
+var ErrNoIterator = errors.New("iterator unavailable")
+
 // OpenInventory loads the three iterator programs. One the kernel cannot
 // load (an older kernel without its iterator, no BTF) does not fail the
 // others: List reports its error.
@@ -64,7 +69,7 @@ func OpenInventory() (*Inventory, error) {
 	} {
 		p, err := ebpf.NewProgram(spec.Programs[name])
 		if err != nil {
-			inv.errs[kind] = fmt.Errorf("load the %s iterator: %w", name, withVerifierLog(err))
+			inv.errs[kind] = fmt.Errorf("%w: load the %s iterator: %w", ErrNoIterator, name, withVerifierLog(err))
 			continue
 		}
 		inv.progs[kind] = p
