@@ -192,6 +192,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return 2
 }
 
+// init clears the main thread's ambient capability set: the Go runtime runs
+// package initialisation locked to the main thread, so this reaches it even
+// in a cgo build (the RPM's), where confineChildren cannot reach every
+// thread. Effective and permitted sets are untouched.
+func init() { _ = host.ClearAmbientThisThread() }
+
 // confineChildren sets up how the probe starts every child: it empties the
 // ambient capability set that systemd's AmbientCapabilities= gave the
 // daemon, so that no child inherits the unit's capabilities by default

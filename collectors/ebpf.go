@@ -36,10 +36,10 @@ import (
 // CAP_PERFMON), the canary and the inventory CAP_BPF and CAP_PERFMON (the
 // inventory runs BPF iterators, bpf/inventory.c; only a kernel without them
 // falls back to BPF_*_GET_NEXT_ID, which needs CAP_SYS_ADMIN), and reading
-// net.core.bpf_jit_harden, bpf_jit_kallsyms and bpf_jit_limit needs
-// CAP_SYS_ADMIN (kernel/bpf/core.c via net/core/sysctl_net_core.c,
-// proc_dointvec_minmax_bpf_restricted), which the shipped unit no longer
-// grants. CAP_SYS_ADMIN stands in for all of them. What
+// net.core.bpf_jit_harden, bpf_jit_kallsyms and bpf_jit_limit needs a
+// privileged reader (net/core/sysctl_net_core.c,
+// proc_dointvec_minmax_bpf_restricted), which the shipped unit is not.
+// CAP_SYS_ADMIN stands in for all of them. What
 // the probe lacks is skipped with one log line and no series; the collector
 // still succeeds.
 func init() {

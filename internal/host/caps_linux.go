@@ -161,3 +161,11 @@ func ProcessCaps() (string, error) {
 	}
 	return strings.Join(out, " "), nil
 }
+
+// ClearAmbientThisThread empties the calling thread's ambient set. Called
+// from a package init function it reaches the main thread (the Go runtime
+// runs initialisation locked to it), whose sets /proc/PID/status shows,
+// in a cgo binary too, where ClearAmbient cannot reach every thread.
+func ClearAmbientThisThread() error {
+	return unix.Prctl(unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+}
