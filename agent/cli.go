@@ -195,8 +195,14 @@ func Main(args []string, stdout, stderr io.Writer) int {
 // init clears the main thread's ambient capability set: the Go runtime runs
 // package initialisation locked to the main thread, so this reaches it even
 // in a cgo build (the RPM's), where confineChildren cannot reach every
-// thread. Effective and permitted sets are untouched.
-func init() { _ = host.ClearAmbientThisThread() }
+// thread. Effective and permitted sets are untouched. Not in the reaper,
+// whose ambient set is what host.Run gave it for its command.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == host.ReaperArg {
+		return
+	}
+	_ = host.ClearAmbientThisThread()
+}
 
 // confineChildren sets up how the probe starts every child: it empties the
 // ambient capability set that systemd's AmbientCapabilities= gave the
