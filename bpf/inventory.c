@@ -3,7 +3,7 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 //
 // The eBPF inventory of azurelinux-probe: three BPF iterators (Linux 5.8 for
-// bpf_map, 5.9 for bpf_prog, 6.0 for bpf_link; kernel/bpf/prog_iter.c,
+// bpf_map, 5.9 for bpf_prog, 5.19 for bpf_link; kernel/bpf/prog_iter.c,
 // map_iter.c, link_iter.c) that write one record per program, map or link
 // loaded on the host, its ID and its type, to the iterator's seq_file, which
 // user space reads as a plain file.

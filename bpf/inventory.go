@@ -29,7 +29,7 @@ type Inventory struct {
 type Kind string
 
 // The kinds of objects, with the kernel release whose BTF first has their
-// iterator (kernel/bpf/map_iter.c 5.8, prog_iter.c 5.9, link_iter.c 6.0).
+// iterator (kernel/bpf/map_iter.c 5.8, prog_iter.c 5.9, link_iter.c 5.19).
 const (
 	Programs Kind = "programs"
 	Maps     Kind = "maps"

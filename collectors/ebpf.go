@@ -571,10 +571,10 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 // per kind, two numbers per object, no descriptor of any object opened (pain
 // 15 of the anchors: opening every program on every refresh is what makes
 // inventories expensive on hosts with thousands of programs). A kind whose
-// iterator the kernel cannot load (bpf_map 5.8, bpf_prog 5.9, bpf_link 6.0)
+// iterator the kernel cannot load (bpf_map 5.8, bpf_prog 5.9, bpf_link 5.19)
 // falls back, when the probe holds CAP_SYS_ADMIN, to the BPF_*_GET_NEXT_ID
 // walk with its cache of ID to type; without it that kind is an error (links
-// before 6.0: logged once, no series).
+// before 5.19: logged once, no series).
 func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmin bool) error {
 	inv, err := bpf.OpenInventory()
 	if err != nil {
@@ -652,12 +652,12 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 	if err != nil && fallback(err) {
 		links, err = c.walk(ctx, "links", c.linkCache, linkGetNextID, linkType)
 	} else if errors.Is(err, bpf.ErrNoIterator) {
-		// A kernel before 6.0 without CAP_SYS_ADMIN: no link iterator.
+		// A kernel before 5.19 without CAP_SYS_ADMIN: no link iterator.
 		err = errNoLinkIteration
 	}
 	switch {
 	case errors.Is(err, errNoLinkIteration):
-		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel has neither the bpf_link iterator (Linux 6.0) nor, for a probe with CAP_SYS_ADMIN, BPF_LINK_GET_NEXT_ID (5.8)")
+		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel has neither the bpf_link iterator (Linux 5.19) nor, for a probe with CAP_SYS_ADMIN, BPF_LINK_GET_NEXT_ID (5.8)")
 	case err != nil:
 		errs = append(errs, err)
 	default:
