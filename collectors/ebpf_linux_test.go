@@ -459,9 +459,12 @@ func ebpfUnprivilegedChild(t *testing.T) {
 
 // BenchmarkEBPFInventory measures an inventory refresh with 500 programs
 // and 100 maps loaded by the benchmark on top of the host's: "cached" is a
-// collector's later refreshes (every ID known), "cold" its first (every
-// object opened). The daemon refreshes the eBPF collector in a child
-// process, so each of its refreshes is a cold one.
+// collector's later refreshes, "cold" its first. With the BPF iterators
+// (bpf/inventory.c) both load the three iterator programs, whose CO-RE
+// relocation decodes kernel BTF: about 60 ms and 12 MB allocated per refresh
+// on 6.18, against 3.3 ms cold for the former GET_NEXT_ID walk; the daemon's
+// eBPF child, which decodes kernel BTF for the canary anyway, measured 0.42 s
+// and 24.8 MB peak RSS per refresh, against 0.40 s and 23.8 MB before.
 func BenchmarkEBPFInventory(b *testing.B) {
 	ebpfRequireRoot(b)
 	ebpfLoadTestObjects(b, 500, 100)
