@@ -566,6 +566,12 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 	return nil
 }
 
+// ebpfIterate lists one kind of object through the inventory's iterator;
+// tests replace it to exercise the GET_NEXT_ID fallback of an older kernel.
+var ebpfIterate = func(ctx context.Context, inv *bpf.Inventory, kind bpf.Kind, limit int) ([]bpf.Object, error) {
+	return inv.List(ctx, kind, limit)
+}
+
 // updateInventory counts the programs, maps and links loaded on the host by
 // type, with the BPF iterators of bpf/inventory.c: one pass in the kernel
 // per kind, two numbers per object, no descriptor of any object opened (pain
@@ -582,7 +588,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 	}
 	defer inv.Close()
 	list := func(kind bpf.Kind) (map[uint32]uint32, error) {
-		objs, err := inv.List(ctx, kind, c.opts.InventoryLimit)
+		objs, err := ebpfIterate(ctx, inv, kind, c.opts.InventoryLimit)
 		if errors.Is(err, bpf.ErrTooMany) {
 			return nil, fmt.Errorf("inventory of %s: more than inventory_limit (%d)", kind, c.opts.InventoryLimit)
 		}
