@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/alecthomas/kingpin/v2"
@@ -29,6 +30,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // DefaultListenAddress is the documented default of --web.listen-address. It
@@ -75,6 +77,11 @@ type options struct {
 // Main runs the probe with args (without the program name) and returns the
 // process exit status.
 func Main(args []string, stdout, stderr io.Writer) int {
+	// The reaper between the probe and each command it runs
+	// (internal/host/reaper.go): no flags, no logging, nothing else.
+	if len(args) > 0 && args[0] == host.ReaperArg {
+		return host.ReaperMain(args[1:])
+	}
 	o := &options{collectorFlags: map[string]*bool{}, explicit: map[string]bool{}}
 	app := kingpin.New(programName,
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
@@ -126,6 +133,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	logger := promslog.New(&o.log)
 	if o.gomaxprocs > 0 {
 		runtime.GOMAXPROCS(o.gomaxprocs)
+	}
+
+	if cmd != collectCmd.FullCommand() && cmd != versionCmd.FullCommand() {
+		confineChildren(logger)
 	}
 
 	switch cmd {
@@ -200,6 +211,41 @@ func (o *options) addFlags(app *kingpin.Application) {
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
+}
+
+// init clears the main thread's ambient capability set: the Go runtime runs
+// package initialisation locked to the main thread, so this reaches it even
+// in a cgo build (the RPM's), where confineChildren cannot reach every
+// thread. Effective and permitted sets are untouched. Not in the reaper,
+// whose ambient set is what host.Run gave it for its command.
+func init() {
+	if len(os.Args) > 1 && os.Args[1] == host.ReaperArg {
+		return
+	}
+	_ = host.ClearAmbientThisThread()
+}
+
+// confineChildren sets up how the probe starts every child: it empties the
+// ambient capability set that systemd's AmbientCapabilities= gave the
+// daemon, so that no child inherits the unit's capabilities by default
+// (host.Run raises CAP_BPF and CAP_PERFMON for the eBPF collector's child
+// only), and runs commands under the reaper (the probe's own binary), which
+// kills a command's setsid grandchildren with it. A go test binary is not
+// the probe and cannot be the reaper: under tests, Run kills the command's
+// process group only, unless a test sets host.ReaperExecutable.
+func confineChildren(logger *slog.Logger) {
+	if err := host.ClearAmbient(); err != nil {
+		// A cgo build: host.Run still confines each child it starts.
+		logger.Debug("ambient capabilities not cleared process-wide", "err", err)
+	}
+	if host.ReaperExecutable == "" && !testing.Testing() {
+		if exe, err := os.Executable(); err == nil {
+			host.ReaperExecutable = exe
+		}
+	}
+	if caps, err := host.ProcessCaps(); err == nil {
+		logger.Debug("capabilities", "sets", caps)
+	}
 }
 
 func (o *options) paths() collectors.Paths {

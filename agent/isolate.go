@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -22,6 +21,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
 // Collectors whose Spec is Isolated refresh in a child process: the probe's
@@ -74,20 +74,46 @@ func newIsolated(spec collectors.Spec, opts any, iso *isolation) (*isolatedColle
 	return &isolatedCollector{name: spec.Name, iso: iso, options: raw}, nil
 }
 
+// childCaps are the capabilities each isolated collector's child gets, of
+// those the daemon holds (the unit grants CAP_BPF and CAP_PERFMON; a site
+// drop-in may add CAP_NET_ADMIN for the network program types, and root
+// holds all). Every other child, and every command, gets none.
+var childCaps = map[string][]host.Capability{
+	"ebpf": {host.CapBPF, host.CapPerfmon, host.CapNetAdmin, host.CapSysAdmin},
+}
+
+// childEnv is the environment of a collector's child: MinimalEnv and the
+// probe's own AZURELINUX_PROBE_* variables, nothing else of the daemon's.
+func childEnv() []string {
+	env := append([]string(nil), host.MinimalEnv...)
+	for _, kv := range os.Environ() {
+		if strings.HasPrefix(kv, "AZURELINUX_PROBE_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
 func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) error {
 	args := append([]string{"collect", c.name}, c.iso.flags...)
-	cmd := exec.CommandContext(ctx, c.iso.exe, args...)
-	cmd.Stdin = bytes.NewReader(c.options)
 	var out limitedBuffer
 	out.limit = maxIsolatedOutput
 	var tail tailBuffer
-	cmd.Stdout = &out
-	cmd.Stderr = io.MultiWriter(&dedupWriter{d: &c.logged, w: c.iso.stderr}, &tail)
-	// Its own process group, killed whole at the deadline.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
-	runErr := cmd.Run()
+	// The refresh's own deadline governs; host.Run's timeout only backs it.
+	timeout := 10 * time.Minute
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d) + time.Second
+	}
+	// host.Run: its own process group, killed whole at the deadline, with
+	// only the capabilities this collector needs.
+	_, runErr := host.Run(ctx, host.Cmd{
+		Path: c.iso.exe, Args: args, Env: childEnv(),
+		Stdin:   bytes.NewReader(c.options),
+		Stdout:  &out,
+		Stderr:  io.MultiWriter(&dedupWriter{d: &c.logged, w: c.iso.stderr}, &tail),
+		Timeout: timeout,
+		Caps:    childCaps[c.name],
+	})
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}

@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	dto "github.com/prometheus/client_model/go"
@@ -396,26 +395,25 @@ func (env *Env) module(m *moduleSpec) (bool, string) {
 func readSmall(path host.Path) (string, error) { return path.ReadText(64 << 10) }
 
 // exec runs the check's program with its arguments, without a shell, as the
-// probe's own user, with the root the checks read in AZURELINUX_PROBE_ROOTFS.
-// It passes on exit status 0. At the timeout the program's whole process
-// group is killed.
+// probe's own user but with no capabilities, in host.MinimalEnv plus the
+// root the checks read in AZURELINUX_PROBE_ROOTFS (never the probe's own
+// environment), through host.Run. It passes on exit status 0. At the
+// timeout the program is killed whole: its process group, and under the
+// daemon's reaper (internal/host/reaper.go) its setsid descendants too.
 func (env *Env) exec(ctx context.Context, e *execSpec) (bool, string) {
-	ctx, cancel := context.WithTimeout(ctx, e.timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, e.argv[0], e.argv[1:]...)
-	cmd.Env = append(os.Environ(), "AZURELINUX_PROBE_ROOTFS="+env.Paths.RootFS)
-	cmd.Stdin = nil
 	out := &limitedBuffer{max: 4096}
-	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = time.Second
 	start := time.Now()
-	err := cmd.Run()
+	_, err := host.Run(ctx, host.Cmd{
+		Path: e.argv[0], Args: e.argv[1:],
+		Env:     append(append([]string(nil), host.MinimalEnv...), "AZURELINUX_PROBE_ROOTFS="+env.Paths.RootFS),
+		Stdout:  out,
+		Stderr:  out,
+		Timeout: e.timeout,
+	})
 	elapsed := time.Since(start).Round(time.Millisecond)
 	last := lastLine(out.String())
 	switch {
-	case ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(err, host.ErrTimeout) || ctx.Err() != nil:
 		return false, fmt.Sprintf("%s timed out after %s%s", e.argv[0], e.timeout, suffix(last))
 	case err != nil:
 		var ee *exec.ExitError

@@ -32,10 +32,13 @@ import (
 //
 // Privileges (see docs/metrics.md and the README): the feature probes need
 // CAP_BPF (network program and map types also CAP_NET_ADMIN, tracing types
-// CAP_PERFMON), the canary CAP_BPF and CAP_PERFMON, the inventory
-// CAP_SYS_ADMIN (BPF_*_GET_NEXT_ID and BPF_*_GET_FD_BY_ID allow nothing less),
-// and reading net.core.bpf_jit_harden, bpf_jit_kallsyms and bpf_jit_limit
-// needs CAP_SYS_ADMIN as well. CAP_SYS_ADMIN stands in for all of them. What
+// CAP_PERFMON), the canary and the inventory CAP_BPF and CAP_PERFMON (the
+// inventory runs BPF iterators, bpf/inventory.c; only a kernel without them
+// falls back to BPF_*_GET_NEXT_ID, which needs CAP_SYS_ADMIN), and reading
+// net.core.bpf_jit_harden, bpf_jit_kallsyms and bpf_jit_limit needs a
+// privileged reader (net/core/sysctl_net_core.c,
+// proc_dointvec_minmax_bpf_restricted), which the shipped unit is not.
+// CAP_SYS_ADMIN stands in for all of them. What
 // the probe lacks is skipped with one log line and no series; the collector
 // still succeeds.
 func init() {
@@ -67,7 +70,7 @@ type ebpfOptions struct {
 	ProgramTypes []string `yaml:"program_types"`
 	MapTypes     []string `yaml:"map_types"`
 	// Inventory counts the programs, maps and links loaded on the host.
-	Inventory bool `yaml:"inventory" flag:"inventory" help:"Count the eBPF programs, maps and links loaded on the host (needs CAP_SYS_ADMIN)."`
+	Inventory bool `yaml:"inventory" flag:"inventory" help:"Count the eBPF programs, maps and links loaded on the host (needs CAP_BPF and CAP_PERFMON)."`
 	// InventoryLimit bounds the objects of each kind (programs, maps, links)
 	// one refresh walks; a host with more reports an error and no counts of
 	// that kind rather than a wrong count.
@@ -233,21 +236,21 @@ var ebpfFeatureProbeInconclusiveFact = declare(Fact{
 
 var ebpfProgramsLoadedFact = declare(Fact{
 	Collector: "ebpf", Name: "programs_loaded",
-	Help:     "eBPF programs loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+	Help:     "eBPF programs loaded on the host by type, all processes; 0 for watched types with none. Counted through BPF iterators (iter/bpf_prog), which need CAP_BPF and CAP_PERFMON; live only.",
 	Labels:   []string{"type"},
 	Identity: []string{"type"}, Volatile: true, Bound: "the program types cilium/ebpf names, and one per unknown type number",
 })
 
 var ebpfMapsLoadedFact = declare(Fact{
 	Collector: "ebpf", Name: "maps_loaded",
-	Help:     "eBPF maps loaded on the host by type, all processes; 0 for watched types with none. Needs CAP_SYS_ADMIN; live only.",
+	Help:     "eBPF maps loaded on the host by type, all processes; 0 for watched types with none. Counted through BPF iterators (iter/bpf_map), which need CAP_BPF and CAP_PERFMON; live only.",
 	Labels:   []string{"type"},
 	Identity: []string{"type"}, Volatile: true, Bound: "the map types cilium/ebpf names, and one per unknown type number",
 })
 
 var ebpfLinksFact = declare(Fact{
 	Collector: "ebpf", Name: "links",
-	Help:     "eBPF links (program attachments) on the host by type, 0 for known types with none; absent before Linux 5.8, which cannot iterate links. Needs CAP_SYS_ADMIN; live only.",
+	Help:     "eBPF links (program attachments) on the host by type, 0 for known types with none; absent before Linux 5.8, which cannot iterate links. Counted through BPF iterators (iter/bpf_link, Linux 5.19), which need CAP_BPF and CAP_PERFMON; live only.",
 	Labels:   []string{"type"},
 	Identity: []string{"type"}, Volatile: true, Bound: "the link types cilium/ebpf names, and one per unknown type number",
 })
@@ -361,9 +364,9 @@ func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
 	// The inventory runs before the canary so that it never counts it. (The
 	// kernel frees a canary's program an RCU grace period after the run,
 	// about 250ms on 6.18, long before the next refresh.)
-	if c.opts.Inventory && c.skipUnless(caps.has(capSysAdmin), "inventory",
-		"eBPF inventory skipped: listing programs, maps and links needs CAP_SYS_ADMIN") {
-		errs = append(errs, c.updateInventory(ctx, m))
+	if c.opts.Inventory && c.skipUnless(bpfCapable && perfmonCapable, "inventory",
+		"eBPF inventory skipped: its iterators need CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)") {
+		errs = append(errs, c.updateInventory(ctx, m, caps.has(capSysAdmin)))
 	}
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
@@ -621,28 +624,64 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 	return nil
 }
 
+// ebpfIterate lists one kind of object through the inventory's iterator;
+// tests replace it to exercise the GET_NEXT_ID fallback of an older kernel.
+var ebpfIterate = func(ctx context.Context, inv *bpf.Inventory, kind bpf.Kind, limit int) ([]bpf.Object, error) {
+	return inv.List(ctx, kind, limit)
+}
+
 // updateInventory counts the programs, maps and links loaded on the host by
-// type. Each object is opened once, when its ID is first seen (pain 15 of
-// the anchors: opening every program on every refresh is what makes
-// inventories expensive on hosts with thousands of programs); afterwards a
-// refresh costs one BPF_*_GET_NEXT_ID call per object.
-//
-// Program and map iteration needs Linux 4.13, link iteration 5.8.
-func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
+// type, with the BPF iterators of bpf/inventory.c: one pass in the kernel
+// per kind, two numbers per object, no descriptor of any object opened (pain
+// 15 of the anchors: opening every program on every refresh is what makes
+// inventories expensive on hosts with thousands of programs). A kind whose
+// iterator the kernel cannot load (bpf_map 5.8, bpf_prog 5.9, bpf_link 5.19)
+// falls back, when the probe holds CAP_SYS_ADMIN, to the BPF_*_GET_NEXT_ID
+// walk with its cache of ID to type; without it that kind is an error (links
+// before 5.19: logged once, no series).
+func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmin bool) error {
+	inv, err := bpf.OpenInventory()
+	if err != nil {
+		return fmt.Errorf("inventory: %w", err)
+	}
+	defer inv.Close()
+	list := func(kind bpf.Kind) (map[uint32]uint32, error) {
+		objs, err := ebpfIterate(ctx, inv, kind, c.opts.InventoryLimit)
+		if errors.Is(err, bpf.ErrTooMany) {
+			return nil, fmt.Errorf("inventory of %s: more than inventory_limit (%d)", kind, c.opts.InventoryLimit)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inventory of %s: %w", kind, err)
+		}
+		out := make(map[uint32]uint32, len(objs))
+		for _, o := range objs {
+			out[o.ID] = o.Type
+		}
+		return out, nil
+	}
+	// fallback is the GET_NEXT_ID walk when the iterator did not load; an
+	// iterator that loaded and failed is the answer.
+	fallback := func(iterErr error) bool {
+		return sysAdmin && ctx.Err() == nil && errors.Is(iterErr, bpf.ErrNoIterator)
+	}
+
 	var errs []error
-	progs, err := c.walk(ctx, "programs", c.progCache,
-		func(id uint32) (uint32, error) {
-			next, err := ebpf.ProgramGetNextID(ebpf.ProgramID(id))
-			return uint32(next), err
-		},
-		func(id uint32) (uint32, error) {
-			p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
-			if err != nil {
-				return 0, err
-			}
-			defer p.Close()
-			return uint32(p.Type()), nil
-		})
+	progs, err := list(bpf.Programs)
+	if err != nil && fallback(err) {
+		progs, err = c.walk(ctx, "programs", c.progCache,
+			func(id uint32) (uint32, error) {
+				next, err := ebpf.ProgramGetNextID(ebpf.ProgramID(id))
+				return uint32(next), err
+			},
+			func(id uint32) (uint32, error) {
+				p, err := ebpf.NewProgramFromID(ebpf.ProgramID(id))
+				if err != nil {
+					return 0, err
+				}
+				defer p.Close()
+				return uint32(p.Type()), nil
+			})
+	}
 	if err == nil {
 		c.progCache = progs
 		emitCounts(m, ebpfProgramsLoadedFact, progTypeNames, progs, c.progTypes)
@@ -650,19 +689,22 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
 		errs = append(errs, err)
 	}
 
-	maps, err := c.walk(ctx, "maps", c.mapCache,
-		func(id uint32) (uint32, error) {
-			next, err := ebpf.MapGetNextID(ebpf.MapID(id))
-			return uint32(next), err
-		},
-		func(id uint32) (uint32, error) {
-			mp, err := ebpf.NewMapFromID(ebpf.MapID(id))
-			if err != nil {
-				return 0, err
-			}
-			defer mp.Close()
-			return uint32(mp.Type()), nil
-		})
+	maps, err := list(bpf.Maps)
+	if err != nil && fallback(err) {
+		maps, err = c.walk(ctx, "maps", c.mapCache,
+			func(id uint32) (uint32, error) {
+				next, err := ebpf.MapGetNextID(ebpf.MapID(id))
+				return uint32(next), err
+			},
+			func(id uint32) (uint32, error) {
+				mp, err := ebpf.NewMapFromID(ebpf.MapID(id))
+				if err != nil {
+					return 0, err
+				}
+				defer mp.Close()
+				return uint32(mp.Type()), nil
+			})
+	}
 	if err == nil {
 		c.mapCache = maps
 		emitCounts(m, ebpfMapsLoadedFact, mapTypeNames, maps, c.mapTypes)
@@ -670,10 +712,16 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics) error {
 		errs = append(errs, err)
 	}
 
-	links, err := c.walk(ctx, "links", c.linkCache, linkGetNextID, linkType)
+	links, err := list(bpf.Links)
+	if err != nil && fallback(err) {
+		links, err = c.walk(ctx, "links", c.linkCache, linkGetNextID, linkType)
+	} else if errors.Is(err, bpf.ErrNoIterator) {
+		// A kernel before 5.19 without CAP_SYS_ADMIN: no link iterator.
+		err = errNoLinkIteration
+	}
 	switch {
 	case errors.Is(err, errNoLinkIteration):
-		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel cannot iterate links (Linux 5.8)")
+		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel has neither the bpf_link iterator (Linux 5.19) nor, for a probe with CAP_SYS_ADMIN, BPF_LINK_GET_NEXT_ID (5.8)")
 	case err != nil:
 		errs = append(errs, err)
 	default:

@@ -22,6 +22,8 @@ import (
 	"github.com/cilium/ebpf/asm"
 	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
+
+	"github.com/azurelinux-probe/azurelinux-probe/bpf"
 )
 
 // ebpfRequireRoot skips a live test outside CI when not root; CI runs as root
@@ -441,7 +443,7 @@ func ebpfUnprivilegedChild(t *testing.T) {
 	t.Logf("log of the first refresh:\n%s", first)
 	for _, want := range []string{
 		"eBPF feature probes skipped: the probe lacks CAP_BPF",
-		"eBPF inventory skipped: listing programs, maps and links needs CAP_SYS_ADMIN",
+		"eBPF inventory skipped: its iterators need CAP_BPF and CAP_PERFMON",
 		"eBPF canary skipped: loading and attaching it needs CAP_BPF and CAP_PERFMON",
 		"bpf_jit_harden", "bpf_jit_kallsyms", "bpf_jit_limit",
 	} {
@@ -459,21 +461,24 @@ func ebpfUnprivilegedChild(t *testing.T) {
 
 // BenchmarkEBPFInventory measures an inventory refresh with 500 programs
 // and 100 maps loaded by the benchmark on top of the host's: "cached" is a
-// collector's later refreshes (every ID known), "cold" its first (every
-// object opened). The daemon refreshes the eBPF collector in a child
-// process, so each of its refreshes is a cold one.
+// collector's later refreshes, "cold" its first. With the BPF iterators
+// (bpf/inventory.c) both load the three iterator programs, whose CO-RE
+// relocation decodes kernel BTF: about 60 ms and 12 MB allocated per refresh
+// on 6.18, against 3.3 ms cold for the former GET_NEXT_ID walk; the daemon's
+// eBPF child, which decodes kernel BTF for the canary anyway, measured 0.42 s
+// and 24.8 MB peak RSS per refresh, against 0.40 s and 23.8 MB before.
 func BenchmarkEBPFInventory(b *testing.B) {
 	ebpfRequireRoot(b)
 	ebpfLoadTestObjects(b, 500, 100)
 	paths := ebpfLivePaths(b)
 	b.Run("cached", func(b *testing.B) {
 		c := newTestEBPF(b, paths, nil, nil)
-		if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+		if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+			if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -483,7 +488,7 @@ func BenchmarkEBPFInventory(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			c := newTestEBPF(b, paths, nil, nil)
-			if err := c.updateInventory(context.Background(), &Metrics{}); err != nil {
+			if err := c.updateInventory(context.Background(), &Metrics{}, true); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -527,6 +532,52 @@ func TestEBPFFeatureAnswers(t *testing.T) {
 			t.Errorf("%v: logged %q", tc.err, logs.String())
 		case tc.log != "" && (lines != 1 || !strings.Contains(logs.String(), tc.log) || !strings.Contains(logs.String(), "level=ERROR")):
 			t.Errorf("%v: log %q, want one error line with %q", tc.err, logs.String(), tc.log)
+		}
+	}
+}
+
+// TestEBPFInventoryFallback: on a kernel whose iterators do not load (the
+// stand-in here fails every one with bpf.ErrNoIterator), a probe with
+// CAP_SYS_ADMIN counts through BPF_*_GET_NEXT_ID and gets the same counts
+// as the iterators; without CAP_SYS_ADMIN programs and maps are an error
+// naming the iterator, and links are logged once as unavailable.
+func TestEBPFInventoryFallback(t *testing.T) {
+	ebpfRequireRoot(t)
+	objs := ebpfLoadTestObjects(t, 4, 2)
+	objs.attachRawTracepoint(t)
+	count := func(sysAdmin bool) (map[string]float64, error) {
+		c := newTestEBPF(t, ebpfLivePaths(t), nil, nil)
+		m := &Metrics{}
+		err := c.updateInventory(context.Background(), m, sysAdmin)
+		return ebpfSamples(t, m), err
+	}
+	want, err := count(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig := ebpfIterate
+	t.Cleanup(func() { ebpfIterate = orig })
+	ebpfIterate = func(context.Context, *bpf.Inventory, bpf.Kind, int) ([]bpf.Object, error) {
+		return nil, fmt.Errorf("%w: load the test iterator: %w", bpf.ErrNoIterator, ebpf.ErrNotSupported)
+	}
+	got, err := count(true)
+	if err != nil {
+		t.Fatalf("fallback: %v", err)
+	}
+	for _, k := range []string{`azurelinux_ebpf_programs_loaded{type="cgroup_sysctl"}`, `azurelinux_ebpf_maps_loaded{type="stack"}`,
+		`azurelinux_ebpf_links{type="raw_tracepoint"}`} {
+		if got[k] != want[k] || want[k] == 0 {
+			t.Errorf("%s: fallback %v, iterators %v", k, got[k], want[k])
+		}
+	}
+	got, err = count(false)
+	if err == nil || !strings.Contains(err.Error(), "inventory of programs: iterator unavailable") ||
+		!strings.Contains(err.Error(), "inventory of maps: iterator unavailable") {
+		t.Errorf("without CAP_SYS_ADMIN: %v", err)
+	}
+	for k := range got {
+		if strings.HasPrefix(k, "azurelinux_ebpf_links") {
+			t.Errorf("%s served without any way to list links", k)
 		}
 	}
 }

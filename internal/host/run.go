@@ -36,6 +36,13 @@ type Cmd struct {
 	SysProcAttr *syscall.SysProcAttr
 	// ExtraFiles are passed to the command as fds 3, 4, ...
 	ExtraFiles []*os.File
+	// Caps are the capabilities the command runs with, of those the probe
+	// holds; nil means none, whatever the probe holds, root included (see
+	// confineThread). Only the eBPF collector's child names any.
+	Caps []Capability
+	// Stdout and Stderr, when set, take the command's streams instead of
+	// Result.Output; the caller bounds what it keeps.
+	Stdout, Stderr io.Writer
 }
 
 // Defaults of a Cmd's zero fields.
@@ -74,9 +81,12 @@ type Result struct {
 	ExitCode int
 }
 
-// Run runs c and waits for it. The command runs in its own process group,
+// Run runs c and waits for it. The command runs with c.Caps (none by
+// default) and c.Env (MinimalEnv by default), in its own process group,
 // which is killed whole on timeout or when the output limit is hit, so that
 // a script's children cannot keep the output pipe (and the caller) waiting.
+// With ReaperExecutable set, the command runs under the reaper (reaper.go),
+// which also kills what left the group (a setsid grandchild, a daemon).
 // The error says which limit ended it, or wraps the exit status.
 func Run(ctx context.Context, c Cmd) (Result, error) {
 	timeout := c.Timeout
@@ -89,7 +99,12 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, c.Path, c.Args...)
+	path, args := c.Path, c.Args
+	reaper := ReaperExecutable
+	if reaper != "" {
+		path, args = reaper, append([]string{ReaperArg, "--", c.Path}, c.Args...)
+	}
+	cmd := exec.CommandContext(ctx, path, args...)
 	cmd.Env = c.Env
 	if cmd.Env == nil {
 		cmd.Env = MinimalEnv
@@ -101,6 +116,12 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.Stdin = c.Stdin
 	out := &limitWriter{limit: limit, cancel: cancel}
 	cmd.Stdout, cmd.Stderr = out, out
+	if c.Stdout != nil {
+		cmd.Stdout = c.Stdout
+	}
+	if c.Stderr != nil {
+		cmd.Stderr = c.Stderr
+	}
 	cmd.SysProcAttr = c.SysProcAttr
 	if cmd.SysProcAttr == nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{}
@@ -108,8 +129,16 @@ func Run(ctx context.Context, c Cmd) (Result, error) {
 	cmd.SysProcAttr.Setpgid = true
 	cmd.ExtraFiles = c.ExtraFiles
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	if reaper != "" {
+		// The reaper kills its command's whole tree on SIGTERM, then
+		// exits; os/exec kills it WaitDelay later if it has not.
+		cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	}
 	cmd.WaitDelay = time.Second
-	err := cmd.Run()
+	err := startConfined(cmd, c.Caps)
+	if err == nil {
+		err = cmd.Wait()
+	}
 	// Whatever is left of the group (a child that outlived its parent) goes
 	// with it; ESRCH when none is.
 	if cmd.Process != nil {

@@ -72,10 +72,14 @@ func SandboxCmd(root *Root, c Cmd) (Cmd, error) {
 	args = append(append(args, c.Path), c.Args...)
 	c.Path, c.Args = self, args
 	c.Env = []string{sandboxEnv + "=1"}
+	// The set-up needs these to make its namespaces, chroot and become
+	// nobody; the program it execs has none (setresuid from 0 clears them).
+	c.Caps = []Capability{CapSysAdmin, CapSysChroot, CapSetUID, CapSetGID}
 	c.SysProcAttr = &syscall.SysProcAttr{
 		Cloneflags: syscall.CLONE_NEWNS | syscall.CLONE_NEWPID | syscall.CLONE_NEWNET |
 			syscall.CLONE_NEWIPC | syscall.CLONE_NEWUTS,
-		Pdeathsig: syscall.SIGKILL,
+		// No Pdeathsig: host.Run starts commands from a thread of their
+		// own that ends right after, which would fire it.
 	}
 	return c, nil
 }
