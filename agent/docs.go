@@ -121,7 +121,11 @@ func writeMetricTable(w io.Writer, docs []collectors.MetricDoc) {
 		for i, l := range d.Labels {
 			labels[i] = "`" + l + "`"
 		}
+		help := d.Help
+		if d.Bound != "" {
+			help += " Bound: " + d.Bound + "."
+		}
 		fmt.Fprintf(w, "| `%s` | %s | %s | %s |\n", d.Name, typ, strings.Join(labels, ", "),
-			strings.ReplaceAll(d.Help, "|", `\|`))
+			strings.ReplaceAll(help, "|", `\|`))
 	}
 }

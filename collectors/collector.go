@@ -36,6 +36,17 @@ type Collector interface {
 	Update(ctx context.Context, m *Metrics) error
 }
 
+// Streamer is a collector whose source pushes data (a log read as a
+// stream) rather than being polled. Changed receives a value whenever new
+// data arrived; the agent then refreshes the collector at once, at most a
+// few times a second, instead of at its next interval. The channel must
+// not block its sender (capacity 1, non-blocking send): a burst of data is
+// one refresh.
+type Streamer interface {
+	Collector
+	Changed() <-chan struct{}
+}
+
 // Spec describes a collector to the registry.
 type Spec struct {
 	Name string
@@ -158,6 +169,8 @@ type MetricDoc struct {
 	// Collector is the collector that serves the metric.
 	Collector string
 	Labels    []string
+	// Bound is a declared fact's cardinality bound, in words.
+	Bound string
 }
 
 var (
@@ -166,14 +179,19 @@ var (
 )
 
 // Catalog returns every fact metric described by the collectors built so far
-// in this process, sorted by name. Building each registered collector once
-// fills it.
+// in this process and every declared fact, sorted by name. Building each
+// registered collector once fills it.
 func Catalog() []MetricDoc {
 	catalogMu.Lock()
-	defer catalogMu.Unlock()
 	out := make([]MetricDoc, 0, len(catalog))
 	for _, d := range catalog {
 		out = append(out, d)
+	}
+	catalogMu.Unlock()
+	// Facts declared with declare are in the catalog from init.
+	for _, f := range Facts() {
+		out = append(out, MetricDoc{Name: f.fqName, Help: f.Help, Labels: f.Labels, Subsystem: f.Subsystem,
+			Collector: f.Collector, Bound: f.Bound})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -229,3 +229,24 @@ func stat(path string) (os.FileInfo, error) { return os.Stat(path) }
 
 // lstat returns the file information of path itself.
 func lstat(path string) (os.FileInfo, error) { return os.Lstat(path) }
+
+// openStream opens the character device at path (a stream such as
+// /dev/kmsg) for reading without blocking, so that reads go through the Go
+// runtime's poller and a Close ends a blocked read, and refuses anything
+// but a character device.
+func openStream(path string) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if st.Mode()&os.ModeCharDevice == 0 {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a character device (%s)", path, st.Mode().Type())
+	}
+	return f, nil
+}
