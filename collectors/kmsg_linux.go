@@ -1,11 +1,11 @@
 package collectors
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -233,19 +233,33 @@ func (r *kmsgReader) readAuditOnce() error {
 		case rerr != nil:
 			return fmt.Errorf("audit multicast group: recv: %w", rerr)
 		}
-		msgs, err := syscall.ParseNetlinkMessage(buf[:n])
-		if err != nil {
+		typ, text, ok := parseAuditNetlink(buf[:n])
+		if !ok {
 			continue
 		}
-		for _, msg := range msgs {
-			text := msg.Data
-			for len(text) > 0 && text[len(text)-1] == 0 {
-				text = text[:len(text)-1]
-			}
-			r.handleAudit(msg.Header.Type, string(text))
-		}
+		r.handleAudit(typ, text)
 		r.notify()
 	}
+}
+
+// parseAuditNetlink returns the type and text of an audit record: one
+// netlink message per datagram, whose nlmsg_len is the unpadded length
+// (kernel/audit.c kauditd_send_multicast_skb() sets it to skb->len), so
+// syscall.ParseNetlinkMessage, which wants it aligned, refuses most.
+func parseAuditNetlink(b []byte) (uint16, string, bool) {
+	if len(b) < unix.NLMSG_HDRLEN {
+		return 0, "", false
+	}
+	l := int(binary.NativeEndian.Uint32(b[0:4]))
+	typ := binary.NativeEndian.Uint16(b[4:6])
+	if l < unix.NLMSG_HDRLEN || l > len(b) {
+		l = len(b)
+	}
+	text := b[unix.NLMSG_HDRLEN:l]
+	for len(text) > 0 && text[len(text)-1] == 0 {
+		text = text[:len(text)-1]
+	}
+	return typ, string(text), true
 }
 
 func (r *kmsgReader) closeAudit() {
