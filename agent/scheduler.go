@@ -242,6 +242,13 @@ func (s *Scheduler) loop(ctx context.Context, j *job, firstDone func()) {
 				}
 			}
 		}
+		// This refresh reads everything that arrived until now: a signal
+		// sent meanwhile must not cost a second refresh (and a record
+		// after it a second gap).
+		select {
+		case <-changed:
+		default:
+		}
 		last = time.Now()
 		s.refresh(ctx, j)
 		if first && ctx.Err() == nil {
