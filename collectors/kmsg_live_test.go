@@ -101,12 +101,15 @@ func kmsgEventually(t *testing.T, c *kmsgCollector, d time.Duration, what string
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for {
-		got := kmsgUpdate(t, c)
-		if cond(got) {
+		// While the reader reopens, Update fails with the reason: poll
+		// on.
+		m := &Metrics{}
+		err := c.Update(context.Background(), m)
+		if got := metricValues(t, m); err == nil && cond(got) {
 			return got
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s", what, d)
+			t.Fatalf("%s: not within %s (last error: %v)", what, d, err)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
