@@ -206,6 +206,7 @@ type kmsgReader struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 	startOnce sync.Once
+	auditOnce sync.Once
 	stop      chan struct{}
 	stopOnce  sync.Once
 	wg        sync.WaitGroup
@@ -253,25 +254,28 @@ func (r *kmsgReader) setClassifier(cls *kmsgClassifier, audit bool) {
 	r.mu.Unlock()
 }
 
-// start starts the readers once.
+// start starts the readers once each; the audit reader also when a
+// reload turned collectors.kmsg.audit on.
 func (r *kmsgReader) start() {
 	r.startOnce.Do(func() {
-		r.mu.Lock()
-		audit := r.audit
-		r.mu.Unlock()
 		r.wg.Add(1)
 		go func() {
 			defer r.wg.Done()
 			r.runKmsg()
 		}()
-		if audit {
+	})
+	r.mu.Lock()
+	audit := r.audit
+	r.mu.Unlock()
+	if audit {
+		r.auditOnce.Do(func() {
 			r.wg.Add(1)
 			go func() {
 				defer r.wg.Done()
 				r.runAudit()
 			}()
-		}
-	})
+		})
+	}
 }
 
 // close stops the readers and waits for them (tests; the shared readers

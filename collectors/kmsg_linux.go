@@ -31,6 +31,7 @@ const maxBackoff = time.Minute
 // that, stopped for good after a flood (node-problem-detector #1168).
 func (r *kmsgReader) runKmsg() {
 	backoff := r.minBackoff
+	logged := ""
 	for first := true; ; first = false {
 		if !first {
 			r.restarted()
@@ -43,9 +44,16 @@ func (r *kmsgReader) runKmsg() {
 		r.setKmsgState(false, err)
 		r.markReady()
 		if time.Since(started) > maxBackoff {
-			backoff = r.minBackoff
+			backoff, logged = r.minBackoff, ""
 		}
-		r.logger.Warn("kernel log reader stopped; reopening", "path", r.path, "err", err, "retry_in", backoff)
+		// A failure is logged once; the same failure again (an open
+		// refused every minute) only at debug level.
+		if msg := err.Error(); msg != logged {
+			r.logger.Warn("kernel log reader cannot read; reopening", "path", r.path, "err", err, "retry_in", backoff)
+			logged = msg
+		} else {
+			r.logger.Debug("kernel log reader still cannot read", "path", r.path, "err", err, "retry_in", backoff)
+		}
 		select {
 		case <-r.stop:
 			return
@@ -166,7 +174,7 @@ func (r *kmsgReader) runAudit() {
 		}
 		r.setAuditState(false, err)
 		if time.Since(started) > maxBackoff {
-			backoff = r.minBackoff
+			backoff, logged = r.minBackoff, ""
 		}
 		if msg := err.Error(); msg != logged {
 			r.logger.Warn("audit multicast reader cannot read; SELinux denials come from the kernel log only", "err", err, "retry_in", backoff)
