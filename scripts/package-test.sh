@@ -132,8 +132,8 @@ step_unit() {
 	for d in Type=notify WatchdogSec=30s Restart=on-failure User=$NAME ProtectSystem=strict \
 		ProtectHome=yes PrivateTmp=yes NoNewPrivileges=yes 'RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6' \
 		'SystemCallFilter=@system-service bpf perf_event_open' \
-		'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN' \
-		'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN'; do
+		'AmbientCapabilities=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYSLOG' \
+		'CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_BPF CAP_PERFMON CAP_SYS_ADMIN CAP_SYSLOG'; do
 		grep -qxF "$d" "$unit" || die "$unit lacks '$d'"
 	done
 	ok "unit has the required directives"
@@ -469,8 +469,8 @@ step_container() {
 	uid=$(cexec id -u $NAME)
 	assert_eq "main process uid (real effective saved fs)" "$(awk '/^Uid:/ { print $2, $3, $4, $5 }' <<<"$status")" "$uid $uid $uid $uid"
 	assert_eq "main process user" "$(cexec ps -o user= -p "$pid")" "$NAME"
-	# CAP_DAC_READ_SEARCH(2) CAP_SYS_ADMIN(21) CAP_PERFMON(38) CAP_BPF(39)
-	local want=000000c000200004
+	# CAP_DAC_READ_SEARCH(2) CAP_SYS_ADMIN(21) CAP_SYSLOG(34) CAP_PERFMON(38) CAP_BPF(39)
+	local want=000000c400200004
 	assert_eq "CapEff" "$(awk '/^CapEff:/ { print $2 }' <<<"$status")" $want
 	assert_eq "CapBnd" "$(awk '/^CapBnd:/ { print $2 }' <<<"$status")" $want
 	assert_eq "CapAmb" "$(awk '/^CapAmb:/ { print $2 }' <<<"$status")" $want
