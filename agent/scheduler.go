@@ -212,7 +212,7 @@ func (s *Scheduler) Stop() {
 // collector that new data triggered: a flood of kernel log lines costs at
 // most this many snapshots a second, and a line still shows in /metrics
 // well within a second.
-const streamGap = 100 * time.Millisecond
+const streamGap = 50 * time.Millisecond
 
 // loop refreshes j at once and then every interval until ctx ends, calling
 // firstDone after the first refresh. A streaming collector
