@@ -137,7 +137,7 @@ func TestKmsgLatencyAndCPU(t *testing.T) {
 	fmt.Fprintf(&b, "as root) on %s: %d cores, Linux %s, %s. A probe serving only the `kmsg` collector\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), runtime.Version())
 	fmt.Fprintf(&b, "reads this machine's /dev/kmsg; the test writes records with write(2) and polls /metrics every\n")
-	fmt.Fprintf(&b, "millisecond. The scheduler refreshes a streaming collector at most every 100 ms, so a record that\n")
+	fmt.Fprintf(&b, "millisecond. The scheduler refreshes a streaming collector at most every 50 ms, so a record that\n")
 	fmt.Fprintf(&b, "arrives just after a refresh waits for the next one. The machine is shared and noisy.\n\n")
 	fmt.Fprintf(&b, "| latency, write(2) to /metrics (%d records, random gaps 0-200 ms) | |\n|---|---:|\n", n)
 	fmt.Fprintf(&b, "| p50 | %.1f ms |\n| p90 | %.1f ms |\n| p99 | %.1f ms |\n| max | %.1f ms |\n| within 1 s | %d of %d |\n\n",
