@@ -20,6 +20,8 @@ ARGS ?=
 TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus:golang-github-prometheus \
 	debootstrap:debootstrap:debootstrap systemd-nspawn:systemd-container:systemd-container \
 	nsenter:util-linux:util-linux dbus-daemon:dbus:dbus-daemon rpm:rpm:rpm
+# setpriv drops CAP_SYSLOG for the kmsg collector's permission test.
+TEST_TOOLS += setpriv:util-linux:util-linux
 # The packaging tests (scripts/package-test.sh).
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -133,7 +134,7 @@ func TestKmsgLatencyAndCPU(t *testing.T) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Kernel log: latency and reader CPU\n\n")
-	fmt.Fprintf(&b, "Measured by `TestKmsgLatencyAndCPU` (cmd/azurelinux-probe/kmsg_bench_test.go, run by `make bench`\n")
+	fmt.Fprintf(&b, "Measured by `TestKmsgLatencyAndCPU` (cmd/azurelinux-probe/kmsg_test.go, run by `make bench`\n")
 	fmt.Fprintf(&b, "as root) on %s: %d cores, Linux %s, %s. A probe serving only the `kmsg` collector\n",
 		time.Now().UTC().Format("2006-01-02"), runtime.NumCPU(), kernelRelease(), runtime.Version())
 	fmt.Fprintf(&b, "reads this machine's /dev/kmsg; the test writes records with write(2) and polls /metrics every\n")
@@ -173,4 +174,36 @@ func cpuSeconds(t *testing.T, pid int) float64 {
 func kernelRelease() string {
 	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
 	return strings.TrimSpace(string(b))
+}
+
+// TestKmsgWithoutCapSyslog: where kernel.dmesg_restrict=1 (Azure Linux's
+// default, and this machine's), a probe without CAP_SYSLOG fails the kmsg
+// collector with the reason, and facts exits 1.
+func TestKmsgWithoutCapSyslog(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("dropping CAP_SYSLOG from a root process needs root")
+	}
+	if b, err := os.ReadFile("/proc/sys/kernel/dmesg_restrict"); err != nil || strings.TrimSpace(string(b)) != "1" {
+		t.Skip("kernel.dmesg_restrict is not 1: /dev/kmsg needs no CAP_SYSLOG here")
+	}
+	setpriv := needTool(t, "setpriv")
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(setpriv, "--bounding-set", "-syslog", "--inh-caps", "-syslog",
+		exe, "facts", "--format=prometheus", "--collector.disable-defaults", "--collector.kmsg")
+	out, err := cmd.CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 {
+		t.Errorf("facts without CAP_SYSLOG: %v, want exit status 1\n%s", err, out)
+	}
+	for _, want := range []string{
+		"open /dev/kmsg: operation not permitted (reading the kernel log needs CAP_SYSLOG when kernel.dmesg_restrict=1)",
+		`azurelinux_probe_collector_success{collector="kmsg"} 0`,
+		`azurelinux_kmsg_source_up{source="kmsg"} 0`,
+	} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
 }
