@@ -30,6 +30,8 @@ TEST_TOOLS := promtool:prometheus:golang-github-prometheus prometheus:prometheus
 # compression, depmod and dracut for a real dracut image.
 TEST_TOOLS += dpkg-deb:dpkg:dpkg objcopy:binutils:binutils openssl:openssl:openssl zstd:zstd:zstd \
 	xz:xz-utils:xz depmod:kmod:kmod dracut:dracut:dracut
+# setpriv drops CAP_SYSLOG for the kmsg collector's permission test.
+TEST_TOOLS += setpriv:util-linux:util-linux
 # The packaging tests (scripts/package-test.sh).
 TEST_TOOLS += rpmbuild:rpm:rpm-build rpm2cpio:rpm2cpio:rpm cpio:cpio:cpio \
 	createrepo_c:createrepo-c:createrepo_c dnf:dnf:dnf5 rpmlint:rpmlint:rpmlint \

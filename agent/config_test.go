@@ -85,10 +85,14 @@ func TestConfigErrors(t *testing.T) {
 		{"collectors:\n  os: [1]\n", "want a mapping"},
 		{"collectors:\n  os:\n    colour: blue\n", "takes no options"},
 		{"collectors:\n  kernel:\n    config_options: [BPF]\n", `"BPF" does not start with CONFIG_`},
+		// The kmsg classification table: a bad rule is named.
+		{"collectors:\n  kmsg:\n    categories:\n      - name: mine\n        rules:\n          - name: broken\n            regex: '(unclosed'\n",
+			`collector kmsg: kmsg category "mine" rule "broken": error parsing regexp`},
+		{"collectors:\n  kmsg:\n    categories:\n      - name: mine\n        rules:\n          - name: r\n            regexp: 'x'\n", "field regexp not found"},
 	} {
 		cfg, err := LoadConfig(writeConfig(t, tc.text))
 		if err == nil {
-			_, err = BuildSet(cfg, []string{"os", "kernel"}, collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: discard()})
+			_, err = BuildSet(cfg, []string{"os", "kernel", "kmsg"}, collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: discard()})
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one containing %q", tc.text, err, tc.want)

@@ -38,6 +38,17 @@ type Collector interface {
 	Update(ctx context.Context, m *Metrics) error
 }
 
+// Streamer is a collector whose source pushes data (a log read as a
+// stream) rather than being polled. Changed receives a value whenever new
+// data arrived; the agent then refreshes the collector at once, at most
+// 20 times a second, instead of at its next interval. The channel must
+// not block its sender (capacity 1, non-blocking send): a burst of data is
+// one refresh.
+type Streamer interface {
+	Collector
+	Changed() <-chan struct{}
+}
+
 // Spec describes a collector to the registry.
 type Spec struct {
 	Name string

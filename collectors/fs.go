@@ -131,3 +131,9 @@ func readLink(p host.Path) (string, error)              { return p.Readlink() }
 func stat(p host.Path) (os.FileInfo, error)             { return p.Stat() }
 func lstat(p host.Path) (os.FileInfo, error)            { return p.Lstat() }
 func exists(p host.Path) bool                           { return p.Exists() }
+
+// openStream opens the character device p (a stream such as /dev/kmsg) for
+// reading without blocking, so that reads go through the Go runtime's
+// poller and a Close ends a blocked read; anything but a character device
+// is refused (host.Path.OpenDevice).
+func openStream(p host.Path) (*os.File, error) { return p.OpenDevice(unix.O_RDONLY | unix.O_NONBLOCK) }

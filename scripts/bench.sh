@@ -218,4 +218,12 @@ EOF
 )
 echo "$report"
 echo "$report" >"$OUT"
+# The kernel log benchmark writes to /dev/kmsg: root only.
+if [ "$(id -u)" = 0 ]; then
+	echo "bench: kernel log latency and CPU (TestKmsgLatencyAndCPU, about 3 minutes)" >&2
+	kmsg_md=$(mktemp)
+	AZURELINUX_PROBE_KMSG_BENCH=$kmsg_md go test -count=1 -timeout 10m -run '^TestKmsgLatencyAndCPU$' ./cmd/azurelinux-probe >&2
+	{ echo; cat "$kmsg_md"; } >>"$OUT"
+	rm -f "$kmsg_md"
+fi
 echo "bench: written to $OUT" >&2

@@ -63,6 +63,16 @@ func prometheusEndToEnd(t *testing.T, prometheus string) {
 		"/etc/azurelinux-probe/tls/probe.key", keyFile).Replace(string(example)))
 	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure", "--web.config.file="+webConfig)
 
+	// As root, a third probe reads this machine's kernel log (the kmsg
+	// collector only): the test writes an oops and an Xid 79 to /dev/kmsg
+	// and the shipped alerts for them fire.
+	var kmsgProbe *probe
+	kmsgJob := ""
+	if os.Geteuid() == 0 {
+		kmsgProbe = startProbe(t, "--web.listen-address=127.0.0.1:0", "--collector.disable-defaults", "--collector.kmsg")
+		kmsgJob = fmt.Sprintf("  - job_name: azurelinux-probe-kmsg\n    static_configs: [{targets: [%q]}]\n", kmsgProbe.addr)
+	}
+
 	// The shipped rules, with every `for:` shortened so that the test does
 	// not wait minutes; promtool's rule tests cover the durations.
 	rules, err := os.ReadFile(rulesFile)
@@ -91,7 +101,7 @@ scrape_configs:
     tls_config: {ca_file: %q}
     basic_auth: {username: prometheus, password: wrong}
     static_configs: [{targets: [%q]}]
-`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr))
+%s`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr, kmsgJob))
 
 	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
@@ -194,6 +204,47 @@ scrape_configs:
 		})
 	}
 
+	if kmsgProbe != nil {
+		// The kmsg probe has been scraped with its counters before the
+		// lines are written, so the alerts fire on the increase.
+		eventually("kmsg probe scraped", func() bool {
+			return len(query(`azurelinux_kernel_log_events_total{job="azurelinux-probe-kmsg",category="oops"}`).Data.Result) == 1
+		})
+		time.Sleep(1100 * time.Millisecond) // a second scrape of the zero-valued Xid table
+		marker := fmt.Sprintf("e2e%d", time.Now().UnixNano())
+		pci := fmt.Sprintf("%04x:%02x:00", os.Getpid()&0xffff, time.Now().Nanosecond()&0xff)
+		xidSeries := `azurelinux_gpu_nvidia_xid_errors_total{pci_address="` + pci + `",xid="79"} 1`
+		written := time.Now()
+		writeKmsgLines(t,
+			"Oops: general protection fault, probably for non-canonical address 0xdead000000000122: 0000 [#1] PREEMPT SMP NOPTI "+marker,
+			"NVRM: Xid (PCI:"+pci+"): 79, pid='<unknown>', name=<unknown>, GPU has fallen off the bus. "+marker)
+		// Served within a second of the write.
+		for {
+			if _, body := kmsgProbe.get("/metrics"); strings.Contains(body, xidSeries) {
+				t.Logf("Xid 79 served %s after the write", time.Since(written))
+				break
+			}
+			if time.Since(written) > time.Second {
+				t.Fatalf("%s not served within 1s of the write", xidSeries)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		eventually("AzureLinuxKernelOops firing", func() bool {
+			return api("/api/v1/alerts", &alerts) && firing("AzureLinuxKernelOops", "azurelinux-probe-kmsg")
+		})
+		eventually("AzureLinuxNvidiaFatalXid firing for "+pci, func() bool {
+			if !api("/api/v1/alerts", &alerts) {
+				return false
+			}
+			for _, a := range alerts.Data.Alerts {
+				if a.Labels["alertname"] == "AzureLinuxNvidiaFatalXid" && a.Labels["pci_address"] == pci && a.State == "firing" {
+					return true
+				}
+			}
+			return false
+		})
+	}
+
 	// The wrong password is refused by the probe itself, not just by
 	// Prometheus' view of it.
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfigFor(t, certFile)}}
@@ -207,6 +258,22 @@ scrape_configs:
 		resp.Body.Close()
 		if resp.StatusCode != want {
 			t.Errorf("password %q: status %d, want %d", pw, resp.StatusCode, want)
+		}
+	}
+}
+
+// writeKmsgLines writes each line to /dev/kmsg as one record (with the
+// newline that finalizes it).
+func writeKmsgLines(t *testing.T, lines ...string) {
+	t.Helper()
+	f, err := os.OpenFile("/dev/kmsg", os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for _, l := range lines {
+		if _, err := f.WriteString("<4>" + l + "\n"); err != nil {
+			t.Fatalf("write /dev/kmsg: %v", err)
 		}
 	}
 }

@@ -1,0 +1,279 @@
+package collectors
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// bootWallClock returns the wall-clock time of kernel timestamp 0. printk
+// stamps records with local_clock() (kernel/printk/printk.c
+// vprintk_store()), which like CLOCK_MONOTONIC stops during suspend.
+func bootWallClock() time.Time {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return time.Time{}
+	}
+	return time.Now().Add(-time.Duration(ts.Nano()))
+}
+
+// maxBackoff bounds the wait between reopens of a source that keeps
+// failing.
+const maxBackoff = time.Minute
+
+// runKmsg reads /dev/kmsg until stop, reopening it after a failure with a
+// rate limit: NPD's reader hot-looped 37k restarts in 200 ms and, before
+// that, stopped for good after a flood (node-problem-detector #1168).
+func (r *kmsgReader) runKmsg() {
+	backoff := r.minBackoff
+	logged := ""
+	for first := true; ; first = false {
+		if !first {
+			r.restarted()
+		}
+		started := time.Now()
+		err := r.readKmsgOnce()
+		if r.stopped() {
+			return
+		}
+		r.setKmsgState(false, err)
+		r.markReady()
+		if time.Since(started) > maxBackoff {
+			backoff, logged = r.minBackoff, ""
+		}
+		// A failure is logged once; the same failure again (an open
+		// refused every minute) only at debug level.
+		if msg := err.Error(); msg != logged {
+			r.logger.Warn("kernel log reader cannot read; reopening", "path", r.path, "err", err, "retry_in", backoff)
+			logged = msg
+		} else {
+			r.logger.Debug("kernel log reader still cannot read", "path", r.path, "err", err, "retry_in", backoff)
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (r *kmsgReader) stopped() bool {
+	select {
+	case <-r.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// readKmsgOnce opens /dev/kmsg and reads records until an error. A fresh
+// descriptor starts at the oldest record the ring buffer still holds
+// (kernel/printk/printk.c devkmsg_open(): prb_first_valid_seq()); records
+// read before a reopen are skipped by sequence number.
+func (r *kmsgReader) readKmsgOnce() error {
+	f, err := openStream(r.path)
+	if err != nil {
+		if errors.Is(err, os.ErrPermission) {
+			err = fmt.Errorf("%w (reading the kernel log needs CAP_SYSLOG when kernel.dmesg_restrict=1)", err)
+		}
+		return err
+	}
+	r.mu.Lock()
+	if r.stopped() {
+		r.mu.Unlock()
+		f.Close()
+		return nil
+	}
+	r.cur = f
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.cur = nil
+		r.mu.Unlock()
+		f.Close()
+	}()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("%s: %w", r.path, err)
+	}
+	r.setKmsgState(true, nil)
+	buf := make([]byte, kmsgMaxRecord)
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, rerr = unix.Read(int(fd), buf)
+			if rerr == unix.EAGAIN {
+				// Caught up with the ring buffer: wait for the poller.
+				r.markReady()
+				return false
+			}
+			return true
+		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("%s: %w", r.path, err)
+		case rerr == unix.EPIPE:
+			// devkmsg_read(): the ring buffer overwrote the next record;
+			// the descriptor moved on to the oldest one left, and the
+			// gap in sequence numbers counts what was lost.
+			continue
+		case rerr == unix.EINTR:
+			continue
+		case rerr != nil:
+			return fmt.Errorf("%s: read: %w", r.path, rerr)
+		case n == 0:
+			return fmt.Errorf("%s: %w", r.path, io.EOF)
+		}
+		rec, err := parseKmsgRecord(buf[:n])
+		if err != nil {
+			r.logger.Debug("kernel log record skipped", "path", r.path, "err", err)
+			continue
+		}
+		r.handle(rec)
+		r.notify()
+	}
+}
+
+// closeCurrent closes the open /dev/kmsg descriptor, as a failure would
+// (tests).
+func (r *kmsgReader) closeCurrent() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cur != nil {
+		r.cur.Close()
+	}
+}
+
+// Audit netlink constants of include/uapi/linux/audit.h.
+const (
+	auditNlgrpReadlog = 1 // AUDIT_NLGRP_READLOG
+)
+
+// runAudit reads the audit multicast group until stop. Binding to it needs
+// CAP_AUDIT_READ (kernel/audit.c audit_multicast_bind()); it receives a
+// copy of every record (kauditd_send_multicast_skb()) whether auditd runs
+// or not, and does not take auditd's place.
+func (r *kmsgReader) runAudit() {
+	backoff := r.minBackoff
+	logged := ""
+	for first := true; ; first = false {
+		if !first {
+			r.restarted()
+		}
+		started := time.Now()
+		err := r.readAuditOnce()
+		if r.stopped() {
+			return
+		}
+		r.setAuditState(false, err)
+		if time.Since(started) > maxBackoff {
+			backoff, logged = r.minBackoff, ""
+		}
+		if msg := err.Error(); msg != logged {
+			r.logger.Warn("audit multicast reader cannot read; SELinux denials come from the kernel log only", "err", err, "retry_in", backoff)
+			logged = msg
+		}
+		select {
+		case <-r.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, maxBackoff)
+	}
+}
+
+func (r *kmsgReader) readAuditOnce() error {
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_AUDIT)
+	if err != nil {
+		return fmt.Errorf("audit netlink socket: %w", err)
+	}
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: 1 << (auditNlgrpReadlog - 1)}); err != nil {
+		unix.Close(fd)
+		if errors.Is(err, unix.EPERM) {
+			return fmt.Errorf("audit multicast group: %w (needs CAP_AUDIT_READ)", err)
+		}
+		return fmt.Errorf("audit multicast group: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "audit-netlink")
+	r.mu.Lock()
+	if r.stopped() {
+		r.mu.Unlock()
+		f.Close()
+		return nil
+	}
+	r.auditFile = f
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		r.auditFile = nil
+		r.mu.Unlock()
+		f.Close()
+	}()
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return err
+	}
+	r.setAuditState(true, nil)
+	buf := make([]byte, 64<<10)
+	for {
+		var n int
+		var rerr error
+		err := rc.Read(func(fd uintptr) bool {
+			n, _, rerr = unix.Recvfrom(int(fd), buf, 0)
+			return rerr != unix.EAGAIN
+		})
+		switch {
+		case err != nil:
+			return fmt.Errorf("audit multicast group: %w", err)
+		case rerr == unix.EINTR:
+			continue
+		case rerr == unix.ENOBUFS:
+			// The socket's buffer overflowed in a burst: records were
+			// lost, the socket goes on.
+			continue
+		case rerr != nil:
+			return fmt.Errorf("audit multicast group: recv: %w", rerr)
+		}
+		typ, text, ok := parseAuditNetlink(buf[:n])
+		if !ok {
+			continue
+		}
+		r.handleAudit(typ, text)
+		r.notify()
+	}
+}
+
+// parseAuditNetlink returns the type and text of an audit record: one
+// netlink message per datagram, whose nlmsg_len is the unpadded length
+// (kernel/audit.c kauditd_send_multicast_skb() sets it to skb->len), so
+// syscall.ParseNetlinkMessage, which wants it aligned, refuses most.
+func parseAuditNetlink(b []byte) (uint16, string, bool) {
+	if len(b) < unix.NLMSG_HDRLEN {
+		return 0, "", false
+	}
+	l := int(binary.NativeEndian.Uint32(b[0:4]))
+	typ := binary.NativeEndian.Uint16(b[4:6])
+	if l < unix.NLMSG_HDRLEN || l > len(b) {
+		l = len(b)
+	}
+	text := b[unix.NLMSG_HDRLEN:l]
+	for len(text) > 0 && text[len(text)-1] == 0 {
+		text = text[:len(text)-1]
+	}
+	return typ, string(text), true
+}
+
+func (r *kmsgReader) closeAudit() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.auditFile != nil {
+		r.auditFile.Close()
+	}
+}
