@@ -203,6 +203,7 @@ type kmsgReader struct {
 	avcs      map[avcKey]uint64
 	serials   serialSet
 	auditRecs uint64
+	vmbusVer  string
 	kmsgErr   error
 	auditErr  error
 	kmsgUp    bool
@@ -313,6 +314,9 @@ func (r *kmsgReader) handle(rec kmsgRecord) {
 			r.countAVC(d)
 		}
 	}
+	if v, ok := parseVMBusVersion(rec.Message); ok {
+		r.vmbusVer = v
+	}
 }
 
 // countAVC counts a denial once, whichever source reports it first.
@@ -397,6 +401,9 @@ func (r *kmsgReader) emit(m *Metrics) error {
 	}
 	for k, v := range r.avcs {
 		m.Set(kmsgAVC, float64(v), k.scontext, k.tcontext, k.tclass, k.perm)
+	}
+	if r.vmbusVer != "" {
+		m.Set(hypervVMBusProtocol, 1, r.vmbusVer)
 	}
 	m.Set(kmsgLines, float64(r.lines))
 	m.Set(kmsgDropped, float64(r.dropped))

@@ -488,3 +488,21 @@ func FuzzKmsgClassify(f *testing.F) {
 		}
 	})
 }
+
+func TestParseVMBusVersion(t *testing.T) {
+	for _, tc := range []struct {
+		msg, want string
+		ok        bool
+	}{
+		{"hv_vmbus: Vmbus version:5.3", "5.3", true},
+		{"hv_vmbus: Vmbus version:4.0", "4.0", true},
+		{"hv_vmbus: registering driver hv_netvsc", "", false},
+		{"hv_vmbus: Vmbus version:5.3\x1b[2J", "", false},
+		{"hv_vmbus: Vmbus version:99999.1", "", false},
+	} {
+		got, ok := parseVMBusVersion(tc.msg)
+		if got != tc.want || ok != tc.ok {
+			t.Errorf("parseVMBusVersion(%q) = %q, %v", tc.msg, got, ok)
+		}
+	}
+}
