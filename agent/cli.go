@@ -82,6 +82,9 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == host.ReaperArg {
 		return host.ReaperMain(args[1:])
 	}
+	// The package inits are done: none of what they touched is needed again
+	// (releaseExecutablePages). A failure only costs memory.
+	releaseExecutablePages()
 	o := &options{collectorFlags: map[string]*bool{}, explicit: map[string]bool{}}
 	app := kingpin.New(programName,
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")
@@ -403,8 +406,19 @@ func (o *options) serve(logger *slog.Logger) error {
 		}
 		return errors.Join(errs...)
 	}
+	// Nor is what parsing the flags, the configuration and the checks touched.
+	releasePages(logger, "configured")
 	sched.Start(set)
 	started.Store(true)
+	settled, stopSettled := context.WithCancel(context.Background())
+	defer stopSettled()
+	go func() {
+		// Nor is what building the collectors, their first refresh all at
+		// once and the first evaluation of the checks touched.
+		if sched.waitFirstSnapshots(settled, "") == nil {
+			releasePages(logger, "first snapshot")
+		}
+	}()
 	notify(logger, "READY=1")
 	stopWatchdog := startWatchdog(logger)
 	defer stopWatchdog()
