@@ -406,14 +406,15 @@ func (o *options) serve(logger *slog.Logger) error {
 		}
 		return errors.Join(errs...)
 	}
-	// Nor is what parsing the flags, the configuration and the checks touched.
+	// Parsing the flags, the configuration and the checks touched pages that
+	// serving does not need either.
 	releasePages(logger, "configured")
 	sched.Start(set)
 	started.Store(true)
 	settled, stopSettled := context.WithCancel(context.Background())
 	defer stopSettled()
 	go func() {
-		// Nor is what building the collectors, their first refresh all at
+		// Nor does it need what the first refresh of every collector at
 		// once and the first evaluation of the checks touched.
 		if sched.waitFirstSnapshots(settled, "") == nil {
 			releasePages(logger, "first snapshot")
