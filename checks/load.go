@@ -23,6 +23,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
+
 	"go.yaml.in/yaml/v3"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
@@ -76,12 +78,12 @@ const (
 )
 
 var (
-	nameRE     = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,99}$`)
-	categoryRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,49}$`)
+	nameRE     = lenre.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]*$`, 1, 100)
+	categoryRE = lenre.MustCompile(`^[a-z][a-z0-9_]*$`, 1, 50)
 	sysctlRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]+([./][a-zA-Z0-9_*-]+)*$`)
-	moduleRE   = regexp.MustCompile(`^[a-zA-Z0-9_-]{1,64}$`)
-	unitRE     = regexp.MustCompile(`^[a-zA-Z0-9:_.@\\-]{1,255}$`)
-	rpmNameRE  = regexp.MustCompile(`^[a-zA-Z0-9._+-]{1,255}$`)
+	moduleRE   = lenre.MustCompile(`^[a-zA-Z0-9_-]+$`, 1, 64)
+	unitRE     = lenre.MustCompile(`^[a-zA-Z0-9:_.@\\-]+$`, 1, 255)
+	rpmNameRE  = lenre.MustCompile(`^[a-zA-Z0-9._+-]+$`, 1, 255)
 	rpmVerRE   = regexp.MustCompile(`^([0-9]+:)?[a-zA-Z0-9._+~^]+(-[a-zA-Z0-9._+~^]+)?$`)
 )
 

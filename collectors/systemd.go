@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
+
 	sdbus "github.com/coreos/go-systemd/v22/dbus"
 	"github.com/godbus/dbus/v5"
 )
@@ -198,7 +200,7 @@ func newSystemdCollector(env Env, opts any) (Collector, error) {
 // validUnitName is the character set of systemd unit names
 // (systemd.unit(5): ASCII letters, digits, ":", "-", "_", ".", "\\", and
 // "@" for instances), at most 255 characters.
-var validUnitName = regexp.MustCompile(`^[A-Za-z0-9:_.\\@-]{1,255}$`)
+var validUnitName = lenre.MustCompile(`^[A-Za-z0-9:_.\\@-]+$`, 1, 255)
 
 // unitName adds .service to a unit name without a type suffix.
 func unitName(u string) string {

@@ -14,6 +14,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
+
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -329,7 +331,7 @@ func (c *userlandCollector) version(ctx context.Context, t tool, path string) (s
 
 // validVersion is what a version label may hold: 5.2.18.0, 258.4-4.azl4,
 // 252.39-1~deb12u2, 3.14.0rc1.
-var validVersion = regexp.MustCompile(`^\d[0-9A-Za-z.+~_:-]{0,63}$`)
+var validVersion = lenre.MustCompile(`^\d[0-9A-Za-z.+~_:-]*$`, 1, 64)
 
 // maxCommandOutput bounds what a version command may print; version banners
 // are a few hundred bytes, dnf5's with plugins a few KiB.
