@@ -36,6 +36,7 @@ type checksCollector struct {
 	baseline *factsdoc.Doc
 	// repoProxy is --checks.repo-proxy (nil: repo metadata goes direct).
 	repoProxy *url.URL
+	listRPM   checks.RPMLister // nil: rpm databases are read in this process
 }
 
 // The checks' metrics (collector "checks").
@@ -76,7 +77,7 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	if err != nil {
 		return err
 	}
-	env := &checks.Env{Paths: c.paths, Facts: facts, RepoProxy: c.repoProxy}
+	env := &checks.Env{Paths: c.paths, Facts: facts, RepoProxy: c.repoProxy, ListRPM: c.listRPM}
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
 		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
@@ -173,6 +174,13 @@ func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) {
 	list, valid, baseline := o.loadChecks(logger)
 	c := newChecksCollector(sched, o.paths(), list, valid, baseline)
 	c.repoProxy = o.repoProxy
+	// The daemon reads rpm databases in a child process; the one-shot
+	// `check` command, which exits after one evaluation, in its own.
+	if iso, err := o.isolation(); err != nil {
+		logger.Warn("rpm databases are read in the daemon", "err", err)
+	} else {
+		c.listRPM = iso.rpmLister()
+	}
 	set.jobs = append(set.jobs, &job{name: checksJobName, c: c, interval: o.checksInterval, timeout: o.checksTimeout})
 }
 

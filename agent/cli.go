@@ -117,6 +117,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	versionCmd := app.Command("version", "Print the version.")
 	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
+	rpmCmd := app.Command(rpmPackagesCommand, "Print the packages of the rpm database at PATH under --path.rootfs as JSON (how the daemon reads rpm databases for rpm checks in a child process).").Hidden()
+	rpmPath := rpmCmd.Arg("path", "Database path inside the root.").Required().String()
 
 	cmd, err := app.Parse(args)
 	if exitStatus >= 0 {
@@ -145,6 +147,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case collectCmd.FullCommand():
 		return runCollectChild(*collectName, collectors.Env{Paths: o.paths(), Logger: logger.With("collector", *collectName)}, os.Stdin, stdout)
+	case rpmCmd.FullCommand():
+		return runRPMPackagesChild(o.paths(), *rpmPath, stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0

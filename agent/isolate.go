@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
@@ -139,6 +140,57 @@ func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) e
 		return errors.Join(append(errs, perr)...)
 	}
 	return fmt.Errorf("collector process: %w (last output: %q)", runErr, tail.String())
+}
+
+// maxRPMListOutput bounds the package list a child prints: a few thousand
+// packages are a few hundred KB of JSON.
+const maxRPMListOutput = 16 << 20
+
+// rpmLister reads rpm databases for the daemon's rpm checks in a child,
+// `azurelinux-probe rpm-packages PATH`: the pure-Go sqlite engine, the copy
+// of a database of tens of MB and its parse then never enter the daemon's
+// memory, and a malformed database cannot crash it. The checks keep the
+// package list of an unchanged database, so a child runs only when the
+// database changes (a package was installed or removed).
+func (iso *isolation) rpmLister() checks.RPMLister {
+	return func(ctx context.Context, rel string) ([]byte, error) {
+		var out limitedBuffer
+		out.limit = maxRPMListOutput
+		var tail tailBuffer
+		timeout := time.Minute
+		if d, ok := ctx.Deadline(); ok {
+			timeout = time.Until(d) + time.Second
+		}
+		// No capabilities: the rpm database is world-readable.
+		_, err := host.Run(ctx, host.Cmd{
+			Path: iso.exe, Args: append([]string{rpmPackagesCommand, rel}, iso.flags...), Env: childEnv(),
+			Stdout: &out, Stderr: &tail, Timeout: timeout, MaxOutput: maxRPMListOutput + 1<<20,
+		})
+		switch {
+		case ctx.Err() != nil:
+			return nil, ctx.Err()
+		case out.overflow:
+			return nil, fmt.Errorf("rpm reader process wrote more than %d bytes", maxRPMListOutput)
+		case err != nil && tail.String() != "":
+			return nil, errors.New(tail.String())
+		case err != nil:
+			return nil, fmt.Errorf("rpm reader process: %w", err)
+		}
+		return out.Bytes(), nil
+	}
+}
+
+// rpmPackagesCommand is the hidden subcommand of rpmLister's child.
+const rpmPackagesCommand = "rpm-packages"
+
+// runRPMPackagesChild is the child's side of rpmLister: the packages of the
+// database at rel as JSON on stdout, or the reason on stderr and status 1.
+func runRPMPackagesChild(paths collectors.Paths, rel string, stdout, stderr io.Writer) int {
+	if err := checks.WriteRPMPackages(paths, rel, stdout); err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	return 0
 }
 
 type trailer struct{ err, noData string }

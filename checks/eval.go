@@ -56,6 +56,9 @@ type Env struct {
 	// RepoProxy, when set, is the HTTP proxy of the default repo client
 	// (--checks.repo-proxy); the proxy environment variables never are.
 	RepoProxy *url.URL
+	// ListRPM reads the rpm database for rpm checks; nil reads it in this
+	// process.
+	ListRPM RPMLister
 	// Arch is $basearch for repository URLs; empty means this machine's.
 	Arch string
 
@@ -118,7 +121,7 @@ func (env *Env) evaluate(ctx context.Context, c Check) (pass bool, reason string
 	case "file":
 		return env.file(c.file)
 	case "rpm":
-		return env.rpm(c.rpm)
+		return env.rpm(ctx, c.rpm)
 	case "unit":
 		return env.unit(c.unit)
 	case "sysctl":
@@ -225,8 +228,8 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func (env *Env) rpm(r *rpmSpec) (bool, string) {
-	env.rpmOnce.Do(func() { env.rpmDB, env.rpmErr = openRPMDB(env.Paths) })
+func (env *Env) rpm(ctx context.Context, r *rpmSpec) (bool, string) {
+	env.rpmOnce.Do(func() { env.rpmDB, env.rpmErr = openRPMDB(ctx, env.Paths, env.ListRPM) })
 	if env.rpmErr != nil {
 		return false, env.rpmErr.Error()
 	}

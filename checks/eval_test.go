@@ -141,8 +141,8 @@ func TestRPMKind(t *testing.T) {
 		{"rpm: tdnf", true, "tdnf-3.5.8-8.azl3.x86_64"},
 	})
 	// The package list is read once while the database is unchanged.
-	a, err1 := openRPMDB(collectors.DefaultPaths(root))
-	b, err2 := openRPMDB(collectors.DefaultPaths(root))
+	a, err1 := openRPMDB(context.Background(), collectors.DefaultPaths(root), nil)
+	b, err2 := openRPMDB(context.Background(), collectors.DefaultPaths(root), nil)
 	if err1 != nil || err2 != nil || a != b {
 		t.Errorf("database read twice: %p %p %v %v", a, b, err1, err2)
 	}

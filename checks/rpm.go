@@ -1,8 +1,12 @@
 package checks
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +20,48 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
+
+// RPMLister reads the rpm database at rel (a path inside the root) and
+// returns its packages as WriteRPMPackages prints them. The daemon's lister
+// runs the read in a child process (agent/isolate.go), so that the sqlite
+// engine, the database copy and its parse never touch the serving daemon's
+// memory; nil reads in this process (the one-shot `check` command).
+type RPMLister func(ctx context.Context, rel string) ([]byte, error)
+
+// WriteRPMPackages is the child's side of an RPMLister: it reads the rpm
+// database at rel (one of host.RPMDBFiles, as FindRPMDB names it) inside
+// the root of p and writes its packages to w as JSON.
+func WriteRPMPackages(p collectors.Paths, rel string, w io.Writer) error {
+	found, err := host.FindRPMDB(p.Root())
+	if err != nil {
+		return err
+	}
+	if found.Path.InRoot() != rel {
+		return fmt.Errorf("%s is not the rpm database of this root (%s is)", rel, found.Path.InRoot())
+	}
+	pkgs, err := readRPMDB(found)
+	if err != nil {
+		return err
+	}
+	return json.NewEncoder(w).Encode(pkgs)
+}
+
+// maxRPMPackages bounds the package list read back from a child: an Azure
+// Linux image holds a few thousand.
+const maxRPMPackages = 1 << 17
+
+func decodeRPMPackages(out []byte) ([]rpmPackage, error) {
+	var pkgs []rpmPackage
+	dec := json.NewDecoder(bytes.NewReader(out))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&pkgs); err != nil {
+		return nil, fmt.Errorf("package list from the reader process: %w", err)
+	}
+	if len(pkgs) > maxRPMPackages {
+		return nil, fmt.Errorf("package list from the reader process: %d packages, more than %d", len(pkgs), maxRPMPackages)
+	}
+	return pkgs, nil
+}
 
 type rpmPackage struct {
 	Name, Version, Release, Arch string
@@ -54,8 +100,11 @@ type rpmDB struct {
 }
 
 // openRPMDB reads the package list of the first rpm database found under
-// the root, from a bounded private copy (host.CopyRPMDB).
-func openRPMDB(p collectors.Paths) (*rpmDB, error) {
+// the root, from a bounded private copy (host.CopyRPMDB); with list set,
+// the read runs through it (the daemon's child process) and only the cache
+// stays in this process, so an unchanged database costs a stat per
+// evaluation.
+func openRPMDB(ctx context.Context, p collectors.Paths, list RPMLister) (*rpmDB, error) {
 	found, err := host.FindRPMDB(p.Root())
 	if errors.Is(err, host.ErrNoRPMDB) {
 		return nil, fmt.Errorf("%w under %s (looked in /usr/lib/sysimage/rpm and /var/lib/rpm)", err, p.RootFS)
@@ -76,7 +125,15 @@ func openRPMDB(p collectors.Paths) (*rpmDB, error) {
 	if rpmCache.key == key {
 		return rpmCache.db, nil
 	}
-	pkgs, err := readRPMDB(found)
+	var pkgs []rpmPackage
+	if list == nil {
+		pkgs, err = readRPMDB(found)
+	} else {
+		var out []byte
+		if out, err = list(ctx, found.Path.InRoot()); err == nil {
+			pkgs, err = decodeRPMPackages(out)
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("rpm database %s: %w", found.Path.InRoot(), err)
 	}
