@@ -24,8 +24,9 @@ func init() {
 		// are cached by file identity (BenchmarkBootRefresh: 5 kernels
 		// with 5,000 modules each).
 		Interval: 30 * time.Second,
-		// A changed nvidia.ko.xz (about 100 MiB decompressed) or initramfs
-		// takes a second or two to stream on a small VM.
+		// A changed module or initramfs that takes longer to stream (a
+		// 100 MiB nvidia.ko.xz: see readBudget) goes on in the background
+		// and serves a later refresh (readInBackground).
 		Timeout: 20 * time.Second,
 		Options: func() any { return defaultBootOptions() },
 		New:     newBootCollector,

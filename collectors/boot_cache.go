@@ -74,9 +74,11 @@ func (c *bootCollector) module(ctx context.Context, path host.Path) moduleFacts 
 // background: unknown for now, not an error.
 var errPending = errors.New("still being read")
 
-// readBudget bounds one background read: a 100 MiB nvidia.ko.xz takes
-// ulikunitz/xz about half a minute on a loaded 2-core VM (it decodes a
-// 19 MiB amdgpu.ko.xz in 4 to 8 s here).
+// readBudget bounds one background read. inspectModule reads Debian 12's
+// 19 MiB amdgpu.ko (linux-image-6.1.0-57-amd64, xz'd as the kernel's
+// scripts/Makefile.modinst does: --check=crc32 --lzma2=dict=1MiB) in 2.4
+// to 3.4 s on a 2-core VM at load 6, so a 100 MiB nvidia.ko.xz takes
+// 15 s or more there, and several times that on a smaller or busier VM.
 const readBudget = 2 * time.Minute
 
 // backgroundRead is one file read that outlives the refresh that started

@@ -8,8 +8,9 @@ import (
 
 // updateDKMS reports DKMS's builds: /var/lib/dkms/<module>/<version>/
 // <release>/<arch>/ holds a build, and /var/lib/dkms/<module>/
-// kernel-<release>-<arch> links to the installed one (dkms 3, dkms.in:
-// "Make the installed one known").
+// kernel-<release>-<arch> links to the installed one (dkms 3, dkms.in,
+// do_install: "Create the kernel-<kernelver> symlink to designate this
+// version as active").
 func (c *bootCollector) updateDKMS(m *Metrics) error {
 	ents, err := readDir(c.paths.Root("var", "lib", "dkms"))
 	if isNotExist(err) {
@@ -37,7 +38,8 @@ func (c *bootCollector) updateDKMS(m *Metrics) error {
 				if err != nil {
 					continue
 				}
-				// ../<version>/<release>/<arch> or an absolute equivalent.
+				// <version>/<release>/<arch> as do_install writes it, or
+				// a ../ or absolute equivalent.
 				parts := strings.Split(strings.Trim(target, "/"), "/")
 				if len(parts) >= 3 {
 					ver, rel := parts[len(parts)-3], parts[len(parts)-2]

@@ -101,8 +101,9 @@ func (c *bootCollector) trustStore() (*trustStore, error) {
 
 // parseProcKeys returns the descriptions of the asymmetric keys in
 // /proc/keys (security/keys/proc.c, proc_keys_show: the type is printed
-// "%-9.9s", so "asymmetri"; asymmetric_key_describe then prints the
-// description followed by ": <subtype> <key id> [...]").
+// "%-9.9s", so "asymmetri"; asymmetric_key_describe, in
+// crypto/asymmetric_keys/asymmetric_type.c, then prints the description
+// followed by ": <subtype> <key id> [...]").
 func parseProcKeys(text string) map[string]bool {
 	keys := map[string]bool{}
 	for i, line := range strings.Split(text, "\n") {
@@ -125,7 +126,9 @@ func parseProcKeys(text string) map[string]bool {
 
 // keyDescription is the description the kernel gives the key of cert:
 // x509_key_preparse's "<name>: <hex of the subject key id, else the
-// serial>", with the name from x509_fabricate_name (CN, O, or "O: CN").
+// serial>" (crypto/asymmetric_keys/x509_public_key.c), with the name from
+// x509_fabricate_name (crypto/asymmetric_keys/x509_cert_parser.c: CN, O,
+// or "O: CN").
 func keyDescription(cert *x509.Certificate) string {
 	cn, o := cert.Subject.CommonName, ""
 	if len(cert.Subject.Organization) > 0 {
