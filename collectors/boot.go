@@ -150,8 +150,8 @@ type bootCollector struct {
 	paths    Paths
 	opts     *bootOptions
 	mu       sync.Mutex
-	modCache map[string]cachedModule
-	irfCache map[string]cachedInitramfs
+	modCache map[string]fileEntry[moduleFacts]
+	irfCache map[string]fileEntry[initramfsResult]
 	// seen are the cache keys the current refresh used; the others
 	// (files of a removed kernel) are dropped at its end.
 	seen map[string]bool
@@ -179,8 +179,8 @@ func newBootCollector(env Env, opts any) (Collector, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &bootCollector{paths: env.Paths, opts: o, logger: logger, modCache: map[string]cachedModule{},
-		irfCache: map[string]cachedInitramfs{}, seen: map[string]bool{}, reads: map[string]*backgroundRead{}, sem: make(chan struct{}, 1)}, nil
+	return &bootCollector{paths: env.Paths, opts: o, logger: logger, modCache: map[string]fileEntry[moduleFacts]{},
+		irfCache: map[string]fileEntry[initramfsResult]{}, seen: map[string]bool{}, reads: map[string]*backgroundRead{}, sem: make(chan struct{}, 1)}, nil
 }
 
 // kernelState is what the collector knows about one installed kernel.

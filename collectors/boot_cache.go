@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"syscall"
 	"time"
@@ -31,15 +32,45 @@ func fileIdentity(fi os.FileInfo) bootFileID {
 	return id
 }
 
-type cachedModule struct {
-	id    bootFileID
-	facts moduleFacts
+// fileEntry is what was read from one version of a file.
+type fileEntry[T any] struct {
+	id  bootFileID
+	val T
 }
 
-type cachedInitramfs struct {
-	id   bootFileID
+// initramfsResult is what one initramfs image gave: its modules, or why
+// they are unknown.
+type initramfsResult struct {
 	mods map[string]bool
 	err  error
+}
+
+// cachedRead returns read's result for the file at path, whose stat is
+// fi: from cache while the file is the same version, else from a read in
+// the background (readInBackground) that is stored in cache. False while
+// that read goes on past ctx; what names the file's kind in the log line
+// that says so.
+func cachedRead[T any](ctx context.Context, c *bootCollector, cache map[string]fileEntry[T], path host.Path, fi os.FileInfo, what string, read func(context.Context) T) (T, bool) {
+	id := fileIdentity(fi)
+	key := path.String()
+	c.mu.Lock()
+	c.seen[key] = true
+	e, ok := cache[key]
+	c.mu.Unlock()
+	if ok && e.id == id {
+		return e.val, true
+	}
+	v, done := c.readInBackground(ctx, key, id, func(ctx context.Context) any { return read(ctx) })
+	if !done {
+		c.logger.Info(what+" still being read; its facts are unknown until a later refresh", "file", path)
+		var zero T
+		return zero, false
+	}
+	val := v.(T)
+	c.mu.Lock()
+	cache[key] = fileEntry[T]{id, val}
+	c.mu.Unlock()
+	return val, true
 }
 
 // module returns the facts of the module file at path, from the cache when
@@ -49,24 +80,12 @@ func (c *bootCollector) module(ctx context.Context, path host.Path) moduleFacts 
 	if err != nil {
 		return moduleFacts{vermagicErr: err, sigErr: err}
 	}
-	id := fileIdentity(fi)
-	key := path.String()
-	c.mu.Lock()
-	c.seen[key] = true
-	cm, ok := c.modCache[key]
-	c.mu.Unlock()
-	if ok && cm.id == id {
-		return cm.facts
-	}
-	v, done := c.readInBackground(ctx, key, id, func(ctx context.Context) any { return inspectModule(ctx, path) })
+	mf, done := cachedRead(ctx, c, c.modCache, path, fi, "module", func(ctx context.Context) moduleFacts {
+		return inspectModule(ctx, path)
+	})
 	if !done {
-		c.logger.Info("module still being read; its facts are unknown until a later refresh", "file", path)
 		return moduleFacts{vermagicErr: errPending, sigErr: errPending}
 	}
-	mf := v.(moduleFacts)
-	c.mu.Lock()
-	c.modCache[key] = cachedModule{id, mf}
-	c.mu.Unlock()
 	return mf
 }
 
@@ -143,36 +162,22 @@ func (c *bootCollector) initramfs(ctx context.Context, rel string) (map[string]b
 	if err != nil {
 		return nil, fmt.Errorf("initramfs: %w", err)
 	}
-	id := fileIdentity(fi)
-	key := path.String()
-	c.mu.Lock()
-	c.seen[key] = true
-	ci, ok := c.irfCache[key]
-	c.mu.Unlock()
-	if ok && ci.id == id {
-		return ci.mods, ci.err
-	}
-	v, done := c.readInBackground(ctx, key, id, func(ctx context.Context) any {
+	res, done := cachedRead(ctx, c, c.irfCache, path, fi, "initramfs", func(ctx context.Context) initramfsResult {
 		f, err := openRegular(path)
 		if err != nil {
-			return cachedInitramfs{id: id, err: fmt.Errorf("initramfs: %w", err)}
+			return initramfsResult{err: fmt.Errorf("initramfs: %w", err)}
 		}
 		defer f.Close()
 		mods, err := initramfsModules(ctx, f, rel)
 		if err != nil {
-			return cachedInitramfs{id: id, err: fmt.Errorf("initramfs %s: %w", path, err)}
+			return initramfsResult{err: fmt.Errorf("initramfs %s: %w", path, err)}
 		}
-		return cachedInitramfs{id: id, mods: mods}
+		return initramfsResult{mods: mods}
 	})
 	if !done {
-		c.logger.Info("initramfs still being read; its facts are unknown until a later refresh", "file", path)
 		return nil, errPending
 	}
-	ci = v.(cachedInitramfs)
-	c.mu.Lock()
-	c.irfCache[key] = ci
-	c.mu.Unlock()
-	return ci.mods, ci.err
+	return res.mods, res.err
 }
 
 // pruneCaches drops what a complete refresh did not use, so that the
@@ -183,14 +188,6 @@ func (c *bootCollector) pruneCaches(ctx context.Context) {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for p := range c.modCache {
-		if !c.seen[p] {
-			delete(c.modCache, p)
-		}
-	}
-	for p := range c.irfCache {
-		if !c.seen[p] {
-			delete(c.irfCache, p)
-		}
-	}
+	maps.DeleteFunc(c.modCache, func(p string, _ fileEntry[moduleFacts]) bool { return !c.seen[p] })
+	maps.DeleteFunc(c.irfCache, func(p string, _ fileEntry[initramfsResult]) bool { return !c.seen[p] })
 }
