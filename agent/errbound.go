@@ -10,7 +10,9 @@ import (
 
 // Bounds on the errors one refresh keeps. A hostile tree with thousands of
 // broken entries under /sys/bus/pci/devices makes a collector fail once per
-// entry; all of them joined made one log line of 105 MB (issue 14, case 5).
+// entry; all of them joined made one log line of 105 MB
+// (cmd/azurelinux-probe/hostile_dir_test.go, TestFactsHugePCIDirectory,
+// reproduces it).
 // The first maxRefreshErrors are kept, each at most maxErrorBytes long, and
 // the rest are counted.
 const (

@@ -124,8 +124,10 @@ func parseModuleSignature(tail []byte) (*moduleSignature, int, error) {
 // is decided from keyrings and certificates, not from the module.
 func parsePKCS7Signer(blob []byte) (sig *moduleSignature, err error) {
 	defer func() {
-		// The BER decoder has panicked on crafted input in the past;
-		// a hostile module must cost one fact, not the probe.
+		// The BER decoder's readObject (ber.go) has read past its input
+		// on crafted BER (smallstep/pkcs7 pull request 62, ported from
+		// mozilla-services/pkcs7 pull request 94); a hostile module must
+		// cost one fact, not the probe.
 		if r := recover(); r != nil {
 			sig, err = nil, fmt.Errorf("pkcs7: malformed (%v)", r)
 		}

@@ -386,8 +386,8 @@ func TestInitramfsDracut(t *testing.T) {
 	kmoddir := filepath.Join(k.dir, "lib/modules", debianRelease)
 	runTool(t, "depmod", "-b", k.dir, debianRelease)
 	img := filepath.Join(t.TempDir(), "initramfs-"+debianRelease+".img")
-	// dracut's own zstd call (-15 -T0) takes 20 s here; -3 keeps the
-	// format and the test short.
+	// dracut's own zstd call (dracut.sh: zstd -15 -q -T0) takes about
+	// 20 s on a 2-core VM; -3 keeps the format and the test short.
 	runTool(t, "dracut", "--quiet", "--no-hostonly", "--force", "--kver", debianRelease, "--kmoddir", kmoddir,
 		"-m", "base", "--add-drivers", "hv_vmbus hv_storvsc hv_netvsc", "--compress", "zstd -3 -q", img)
 	f, err := os.Open(img)
