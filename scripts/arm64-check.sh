@@ -21,6 +21,9 @@ file "$work/probe-arm64" 2>/dev/null | grep -q aarch64 || { echo "arm64-check: $
 # The instance metadata the golden test serves for this tree, on loopback.
 mkdir -p "$work/imds/$tree/metadata" "$work/checks.d"
 cp "collectors/testdata/imds/$tree.json" "$work/imds/$tree/metadata/instance"
+if [ -f "collectors/testdata/imds/$tree.scheduledevents.json" ]; then
+	cp "collectors/testdata/imds/$tree.scheduledevents.json" "$work/imds/$tree/metadata/scheduledevents"
+fi
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 python3 -m http.server "$port" --bind 127.0.0.1 --directory "$work/imds" >/dev/null 2>&1 &
 imds=$!

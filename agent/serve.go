@@ -1,0 +1,167 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/common/version"
+	"github.com/prometheus/exporter-toolkit/web"
+)
+
+func (o *options) serve(logger *slog.Logger) error {
+	logger.Info("starting "+programName, "version", version.Info(), "build_context", version.BuildContext())
+	if !strings.HasPrefix(o.telemetryPath, "/") {
+		return fmt.Errorf("--web.telemetry-path %q must start with /", o.telemetryPath)
+	}
+	if *o.web.WebConfigFile != "" {
+		if err := web.Validate(*o.web.WebConfigFile); err != nil {
+			return fmt.Errorf("web config: %w", err)
+		}
+	}
+	set, err := o.build(logger)
+	if err != nil {
+		return err
+	}
+	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
+
+	sched := NewScheduler(logger)
+	o.addChecks(set, sched, logger)
+	limiter := newConnLimiter(o.maxConns, o.maxConnsSource)
+	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "azurelinux_probe_http_auth_throttled_total",
+		Help: selfHelp("azurelinux_probe_http_auth_throttled_total")})
+	// Listening starts before the collectors do (READY=1 needs the
+	// listener): /-/ready is 503 until they are started and each has
+	// published its first snapshot.
+	var started atomic.Bool
+	ready := func() error {
+		if !started.Load() {
+			return errors.New("collectors not started yet")
+		}
+		return sched.Ready()
+	}
+	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
+		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled)})
+	if err != nil {
+		return err
+	}
+	listeners, err := o.listen()
+	if err != nil {
+		return err
+	}
+	served, shutdown := o.startServers(listeners, handler, limiter, throttled, logger)
+	// Parsing the flags, the configuration and the checks touched pages that
+	// serving does not need either.
+	releasePages(logger, "configured")
+	sched.Start(set)
+	started.Store(true)
+	settled, stopSettled := context.WithCancel(context.Background())
+	defer stopSettled()
+	go func() {
+		// Nor does it need what the first refresh of every collector at
+		// once and the first evaluation of the checks touched.
+		if sched.waitFirstSnapshots(settled, "") == nil {
+			releasePages(logger, "first snapshot")
+		}
+	}()
+	notify(logger, "READY=1")
+	stopWatchdog := startWatchdog(logger)
+	defer stopWatchdog()
+
+	return o.run(sched, served, shutdown, logger)
+}
+
+// run serves until SIGTERM or a server's end, reloading on SIGHUP (each
+// reload under reloadTimeout, one at a time).
+func (o *options) run(sched *Scheduler, served <-chan error, shutdown func() error, logger *slog.Logger) error {
+	signals := make(chan os.Signal, 1)
+	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
+	defer signal.Stop(signals)
+	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*Set, error) {
+		set, err := o.build(logger)
+		if err == nil {
+			o.addChecks(set, sched, logger)
+		}
+		return set, err
+	}}
+	for {
+		select {
+		case err := <-served:
+			sched.Stop()
+			shutdown()
+			if errors.Is(err, http.ErrServerClosed) {
+				return nil
+			}
+			return err
+		case res := <-reload.done():
+			if res, apply := reload.finish(res); !apply {
+				logger.Warn("an abandoned reload returned at last; its result is dropped", "err", res.err)
+			} else if res.err != nil {
+				logger.Error("reload failed, keeping the running configuration", "err", res.err)
+				notify(logger, "READY=1")
+			} else {
+				sched.Start(res.set)
+				logger.Info("configuration reloaded", "collectors", strings.Join(res.set.Names(), ","))
+				notify(logger, "READY=1")
+			}
+		case <-reload.expired():
+			reload.abandon()
+			notify(logger, "READY=1")
+		case sig := <-signals:
+			if sig == syscall.SIGHUP {
+				if !reload.start() {
+					logger.Warn("SIGHUP ignored: the previous reload is still running")
+					continue
+				}
+				notify(logger, "RELOADING=1\n"+monotonicUsec())
+				continue
+			}
+			logger.Info("shutting down", "signal", sig.String())
+			notify(logger, "STOPPING=1")
+			sched.Stop()
+			return shutdown()
+		}
+	}
+}
+
+// startServers serves handler on every listener, one server each: web.Serve
+// replaces the server's handler with its TLS and basic-auth one, which two
+// listeners on one server would do twice, concurrently. shutdown stops them
+// all.
+func (o *options) startServers(listeners []net.Listener, handler http.Handler, limiter *connLimiter,
+	throttled prometheus.Counter, logger *slog.Logger) (served chan error, shutdown func() error) {
+	var servers []*http.Server
+	served = make(chan error, len(listeners))
+	for _, l := range listeners {
+		srv := newHTTPServer(handler, limiter, logger)
+		servers = append(servers, srv)
+		guard := func() {
+			// web.Serve has installed its handler by the time it
+			// accepts: put the failed-authentication guard before it.
+			if *o.web.WebConfigFile != "" {
+				srv.Handler = newAuthGuard(srv.Handler, throttled, logger)
+			}
+		}
+		go func() { served <- web.Serve(limiter.listener(l, guard), srv, o.web, logger) }()
+	}
+	shutdown = func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(ctx))
+		}
+		return errors.Join(errs...)
+	}
+	return served, shutdown
+}
