@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 	"go.yaml.in/yaml/v3"
+	"golang.org/x/sys/unix"
 
 	"github.com/azurelinux-probe/azurelinux-probe/checks"
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
@@ -39,6 +40,10 @@ const (
 	// source.
 	collectErrorPrefix  = "# collect-error: "
 	collectNoDataPrefix = "# collect-nodata: "
+	// maxChildAddressSpace bounds a child's address space (RLIMIT_AS): a
+	// refresh needs a few tens of MB; the Go runtime reserves far less
+	// than this.
+	maxChildAddressSpace = 2 << 30
 	// maxIsolatedOutput bounds what the parent reads of the child's facts.
 	maxIsolatedOutput = 16 << 20
 	// exitNoData is the child's exit status for ErrNoData.
@@ -277,6 +282,13 @@ func emitExposition(m *collectors.Metrics, text string) error {
 // prints its facts, then the report line, and exits 0, 1 (failure) or 3 (no
 // data).
 func runCollectChild(name string, env collectors.Env, stdin io.Reader, stdout io.Writer) int {
+	// A refresh that reads an untrusted tree, or parses the kernel's BTF,
+	// must not take the host's memory with it: past the limit allocation
+	// fails and the child dies, as it does at its timeout, alone.
+	if err := unix.Setrlimit(unix.RLIMIT_AS, &unix.Rlimit{Cur: maxChildAddressSpace, Max: maxChildAddressSpace}); err != nil {
+		fmt.Fprintf(stdout, "%slimit address space: %v\n", collectErrorPrefix, err)
+		return 1
+	}
 	spec, ok := collectors.Lookup(name)
 	if !ok {
 		fmt.Fprintf(stdout, "%sno collector %q\n", collectErrorPrefix, name)
