@@ -88,6 +88,17 @@ var childCaps = map[string][]host.Capability{
 	"ebpf": {host.CapBPF, host.CapPerfmon, host.CapNetAdmin, host.CapSysAdmin},
 }
 
+// capsOf returns the capabilities of the child of collector name. A
+// collector isolated because its root is not this system's keeps only
+// CAP_SETPCAP, which host.Run needs to start the commands it runs (the
+// userland collector's) with none.
+func capsOf(name string) []host.Capability {
+	if caps, ok := childCaps[name]; ok {
+		return caps
+	}
+	return []host.Capability{host.CapSetPCAP}
+}
+
 // childEnv is the environment of a collector's child: MinimalEnv and the
 // probe's own AZURELINUX_PROBE_* variables, nothing else of the daemon's.
 func childEnv() []string {
@@ -118,7 +129,7 @@ func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) e
 		Stdout:  &out,
 		Stderr:  io.MultiWriter(&dedupWriter{d: &c.logged, w: c.iso.stderr}, &tail),
 		Timeout: timeout,
-		Caps:    childCaps[c.name],
+		Caps:    capsOf(c.name),
 	})
 	if ctx.Err() != nil {
 		return ctx.Err()

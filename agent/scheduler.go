@@ -116,7 +116,11 @@ func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation)
 		if err != nil {
 			return nil, fmt.Errorf("collector %s: %w", spec.Name, err)
 		}
-		if spec.Isolated && iso != nil {
+		// Under a root that is not this system's (a mounted image, which a
+		// FUSE mount can hang; a tree someone else built) every collector
+		// refreshes in a child, so that a refresh abandoned at its timeout
+		// ends with its process, under the child's memory limit.
+		if iso != nil && (spec.Isolated || !env.Paths.IsLiveRoot()) {
 			// The in-process collector above validated the options.
 			if closer, ok := c.(io.Closer); ok {
 				closer.Close()
