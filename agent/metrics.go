@@ -18,6 +18,10 @@ var (
 		Help:     "1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+	applicableFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_applicable",
+		Help:     "1 when the collector's facts exist under the root; 0 when they need a running system that the root is not (an image: no procfs or sysfs content), in which case the collector serves no facts, counts as a success, and `facts` prints the reason.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
 	durationFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_duration_seconds",
 		Help:     "How long the collector's latest refresh took.",
 		Labels:   []string{"collector"},
@@ -65,6 +69,7 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 		ch <- constMetric(successFact, b2f(snap.Success), j.name)
+		ch <- constMetric(applicableFact, b2f(snap.NotApplicable == ""), j.name)
 		if !c.timing {
 			continue
 		}

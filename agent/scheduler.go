@@ -26,6 +26,10 @@ type Snapshot struct {
 	Metrics []prometheus.Metric
 	Success bool
 	Err     error
+	// NotApplicable is the reason when the collector's facts do not exist
+	// under this root (collectors.ErrNotApplicable); it is then a success
+	// with no facts.
+	NotApplicable string
 	// Duration is how long the refresh ran (up to the timeout).
 	Duration time.Duration
 	// Finished is when the refresh ended; LastSuccess is when the latest
@@ -115,7 +119,14 @@ func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation)
 		if err != nil {
 			return nil, fmt.Errorf("collector %s: %w", spec.Name, err)
 		}
-		if spec.Isolated && iso != nil {
+		if na := spec.ApplicableTo(env.Paths); na != nil {
+			// Built above only to validate its options: under an image
+			// it does not run at all, in-process or in a child.
+			if closer, ok := c.(io.Closer); ok {
+				closer.Close()
+			}
+			c = notApplicable{na}
+		} else if spec.Isolated && iso != nil {
 			// The in-process collector above validated the options.
 			if closer, ok := c.(io.Closer); ok {
 				closer.Close()
@@ -129,6 +140,12 @@ func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation)
 	}
 	return set, nil
 }
+
+// notApplicable stands in for a collector whose facts do not exist under
+// the root: every refresh reports the same ErrNotApplicable.
+type notApplicable struct{ err error }
+
+func (n notApplicable) Update(context.Context, *collectors.Metrics) error { return n.err }
 
 func contains(list []string, s string) bool {
 	for _, v := range list {
@@ -312,6 +329,14 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 	case errors.Is(err, collectors.ErrNoData):
 		snap.Success = true
 		s.logger.Debug("collector found no data", "collector", j.name, "reason", err)
+		err = nil
+	case errors.Is(err, collectors.ErrNotApplicable):
+		snap.Success = true
+		snap.NotApplicable = collectors.NotApplicableReason(err)
+		snap.Metrics = nil
+		if j.lastErr == "" {
+			s.logger.Debug("collector not applicable", "collector", j.name, "reason", snap.NotApplicable)
+		}
 		err = nil
 	default:
 		snap.Err = err

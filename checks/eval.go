@@ -233,7 +233,7 @@ func (env *Env) rpm(r *rpmSpec) (bool, string) {
 	}
 	var best rpmPackage
 	for i, p := range pkgs {
-		if i == 0 || compareEVR(p.evr(), best.evr()) > 0 {
+		if i == 0 || compareEVR(p.EVR(), best.EVR()) > 0 {
 			best = p
 		}
 	}

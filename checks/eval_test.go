@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
@@ -141,10 +142,14 @@ func TestRPMKind(t *testing.T) {
 		{"rpm: tdnf", true, "tdnf-3.5.8-8.azl3.x86_64"},
 	})
 	// The package list is read once while the database is unchanged.
-	a, err1 := openRPMDB(collectors.DefaultPaths(root))
-	b, err2 := openRPMDB(collectors.DefaultPaths(root))
-	if err1 != nil || err2 != nil || a != b {
-		t.Errorf("database read twice: %p %p %v %v", a, b, err1, err2)
+	found, err := host.FindRPMDB(collectors.DefaultPaths(root).Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err1 := host.ReadRPMPackages(found)
+	b, err2 := host.ReadRPMPackages(found)
+	if err1 != nil || err2 != nil || len(a) == 0 || &a[0] != &b[0] {
+		t.Errorf("database read twice: %v %v", err1, err2)
 	}
 	runCases(t, envAt(t.TempDir()), []kindCase{{"rpm: rpm", false, "no rpm database under"}})
 	corrupt := treetest.New(t, map[string]string{"var/lib/rpm/rpmdb.sqlite": "SQLite format 3\x00garbage"})

@@ -5,48 +5,14 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"unicode"
-
-	// The sqlite driver for rpm ≥ 4.16 databases: pure Go, so the probe
-	// stays a static binary without cgo.
-	_ "github.com/glebarez/go-sqlite"
-	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
-type rpmPackage struct {
-	Name, Version, Release, Arch string
-	Epoch                        int
-}
-
-func (p rpmPackage) evr() string {
-	s := p.Version + "-" + p.Release
-	if p.Epoch > 0 {
-		s = strconv.Itoa(p.Epoch) + ":" + s
-	}
-	return s
-}
-
-func (p rpmPackage) String() string {
-	s := p.Name + "-" + p.evr()
-	if p.Arch != "" {
-		s += "." + p.Arch
-	}
-	return s
-}
-
-// rpmCache keeps the package list of the database read last, keyed by its
-// path, size and modification time (and its write-ahead log's): the daemon
-// evaluates the checks every minute, and a host's database is tens of
-// megabytes that change only when packages do.
-var rpmCache struct {
-	sync.Mutex
-	key string
-	db  *rpmDB
-}
+// rpmPackage is an installed package, as host.ReadRPMPackages reads it.
+type rpmPackage = host.RPMPackage
 
 type rpmDB struct {
 	path     string // inside the root
@@ -54,7 +20,8 @@ type rpmDB struct {
 }
 
 // openRPMDB reads the package list of the first rpm database found under
-// the root, from a bounded private copy (host.CopyRPMDB).
+// the root with host.ReadRPMPackages, the reader the userland collector
+// shares.
 func openRPMDB(p collectors.Paths) (*rpmDB, error) {
 	found, err := host.FindRPMDB(p.Root())
 	if errors.Is(err, host.ErrNoRPMDB) {
@@ -63,61 +30,15 @@ func openRPMDB(p collectors.Paths) (*rpmDB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rpm database: %w", err)
 	}
-	fi, err := found.Path.Stat()
+	pkgs, err := host.ReadRPMPackages(found)
 	if err != nil {
-		return nil, fmt.Errorf("rpm database: %w", err)
-	}
-	key := fmt.Sprintf("%s\x00%d\x00%d", found.Path, fi.Size(), fi.ModTime().UnixNano())
-	if wal, err := found.Path.Dir().Join(found.Path.Base() + "-wal").Stat(); err == nil {
-		key += fmt.Sprintf("\x00%d\x00%d", wal.Size(), wal.ModTime().UnixNano())
-	}
-	rpmCache.Lock()
-	defer rpmCache.Unlock()
-	if rpmCache.key == key {
-		return rpmCache.db, nil
-	}
-	pkgs, err := readRPMDB(found)
-	if err != nil {
-		return nil, fmt.Errorf("rpm database %s: %w", found.Path.InRoot(), err)
+		return nil, err
 	}
 	db := &rpmDB{path: found.Path.InRoot(), packages: map[string][]rpmPackage{}}
 	for _, pk := range pkgs {
 		db.packages[pk.Name] = append(db.packages[pk.Name], pk)
 	}
-	rpmCache.key, rpmCache.db = key, db
 	return db, nil
-}
-
-func readRPMDB(found host.RPMDB) (pkgs []rpmPackage, err error) {
-	defer func() {
-		// The database is data from the image: a malformed one is an
-		// error, never a crash of the probe.
-		if r := recover(); r != nil {
-			pkgs, err = nil, fmt.Errorf("malformed database: %v", r)
-		}
-	}()
-	open, cleanup, err := host.CopyRPMDB(found)
-	if err != nil {
-		return nil, err
-	}
-	defer cleanup()
-	db, err := rpmdb.Open(open)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	list, err := db.ListPackages()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range list {
-		pk := rpmPackage{Name: p.Name, Version: p.Version, Release: p.Release, Arch: p.Arch}
-		if p.EpochNum() > 0 {
-			pk.Epoch = p.EpochNum()
-		}
-		pkgs = append(pkgs, pk)
-	}
-	return pkgs, nil
 }
 
 // compareEVR compares two [epoch:]version[-release] strings as rpm does:

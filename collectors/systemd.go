@@ -19,6 +19,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "systemd",
+		Needs:          "the running systemd (its D-Bus API)",
 		DefaultEnabled: true,
 		Interval:       30 * time.Second,
 		Timeout:        10 * time.Second,
