@@ -60,7 +60,8 @@ type options struct {
 	checksTimeout  time.Duration
 	baselineFile   string
 	checkFormat    string
-	checkBaseline  string
+	checksSkip     []string
+	checksDirSet   bool
 	baselinePath   string
 	checksState    checksState
 }
@@ -89,11 +90,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	factsCmd := app.Command("facts", "Run every enabled collector once and print the facts.")
 	factsCmd.Flag("format", "Output format: prometheus, json or table (default: table on a terminal, prometheus otherwise).").
 		EnumVar(&o.format, "prometheus", "json", "table")
-	checkCmd := app.Command("check", "Run every enabled collector once, evaluate the compatibility checks and print the report; exit 0 when all pass, 1 when one fails or a fact drifted, 2 when the checks or the baseline cannot be loaded.")
-	checkCmd.Flag("format", "Output format: table, json or junit (JUnit XML: one test case per check).").
+	checkCmd := app.Command("check", "Run every enabled collector once, evaluate the compatibility checks and print the report. "+
+		"Each check passes, fails, is skipped (not applicable under this root, with the reason) or is an error (it could not be judged: a collector it reads failed, a file was unreadable). "+
+		"Exit status: 0 every check passed or was skipped; 1 one failed, or a fact drifted from --baseline.file; 2 one was an error, or bad usage (invalid checks, configuration or baseline, a --checks.dir that does not exist, an unknown --checks.skip name).")
+	checkCmd.Flag("format", "Output format: table, json or junit (JUnit XML: one test case per check, <failure>, <error> or <skipped message=…/>).").
 		Default("table").EnumVar(&o.checkFormat, "table", "json", "junit")
-	checkCmd.Flag("baseline", "Compare the facts with this baseline (written by `baseline save`); a drifted fact fails the run.").
-		PlaceHolder("FILE").StringVar(&o.checkBaseline)
+
 	baselineCmd := app.Command("baseline", "Facts baselines for drift detection.")
 	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
@@ -102,6 +104,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
 
 	cmd, err := app.Parse(args)
+	o.checksSkip = splitCommas(o.checksSkip)
 	if exitStatus >= 0 {
 		return exitStatus
 	}
@@ -173,17 +176,32 @@ func (o *options) addFlags(app *kingpin.Application) {
 			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
 	}
 	o.optionFlags = addOptionFlags(app)
-	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix.").
-		Default(DefaultChecksDir).StringVar(&o.checksDir)
+	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix; a check named as an embedded one replaces it. For check, a directory given that does not exist is an error.").
+		Default(DefaultChecksDir).IsSetByUser(&o.checksDirSet).StringVar(&o.checksDir)
 	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
 		Default("true").BoolVar(&o.checksEmbedded)
+	app.Flag("checks.skip", "Checks not to evaluate, by name (comma-separated or repeated), in check and in the daemon; an unknown name is an error.").
+		PlaceHolder("NAME[,NAME]").StringsVar(&o.checksSkip)
 	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
 	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
 		Default("30s").DurationVar(&o.checksTimeout)
-	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
+	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon and check compare the current facts with (check fails on a drifted fact); it is only read.").
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
+}
+
+// splitCommas splits each value at commas, dropping empty names.
+func splitCommas(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
 }
 
 func (o *options) paths() collectors.Paths {

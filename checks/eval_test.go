@@ -29,6 +29,33 @@ func run(t *testing.T, env *Env, check string) (bool, string) {
 
 func envAt(root string) *Env { return &Env{Paths: collectors.DefaultPaths(root)} }
 
+// verdict loads one check and returns its status and reason.
+func verdict(t *testing.T, env *Env, check string) (Status, string) {
+	t.Helper()
+	list, err := Load("t.yml", []byte("checks:\n  - name: c\n    category: test\n    "+check+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Evaluate(context.Background(), env, list)[0]
+	return r.Status, r.Reason
+}
+
+type statusCase struct {
+	check  string
+	status Status
+	reason string
+}
+
+func runStatusCases(t *testing.T, env *Env, cases []statusCase) {
+	t.Helper()
+	for _, tc := range cases {
+		st, reason := verdict(t, env, tc.check)
+		if st != tc.status || !strings.Contains(reason, tc.reason) {
+			t.Errorf("%s: %s %q; want %s and %q", tc.check, st, reason, tc.status, tc.reason)
+		}
+	}
+}
+
 type kindCase struct {
 	check  string
 	pass   bool
@@ -331,11 +358,14 @@ func TestExecKind(t *testing.T) {
 	// The script's child keeps the output pipe open: the timeout must kill
 	// the whole process group, not wait for the child.
 	hang := script("hang.sh", "sleep 30 &\nsleep 30\n")
-	root := t.TempDir()
-	env := envAt(root)
+	// Under any root but the live one nothing runs without sandbox.
+	runStatusCases(t, envAt(t.TempDir()), []statusCase{
+		{"exec: [" + ok + "]", StatusSkipped, "exec checks run programs only on the live root (/), not under /tmp/"},
+	})
+	env := envAt("/")
 	runCases(t, env, []kindCase{
 		{"exec: [" + ok + ", '$(rm -rf /)']", true, "exited 0 in"},
-		{"exec: [" + ok + ", '$(rm -rf /)']", true, "checked " + root + " with $(rm -rf /)"},
+		{"exec: [" + ok + ", '$(rm -rf /)']", true, "checked / with $(rm -rf /)"},
 		{"exec: {argv: [" + fail + "], timeout: 5s}", false, "exit status 3: tdnf: command not found"},
 		{"exec: [" + filepath.Join(dir, "missing.sh") + "]", false, "no such file or directory"},
 	})

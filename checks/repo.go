@@ -109,7 +109,7 @@ func (env *Env) repos() ([]repoSection, []string) {
 	return all, problems
 }
 
-func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
+func (env *Env) repo(ctx context.Context, r *repoSpec) (Status, string) {
 	all, problems := env.repos()
 	want := describeRepo(r)
 	var disabled []string
@@ -128,7 +128,7 @@ func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
 			continue
 		}
 		if !r.metadata {
-			return true, where + " is enabled"
+			return StatusPass, where + " is enabled"
 		}
 		return env.repoMetadata(ctx, r, s, where)
 	}
@@ -139,9 +139,10 @@ func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
 		msg += fmt.Sprintf("; no repository files in %s under %s", strings.Join(repoDirs, ", "), env.Paths.RootFS)
 	}
 	if len(problems) > 0 {
-		msg += "; " + strings.Join(problems, "; ")
+		// A file that could not be read may hold the repository.
+		return StatusError, msg + "; " + strings.Join(problems, "; ")
 	}
-	return false, msg
+	return StatusFail, msg
 }
 
 func describeRepo(r *repoSpec) string {
@@ -157,17 +158,17 @@ func describeRepo(r *repoSpec) string {
 
 // repoMetadata fetches <baseurl>/repodata/repomd.xml of the first baseurl
 // with the dnf variables substituted, within the check's timeout.
-func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (bool, string) {
+func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (Status, string) {
 	urls := strings.FieldsFunc(s.keys["baseurl"], func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })
 	if len(urls) == 0 {
-		return false, where + " has no baseurl (metalink and mirrorlist are not fetched)"
+		return StatusFail, where + " has no baseurl (metalink and mirrorlist are not fetched)"
 	}
 	u := strings.TrimSuffix(env.expandRepoVars(urls[0]), "/") + "/repodata/repomd.xml"
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return false, fmt.Sprintf("%s: baseurl %s: %v", where, u, err)
+		return StatusFail, fmt.Sprintf("%s: baseurl %s: %v", where, u, err)
 	}
 	client := env.HTTPClient
 	if client == nil {
@@ -176,16 +177,16 @@ func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, wh
 	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return false, fmt.Sprintf("%s: %s not reachable within %s", where, u, r.timeout)
+			return StatusFail, fmt.Sprintf("%s: %s not reachable within %s", where, u, r.timeout)
 		}
-		return false, fmt.Sprintf("%s: %v", where, err)
+		return StatusFail, fmt.Sprintf("%s: %v", where, err)
 	}
 	defer resp.Body.Close()
 	io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	if resp.StatusCode != http.StatusOK {
-		return false, fmt.Sprintf("%s: GET %s: %s", where, u, resp.Status)
+		return StatusFail, fmt.Sprintf("%s: GET %s: %s", where, u, resp.Status)
 	}
-	return true, fmt.Sprintf("%s is enabled and %s answers", where, u)
+	return StatusPass, fmt.Sprintf("%s is enabled and %s answers", where, u)
 }
 
 // expandRepoVars substitutes $basearch, $arch and $releasever (from
