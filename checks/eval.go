@@ -182,11 +182,19 @@ func (env *Env) fact(e *Expr) (Status, string) {
 		f = &Facts{}
 	}
 	series := f.Series[e.Metric]
+	fact, declared := collectors.LookupFact(e.Metric)
 	if len(series) > 0 {
 		ok, reason := e.eval(series)
+		// A collector that failed served only the facts it read before
+		// the failure: whatever they say, the check was not judged on
+		// the whole, and a pipeline must not read it as green.
+		if declared {
+			if st, known := f.Collectors[fact.Collector]; known && !st.Success {
+				return StatusError, fmt.Sprintf("the %s collector failed: %s (on its partial facts: %s)", fact.Collector, st.Err, reason)
+			}
+		}
 		return passIf(ok), reason
 	}
-	fact, declared := collectors.LookupFact(e.Metric)
 	if !declared {
 		// Load rejects such a condition; only one built by hand gets here.
 		return StatusError, fmt.Sprintf("no series %s: no collector declares it", e.Metric)
