@@ -219,16 +219,19 @@ func skipChecks(list []checks.Check, skip []string) ([]checks.Check, error) {
 	return out, nil
 }
 
-// addChecks schedules the checks job in set.
-func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) {
+// addChecks schedules the checks job in set. It reports whether the checks
+// files loaded (the previous checks run otherwise).
+func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) bool {
 	list, valid, baseline := o.loadChecks(logger)
 	if l, err := skipChecks(list, o.checksSkip); err != nil {
 		logger.Error("invalid --checks.skip, running every check", "err", err)
+		valid = false
 	} else {
 		list = l
 	}
 	c := newChecksCollector(sched, o.paths(), list, valid, baseline)
 	set.jobs = append(set.jobs, &job{name: checksJobName, c: c, interval: o.checksInterval, timeout: o.checksTimeout})
+	return valid
 }
 
 // check runs the collectors once, then the checks, and prints the report.

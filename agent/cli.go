@@ -12,6 +12,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -99,6 +100,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	baselineCmd := app.Command("baseline", "Facts baselines for drift detection.")
 	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
+	checkConfigCmd := app.Command("check-config", "Validate the config file (every collector's options, enabled or not), every checks file of --checks.dir and the --web.config.file, "+
+		"printing each problem as file:line:column and what is wrong (the nearest valid key for a typo); exit 0 when all are valid, 1 otherwise. systemctl reload runs it first.")
 	versionCmd := app.Command("version", "Print the version.")
 	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
@@ -127,6 +130,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch cmd {
 	case collectCmd.FullCommand():
 		return runCollectChild(*collectName, collectors.Env{Paths: o.paths(), Logger: logger.With("collector", *collectName)}, os.Stdin, stdout)
+	case checkConfigCmd.FullCommand():
+		return o.checkConfig(stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
@@ -225,6 +230,13 @@ func (o *options) enabled() []string {
 
 // build loads the configuration and builds the enabled collectors.
 func (o *options) build(logger *slog.Logger) (*Set, error) {
+	// The file's problems with their places and in words (check-config's
+	// messages), before LoadConfig stops at the first.
+	if o.configFile != "" {
+		if problems := ValidateConfigFile(o.configFile); len(problems) > 0 {
+			return nil, configError(problems)
+		}
+	}
 	cfg, err := LoadConfig(o.configFile)
 	if err != nil {
 		return nil, err
@@ -234,7 +246,11 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return buildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger}, iso)
+	env := collectors.Env{Paths: o.paths(), Logger: logger}
+	if err := validateDisabled(cfg, o.enabled(), env); err != nil {
+		return nil, err
+	}
+	return buildSet(cfg, o.enabled(), env, iso)
 }
 
 // isolation says how children of isolated collectors are started: the same
@@ -310,8 +326,13 @@ func (o *options) serve(logger *slog.Logger) error {
 	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
 
 	sched := NewScheduler(logger)
-	o.addChecks(set, sched, logger)
-	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger})
+	// The collectors of the running configuration, without the checks
+	// job, for a reload whose config file is invalid but whose checks are
+	// not (or the reverse): each part reloads on its own.
+	running := slices.Clone(set.jobs)
+	reload := &reloadState{}
+	reload.record(o.addChecks(set, sched, logger))
+	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests, Logger: logger, reload: reload})
 	if err != nil {
 		return err
 	}
@@ -341,13 +362,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		case sig := <-signals:
 			if sig == syscall.SIGHUP {
 				notify(logger, "RELOADING=1\n"+monotonicUsec())
-				if set, err := o.build(logger); err != nil {
-					logger.Error("reload failed, keeping the running configuration", "err", err)
-				} else {
-					o.addChecks(set, sched, logger)
-					sched.Start(set)
-					logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
-				}
+				running = o.reload(logger, sched, running, reload)
 				notify(logger, "READY=1")
 				continue
 			}
@@ -360,6 +375,36 @@ func (o *options) serve(logger *slog.Logger) error {
 			return err
 		}
 	}
+}
+
+// reload rereads the configuration on SIGHUP. The config file, the checks
+// files and the web config reload independently: an invalid config file
+// keeps the running collectors and still reloads valid checks, and invalid
+// checks keep the previous checks under newly configured collectors. It
+// records whether everything loaded and returns the collectors now running.
+func (o *options) reload(logger *slog.Logger, sched *Scheduler, running []*job, state *reloadState) []*job {
+	ok := true
+	set, err := o.build(logger)
+	if err != nil {
+		logger.Error("reload: invalid configuration, keeping the running collectors", "err", err)
+		set, ok = &Set{jobs: slices.Clone(running)}, false
+	}
+	collectorsNow := slices.Clone(set.jobs)
+	if !o.addChecks(set, sched, logger) {
+		ok = false
+	}
+	if f := *o.web.WebConfigFile; f != "" {
+		if err := web.Validate(f); err != nil {
+			logger.Error("reload: invalid web config; exporter-toolkit rereads it on each connection and refuses them until it is fixed", "file", f, "err", err)
+			ok = false
+		}
+	}
+	sched.Start(set)
+	state.record(ok)
+	if ok {
+		logger.Info("configuration reloaded", "collectors", strings.Join(set.Names(), ","))
+	}
+	return collectorsNow
 }
 
 // listen opens the listeners before serving starts, so that READY=1 is sent

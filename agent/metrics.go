@@ -2,6 +2,8 @@ package agent
 
 import (
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
@@ -35,6 +37,43 @@ var (
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
 )
+
+// The configuration reload metrics, named as Prometheus' own
+// (prometheus_config_last_reload_successful), so that the same alert
+// pattern applies.
+var (
+	reloadSuccessfulFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Subsystem: "probe", Name: "config_last_reload_successful",
+		Help: "1 when the last load of the configuration (at start, or on SIGHUP / systemctl reload) read the config file, every checks file and the web config without a problem; 0 when one was invalid, in which case the daemon keeps running the previous valid one and the log says which file, line and why (azurelinux-probe check-config prints it too)."})
+	reloadTimestampFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Subsystem: "probe", Name: "config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration last loaded without a problem, as a Unix timestamp.", Volatile: true})
+)
+
+// reloadState is the outcome of the daemon's latest configuration load.
+type reloadState struct {
+	ok        atomic.Bool
+	lastGood  atomic.Int64 // Unix nanoseconds
+	hasResult atomic.Bool
+}
+
+func (r *reloadState) record(ok bool) {
+	r.ok.Store(ok)
+	r.hasResult.Store(true)
+	if ok {
+		r.lastGood.Store(time.Now().UnixNano())
+	}
+}
+
+func (r *reloadState) Describe(chan<- *prometheus.Desc) {}
+
+func (r *reloadState) Collect(ch chan<- prometheus.Metric) {
+	if !r.hasResult.Load() {
+		return
+	}
+	ch <- constMetric(reloadSuccessfulFact, b2f(r.ok.Load()))
+	if ns := r.lastGood.Load(); ns > 0 {
+		ch <- constMetric(reloadTimestampFact, float64(ns)/1e9)
+	}
+}
 
 // constMetric builds a sample of one of the agent's own metrics.
 func constMetric(f *collectors.Fact, v float64, labels ...string) prometheus.Metric {

@@ -147,6 +147,29 @@ type notApplicable struct{ err error }
 
 func (n notApplicable) Update(context.Context, *collectors.Metrics) error { return n.err }
 
+// validateDisabled builds, and closes at once, every collector that is not
+// in enabled, so that the options of a disabled collector are validated
+// when the configuration loads, not on the day it is enabled.
+func validateDisabled(cfg *Config, enabled []string, env collectors.Env) error {
+	for _, spec := range collectors.Specs() {
+		if contains(enabled, spec.Name) {
+			continue
+		}
+		opts, err := cfg.options(spec)
+		if err != nil {
+			return fmt.Errorf("%w (the collector is disabled; its options are validated all the same)", err)
+		}
+		c, err := spec.New(env, opts)
+		if err != nil {
+			return fmt.Errorf("collector %s (disabled; its options are validated all the same): %w", spec.Name, err)
+		}
+		if closer, ok := c.(io.Closer); ok {
+			closer.Close()
+		}
+	}
+	return nil
+}
+
 func contains(list []string, s string) bool {
 	for _, v := range list {
 		if v == s {

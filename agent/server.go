@@ -22,6 +22,8 @@ type HandlerOptions struct {
 	// no limit. Full scrapes are served from the cached body.
 	MaxRequests int
 	Logger      *slog.Logger
+	// reload, when set, serves the configuration reload metrics.
+	reload *reloadState
 }
 
 // NewHandler returns the probe's HTTP handler: the telemetry path, the
@@ -33,6 +35,9 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 		promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
+	if o.reload != nil {
+		exporter.MustRegister(o.reload)
+	}
 	facts := prometheus.NewRegistry()
 	facts.MustRegister(&factsCollector{sched: sched, timing: true})
 

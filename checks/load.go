@@ -24,6 +24,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 )
 
 // Embedded is the default matrix for Azure Linux 4.0, evaluated unless the
@@ -87,7 +89,9 @@ var (
 type Error struct {
 	File string
 	Line int
-	Msg  string
+	// Column is where on the line, when known (check-config prints it).
+	Column int
+	Msg    string
 }
 
 func (e *Error) Error() string {
@@ -236,11 +240,11 @@ type loader struct {
 }
 
 func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
-	line := 0
+	line, col := 0, 0
 	if n != nil {
-		line = n.Line
+		line, col = n.Line, n.Column
 	}
-	l.errs = append(l.errs, &Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -323,7 +327,11 @@ func (l *loader) mapping(n *yaml.Node, what string, allowed ...string) (map[stri
 			continue
 		}
 		if len(allowed) > 0 && !slices.Contains(allowed, k.Value) {
-			l.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			if near := collectors.Nearest(k.Value, allowed); near != "" {
+				l.errorf(k, "%s: unknown key %q (did you mean %q?)", what, k.Value, near)
+			} else {
+				l.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			}
 			ok = false
 			continue
 		}
