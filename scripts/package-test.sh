@@ -513,6 +513,7 @@ step_container() {
 		sleep 0.5
 		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
 	done
+	[ -n "$missing" ] && cexec journalctl -u $NAME --no-pager -o cat | grep 'collector failed' | tail -5 >&2
 	[ -z "$missing" ] || die "collectors that work as root fail in the unit:$missing
 $(grep '^azurelinux_probe_collector_success' <<<"$body")"
 	ok "collectors that work as root work in the unit: $good"
