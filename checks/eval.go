@@ -354,7 +354,11 @@ func (env *Env) unit(u *unitSpec) (Status, string) {
 			return StatusPass, fmt.Sprintf("%s is enabled (/etc/systemd/system/%s/%s)", u.name, e.Name(), u.name)
 		}
 	}
-	return StatusFail, fmt.Sprintf("%s is not enabled: no link in /etc/systemd/system/*.wants or *.requires", u.name)
+	noLink := fmt.Sprintf("%s is not enabled: no link in /etc/systemd/system/*.wants or *.requires", u.name)
+	if env.Paths.Image() {
+		return env.presetVerdict(u, noLink)
+	}
+	return StatusFail, noLink
 }
 
 func unitNameRE(name string) string {
