@@ -80,3 +80,18 @@ func TestFactVerdicts(t *testing.T) {
 		{`fact: azurelinux_systemd_version >= 258`, StatusError, "is the systemd collector enabled?"},
 	})
 }
+
+// TestRepoDnfConf: dnf.conf's reposdir replaces the repository directories,
+// and its own sections are repositories too.
+func TestRepoDnfConf(t *testing.T) {
+	root := treetest.New(t, map[string]string{
+		"etc/dnf/dnf.conf":             "[main]\ngpgcheck=1\nreposdir=/opt/repos, /srv/more\n\n[local]\nname=local\nbaseurl=file:///srv/local\n",
+		"opt/repos/azurelinux.repo":    "[azurelinux-base]\nbaseurl=https://packages.microsoft.com/azurelinux/4.0/prod/base/x86_64\n",
+		"etc/yum.repos.d/ignored.repo": "[ignored]\nbaseurl=https://example.com/\n",
+	})
+	runStatusCases(t, envAt(root), []statusCase{
+		{"repo: azurelinux-base", StatusPass, "[azurelinux-base] in /opt/repos/azurelinux.repo is enabled"},
+		{"repo: local", StatusPass, "[local] in /etc/dnf/dnf.conf is enabled"},
+		{"repo: ignored", StatusFail, "no enabled repository matches id ignored"},
+	})
+}

@@ -85,10 +85,46 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
+// dnfConf is dnf's (and dnf5's) main configuration: its [main] reposdir
+// replaces the repository directories, and it may define repositories
+// itself (dnf.conf(5); dnf5's libdnf5 ConfigMain "reposdir").
+const dnfConf = "/etc/dnf/dnf.conf"
+
+// dnfConfig returns the repository directories dnf reads under the root
+// and the repositories dnf.conf defines.
+func (env *Env) dnfConfig() (dirs []string, repos []repoSection, problems []string) {
+	dirs = repoDirs
+	text, err := readSmall(env.Paths.Root(dnfConf))
+	if err != nil {
+		if !os.IsNotExist(err) {
+			problems = append(problems, fmt.Sprintf("%s: %v", dnfConf, unwrapPath(err)))
+		}
+		return dirs, nil, problems
+	}
+	secs, err := parseRepoFile(dnfConf, strings.NewReader(text))
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, sec := range secs {
+		if sec.id != "main" {
+			repos = append(repos, sec)
+			continue
+		}
+		if v, ok := sec.keys["reposdir"]; ok {
+			dirs = nil
+			for _, d := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+				if strings.HasPrefix(d, "/") && len(dirs) < 16 {
+					dirs = append(dirs, filepath.Clean(d))
+				}
+			}
+		}
+	}
+	return dirs, repos, problems
+}
+
 func (env *Env) repos() ([]repoSection, []string) {
-	var all []repoSection
-	var problems []string
-	for _, dir := range repoDirs {
+	dirs, all, problems := env.dnfConfig()
+	for _, dir := range dirs {
 		matches, err := env.Paths.Root(dir).Glob("*.repo")
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
