@@ -40,9 +40,9 @@ func TestUnitOnImage(t *testing.T) {
 	files := map[string]string{
 		"proc/": "",
 		"sys/":  "",
-		"usr/lib/systemd/system-preset/90-azurelinux.preset":        "enable waagent.service\nenable sshd.service\n",
-		"usr/lib/systemd/system-preset/99-default-disable.preset":   "disable *\n",
-		"etc/systemd/system-preset/90-azurelinux.preset":            "# the site's copy replaces the vendor's\nenable waagent.service\n",
+		"usr/lib/systemd/system-preset/90-azurelinux.preset":         "enable waagent.service\nenable sshd.service\n",
+		"usr/lib/systemd/system-preset/99-default-disable.preset":    "disable *\n",
+		"etc/systemd/system-preset/90-azurelinux.preset":             "# the site's copy replaces the vendor's\nenable waagent.service\n",
 		"etc/systemd/system/multi-user.target.wants/chronyd.service": "->/usr/lib/systemd/system/chronyd.service",
 	}
 	root := treetest.New(t, files)
