@@ -73,20 +73,32 @@ func configuredSysctls(p collectors.Paths) ([]sysctlSetting, []string) {
 			}
 			continue
 		}
-		for _, line := range strings.Split(text, "\n") {
-			line = strings.TrimSpace(line)
-			if line == "" || line[0] == '#' || line[0] == ';' {
-				continue
-			}
-			k, v, ok := strings.Cut(line, "=")
-			if !ok {
-				continue // systemd-sysctl ignores it with a warning
-			}
-			k = strings.TrimPrefix(strings.TrimSpace(k), "-")
-			out = append(out, sysctlSetting{key: normalizeSysctl(k), value: strings.Join(strings.Fields(v), " "), file: "/" + f})
-		}
+		out = append(out, parseSysctlConf("/"+f, text)...)
 	}
 	return out, problems
+}
+
+// parseSysctlConf reads the assignments of one sysctl.d file: "key = value"
+// lines, '#' and ';' comments, a leading '-' (ignore a failure to set)
+// dropped (sysctl.d(5); systemd src/sysctl/sysctl.c parse_file).
+func parseSysctlConf(file, text string) []sysctlSetting {
+	var out []sysctlSetting
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || line[0] == '#' || line[0] == ';' {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			continue // systemd-sysctl ignores it with a warning
+		}
+		k = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(k), "-"))
+		if k == "" {
+			continue
+		}
+		out = append(out, sysctlSetting{key: normalizeSysctl(k), value: strings.Join(strings.Fields(v), " "), file: file})
+	}
+	return out
 }
 
 // normalizeSysctl writes a sysctl key with dots: in "net/ipv4/conf/eth0.1"
