@@ -590,8 +590,9 @@ map_create_array 0"
 	# A broken config.yml: systemctl reload fails visibly (ExecReload= runs
 	# check-config first, which names the file, line and key), the daemon
 	# keeps running.
-	cp "$r/etc/$NAME/config.yml" "$work/good-config.yml"
-	printf 'collectors:\n  userland:\n    exce: sandbox\n' > "$r/etc/$NAME/config.yml"
+	# (Written from inside: the container's root is not $r's view.)
+	cexec cp /etc/$NAME/config.yml /root/good-config.yml
+	cexec sh -c "printf 'collectors:\\n  userland:\\n    exce: sandbox\\n' > /etc/$NAME/config.yml"
 	if out=$(cexec systemctl reload $NAME.service 2>&1); then die "systemctl reload succeeded with a broken config.yml"; fi
 	ok "systemctl reload fails on a broken config.yml"
 	grep -q '/etc/azurelinux-probe/config.yml:3:5: collectors.userland: unknown key "exce" (did you mean "exec"?)' \
@@ -606,7 +607,7 @@ map_create_array 0"
 		sleep 0.2
 	done
 	assert_eq "azurelinux_probe_config_last_reload_successful after a broken SIGHUP" "$(reload_metric)" 0
-	cp "$work/good-config.yml" "$r/etc/$NAME/config.yml"
+	cexec cp /root/good-config.yml /etc/$NAME/config.yml
 	cexec systemctl reload $NAME.service || die "reload of the restored config failed"
 	for i in $(seq 1 50); do
 		[ "$(reload_metric)" = 1 ] && break
