@@ -595,8 +595,13 @@ map_create_array 0"
 	cexec sh -c "printf 'collectors:\\n  userland:\\n    exce: sandbox\\n' > /etc/$NAME/config.yml"
 	if out=$(cexec systemctl reload $NAME.service 2>&1); then die "systemctl reload succeeded with a broken config.yml"; fi
 	ok "systemctl reload fails on a broken config.yml"
-	grep -q '/etc/azurelinux-probe/config.yml:3:5: collectors.userland: unknown key "exce" (did you mean "exec"?)' \
-		<<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "check-config's message not in the journal"
+	local want_msg='/etc/azurelinux-probe/config.yml:3:5: collectors.userland: unknown key "exce" (did you mean "exec"?)'
+	for i in $(seq 1 50); do
+		grep -qF "$want_msg" <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" && break
+		sleep 0.2
+	done
+	grep -qF "$want_msg" <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" ||
+		die "check-config's message not in the journal: $out; $(cexec journalctl -u $NAME --no-pager -o cat | tail -5)"
 	ok "the journal names the file, line, column and the nearest key"
 	assert_eq "after a refused reload" "$(prop ActiveState)/$(prop SubState)" active/running
 	# A SIGHUP that bypasses check-config: the daemon keeps the running
