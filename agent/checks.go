@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,11 +43,15 @@ type checksCollector struct {
 // The checks' metrics (collector "checks").
 var (
 	checkStatusFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "check", Name: "status",
-		Help:     "1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); `azurelinux-probe check` prints the reason.",
+		Help:     "1 when the compatibility check passed, 0 when it failed or could not be judged (a collector it reads failed or is not enabled, a file it needs was unreadable); no series when it was skipped as not applicable under the root (azurelinux_checks_skipped counts those). `azurelinux-probe check` prints the reason.",
 		Labels:   []string{"check", "category"},
 		Identity: []string{"check"}, Bound: "one per loaded check"})
 	checksFailedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "failed",
-		Help:     "Number of failed compatibility checks per category (0 for a category whose checks all passed).",
+		Help:     "Number of compatibility checks per category that failed or could not be judged (0 for a category whose checks all passed or were skipped).",
+		Labels:   []string{"category"},
+		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
+	checksSkippedFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "skipped",
+		Help:     "Number of compatibility checks per category skipped as not applicable under the root (an image: no running kernel or systemd; an exec check without sandbox).",
 		Labels:   []string{"category"},
 		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
 	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "config_valid",
@@ -80,11 +85,17 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	env := &checks.Env{Paths: c.paths, Facts: facts, RepoProxy: c.repoProxy, ListRPM: c.listRPM}
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
-		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
+		if r.Status != checks.StatusSkipped {
+			m.SetBool(checkStatusFact, r.Status == checks.StatusPass, r.Name, r.Category)
+		}
 	}
 	byCat := checks.FailedByCategory(results)
 	for _, cat := range checks.Sorted(byCat) {
 		m.Set(checksFailedFact, float64(byCat[cat]), cat)
+	}
+	skipped := checks.SkippedByCategory(results)
+	for _, cat := range checks.Sorted(skipped) {
+		m.Set(checksSkippedFact, float64(skipped[cat]), cat)
 	}
 	if c.baseline != nil {
 		drifts, _ := factsdoc.Compare(c.baseline, doc)
@@ -113,7 +124,7 @@ func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *factsdoc.Doc, er
 			continue
 		}
 		doc.Collectors = append(doc.Collectors, r)
-		states[r.Name] = checks.CollectorState{Success: r.Success, Err: r.Error}
+		states[r.Name] = checks.CollectorState{Success: r.Success, Err: r.Error, NotApplicable: r.NotApplicable}
 		if s := snaps[r.Name]; s != nil {
 			all = append(all, s.Metrics...)
 		}
@@ -142,7 +153,8 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 	st := &o.checksState
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	list, err := checks.LoadAll(o.checksEmbedded, o.checksDir)
+	set, err := checks.LoadDir(o.checksEmbedded, o.checksDir, false)
+	list = set.Checks
 	valid = err == nil
 	if err != nil {
 		if !st.loaded {
@@ -156,6 +168,7 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 	} else {
 		st.checks, st.loaded = list, true
 		logger.Info("checks loaded", "checks", len(list), "dir", o.checksDir, "embedded", o.checksEmbedded)
+		logLoaded(logger, set)
 	}
 	if o.baselineFile != "" {
 		b, err := factsdoc.Load(o.baselineFile)
@@ -169,9 +182,57 @@ func (o *options) loadChecks(logger *slog.Logger) (list []checks.Check, valid bo
 	return list, valid, st.baseline
 }
 
-// addChecks schedules the checks job in set.
-func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) {
+// logLoaded logs the embedded checks that the checks directory replaced and
+// the files it ignored.
+func logLoaded(logger *slog.Logger, set checks.Set) {
+	for _, r := range set.Replaced {
+		logger.Info("embedded check replaced", "check", r)
+	}
+	for _, f := range set.Ignored {
+		logger.Warn("ignored file in the checks directory: not *.yml or *.yaml", "file", f)
+	}
+}
+
+// skipChecks removes the checks named in skip (--checks.skip). A name that
+// no loaded check has is an error, with the nearest one: a typo must not
+// silently run what it meant to skip.
+func skipChecks(list []checks.Check, skip []string) ([]checks.Check, error) {
+	if len(skip) == 0 {
+		return list, nil
+	}
+	names := make([]string, len(list))
+	for i, c := range list {
+		names[i] = c.Name
+	}
+	drop := map[string]bool{}
+	for _, n := range skip {
+		if !slices.Contains(names, n) {
+			if near := collectors.Nearest(n, names); near != "" {
+				return nil, fmt.Errorf("--checks.skip: no check %q (did you mean %s?)", n, near)
+			}
+			return nil, fmt.Errorf("--checks.skip: no check %q", n)
+		}
+		drop[n] = true
+	}
+	var out []checks.Check
+	for _, c := range list {
+		if !drop[c.Name] {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// addChecks schedules the checks job in set. It reports whether the checks
+// files loaded (the previous checks run otherwise).
+func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) bool {
 	list, valid, baseline := o.loadChecks(logger)
+	if l, err := skipChecks(list, o.checksSkip); err != nil {
+		logger.Error("invalid --checks.skip, running every check", "err", err)
+		valid = false
+	} else {
+		list = l
+	}
 	c := newChecksCollector(sched, o.paths(), list, valid, baseline)
 	c.repoProxy = o.repoProxy
 	// The daemon reads rpm databases in a child process; the one-shot
@@ -182,32 +243,45 @@ func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) {
 		c.listRPM = iso.rpmLister()
 	}
 	set.jobs = append(set.jobs, &job{name: checksJobName, c: c, interval: o.checksInterval, timeout: o.checksTimeout})
+	return valid
 }
 
 // check runs the collectors once, then the checks, and prints the report.
-// Exit status: 0 all passed, 1 a check failed or a fact drifted, 2 the
-// checks or the baseline could not be loaded.
+// Exit status (Report.ExitCode): 0 every check passed or was skipped, 1 one
+// failed or a fact drifted, 2 one could not be judged, or bad usage: the
+// checks, the configuration or the baseline cannot be loaded.
 func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
-	list, err := checks.LoadAll(o.checksEmbedded, o.checksDir)
+	set, err := checks.LoadDir(o.checksEmbedded, o.checksDir, o.checksDirSet || !o.checksEmbedded)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid checks:\n%v\n", programName, err)
 		return 2
 	}
+	logLoaded(logger, set)
+	list, err := skipChecks(set.Checks, o.checksSkip)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
+		return 2
+	}
+	if len(list) == 0 && o.baselineFile == "" {
+		// Nothing would be judged: a green result would mean nothing.
+		fmt.Fprintf(stderr, "%s: no checks to evaluate (embedded %v, --checks.dir %s)\n", programName, o.checksEmbedded, o.checksDir)
+		return 2
+	}
 	var baseline *factsdoc.Doc
-	if o.checkBaseline != "" {
-		if baseline, err = factsdoc.Load(o.checkBaseline); err != nil {
+	if o.baselineFile != "" {
+		if baseline, err = factsdoc.Load(o.baselineFile); err != nil {
 			fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 			return 2
 		}
 	}
-	set, err := o.build(logger)
+	cs, err := o.build(logger)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", programName, err)
 		return 2
 	}
 	sched := NewScheduler(logger)
-	sched.Load(set)
-	ctx, cancel := context.WithTimeout(context.Background(), o.checksTimeout+maxTimeout(set))
+	sched.Load(cs)
+	ctx, cancel := context.WithTimeout(context.Background(), o.checksTimeout+maxTimeout(cs))
 	defer cancel()
 	sched.RunOnce(ctx)
 	facts, doc, err := factsOf(sched, "")
@@ -219,19 +293,16 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 	// run in a pipeline is not bounded further by the daemon's
 	// --checks.timeout.
 	env := &checks.Env{Paths: o.paths(), Facts: facts, RepoProxy: o.repoProxy}
-	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list)}
+	report := &checks.Report{Results: checks.Evaluate(context.Background(), env, list), Ignored: set.Ignored}
 	if baseline != nil {
-		report.Baseline = o.checkBaseline
+		report.Baseline = o.baselineFile
 		report.Drift, report.Skipped = factsdoc.Compare(baseline, doc)
 	}
 	if err := report.Write(stdout, o.checkFormat); err != nil {
 		fmt.Fprintf(stderr, "%s: print report: %v\n", programName, err)
 		return 2
 	}
-	if report.Failed() > 0 {
-		return 1
-	}
-	return 0
+	return report.ExitCode()
 }
 
 func maxTimeout(set *Set) time.Duration {

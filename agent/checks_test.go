@@ -69,15 +69,19 @@ func TestChecksJob(t *testing.T) {
 		t.Fatalf("checks snapshot: %+v", snap)
 	}
 	want := `
-# HELP azurelinux_check_status 1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); ` + "`azurelinux-probe check`" + ` prints the reason.
+# HELP azurelinux_check_status ` + checkStatusFact.Help + `
 # TYPE azurelinux_check_status gauge
 azurelinux_check_status{category="files",check="tmp"} 1
 azurelinux_check_status{category="mine",check="has-a"} 1
 azurelinux_check_status{category="mine",check="has-z"} 0
-# HELP azurelinux_checks_failed Number of failed compatibility checks per category (0 for a category whose checks all passed).
+# HELP azurelinux_checks_failed ` + checksFailedFact.Help + `
 # TYPE azurelinux_checks_failed gauge
 azurelinux_checks_failed{category="files"} 0
 azurelinux_checks_failed{category="mine"} 1
+# HELP azurelinux_checks_skipped ` + checksSkippedFact.Help + `
+# TYPE azurelinux_checks_skipped gauge
+azurelinux_checks_skipped{category="files"} 0
+azurelinux_checks_skipped{category="mine"} 0
 # HELP azurelinux_checks_config_valid 1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why.
 # TYPE azurelinux_checks_config_valid gauge
 azurelinux_checks_config_valid 0

@@ -11,6 +11,7 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"testing"
 	"time"
 
@@ -63,7 +64,8 @@ type options struct {
 	baselineFile   string
 	repoProxy      *url.URL
 	checkFormat    string
-	checkBaseline  string
+	checksSkip     []string
+	checksDirSet   bool
 	baselinePath   string
 	checksState    checksState
 }
@@ -100,14 +102,17 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	factsCmd := app.Command("facts", "Run every enabled collector once and print the facts.")
 	factsCmd.Flag("format", "Output format: prometheus, json or table (default: table on a terminal, prometheus otherwise).").
 		EnumVar(&o.format, "prometheus", "json", "table")
-	checkCmd := app.Command("check", "Run every enabled collector once, evaluate the compatibility checks and print the report; exit 0 when all pass, 1 when one fails or a fact drifted, 2 when the checks or the baseline cannot be loaded.")
-	checkCmd.Flag("format", "Output format: table, json or junit (JUnit XML: one test case per check).").
+	checkCmd := app.Command("check", "Run every enabled collector once, evaluate the compatibility checks and print the report. "+
+		"Each check passes, fails, is skipped (not applicable under this root, with the reason) or is an error (it could not be judged: a collector it reads failed, a file was unreadable). "+
+		"Exit status: 0 every check passed or was skipped; 1 one failed, or a fact drifted from --baseline.file; 2 one was an error, or bad usage (invalid checks, configuration or baseline, a --checks.dir that does not exist, an unknown --checks.skip name).")
+	checkCmd.Flag("format", "Output format: table, json or junit (JUnit XML: one test case per check, <failure>, <error> or <skipped message=…/>).").
 		Default("table").EnumVar(&o.checkFormat, "table", "json", "junit")
-	checkCmd.Flag("baseline", "Compare the facts with this baseline (written by `baseline save`); a drifted fact fails the run.").
-		PlaceHolder("FILE").StringVar(&o.checkBaseline)
+
 	baselineCmd := app.Command("baseline", "Facts baselines for drift detection.")
 	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
+	checkConfigCmd := app.Command("check-config", "Validate the config file (every collector's options, enabled or not), every checks file of --checks.dir and the --web.config.file, "+
+		"printing each problem as file:line:column and what is wrong (the nearest valid key for a typo); exit 0 when all are valid, 1 otherwise. systemctl reload runs it first.")
 	versionCmd := app.Command("version", "Print the version.")
 	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
@@ -115,6 +120,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	rpmPath := rpmCmd.Arg("path", "Database path inside the root.").Required().String()
 
 	cmd, err := app.Parse(args)
+	o.checksSkip = splitCommas(o.checksSkip)
 	if exitStatus >= 0 {
 		return exitStatus
 	}
@@ -143,6 +149,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return runCollectChild(*collectName, collectors.Env{Paths: o.paths(), Logger: logger.With("collector", *collectName)}, os.Stdin, stdout)
 	case rpmCmd.FullCommand():
 		return runRPMPackagesChild(o.paths(), *rpmPath, stdout, stderr)
+	case checkConfigCmd.FullCommand():
+		return o.checkConfig(stdout, stderr)
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
@@ -153,19 +161,24 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case factsCmd.FullCommand():
 		return o.facts(stdout, logger)
 	case serveCmd.FullCommand():
-		// Only the long-running daemon: a child refreshing an isolated
-		// collector (the eBPF one parses the kernel's BTF) needs its
-		// heap for the few hundred milliseconds it lives.
-		if o.memoryLimit > 0 {
-			debug.SetMemoryLimit(int64(o.memoryLimit))
-		}
-		if err := o.serve(logger); err != nil {
-			logger.Error("exiting", "err", err)
-			return 1
-		}
-		return 0
+		return o.serveCommand(logger)
 	}
 	return 2
+}
+
+// serveCommand runs the daemon. Only the long-running daemon gets the soft
+// memory limit: a child refreshing an isolated collector (the eBPF one
+// parses the kernel's BTF) needs its heap for the few hundred milliseconds
+// it lives.
+func (o *options) serveCommand(logger *slog.Logger) int {
+	if o.memoryLimit > 0 {
+		debug.SetMemoryLimit(int64(o.memoryLimit))
+	}
+	if err := o.serve(logger); err != nil {
+		logger.Error("exiting", "err", err)
+		return 1
+	}
+	return 0
 }
 
 // addFlags declares the probe's flags (those of every command) on app.
@@ -198,17 +211,19 @@ func (o *options) addFlags(app *kingpin.Application) {
 			Action(func(*kingpin.ParseContext) error { o.explicit[name] = true; return nil }).Bool()
 	}
 	o.optionFlags = addOptionFlags(app)
-	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix.").
-		Default(DefaultChecksDir).StringVar(&o.checksDir)
+	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix; a check named as an embedded one replaces it. For check, a directory given that does not exist is an error.").
+		Default(DefaultChecksDir).IsSetByUser(&o.checksDirSet).StringVar(&o.checksDir)
 	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
 		Default("true").BoolVar(&o.checksEmbedded)
+	app.Flag("checks.skip", "Checks not to evaluate, by name (comma-separated or repeated), in check and in the daemon; an unknown name is an error.").
+		PlaceHolder("NAME[,NAME]").StringsVar(&o.checksSkip)
 	app.Flag("checks.interval", "How often the daemon evaluates the checks.").Default("1m").DurationVar(&o.checksInterval)
 	app.Flag("checks.timeout", "Bound on one evaluation of every check in the daemon; keep it above the longest exec or repo check timeout.").
 		Default("30s").DurationVar(&o.checksTimeout)
 	app.Flag("checks.repo-proxy", "HTTP proxy for the metadata requests of repo checks (metadata: true). Without it they go direct: "+
 		"HTTP_PROXY and the other proxy variables are ignored, so a checked image's baseurl never reaches a proxy nobody chose for it.").
 		PlaceHolder("URL").URLVar(&o.repoProxy)
-	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon compares the current facts with; it is only read.").
+	app.Flag("baseline.file", "Facts baseline (written by `baseline save`) that the daemon and check compare the current facts with (check fails on a drifted fact); it is only read.").
 		PlaceHolder("FILE").StringVar(&o.baselineFile)
 	promslogflag.AddFlags(app, &o.log)
 	app.Version(version.Print(programName))
@@ -249,6 +264,19 @@ func confineChildren(logger *slog.Logger) {
 	}
 }
 
+// splitCommas splits each value at commas, dropping empty names.
+func splitCommas(vals []string) []string {
+	var out []string
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			if s = strings.TrimSpace(s); s != "" {
+				out = append(out, s)
+			}
+		}
+	}
+	return out
+}
+
 func (o *options) paths() collectors.Paths {
 	return collectors.NewPaths(o.rootfs, o.procfs, o.sysfs)
 }
@@ -270,6 +298,13 @@ func (o *options) enabled() []string {
 
 // build loads the configuration and builds the enabled collectors.
 func (o *options) build(logger *slog.Logger) (*Set, error) {
+	// The file's problems with their places and in words (check-config's
+	// messages), before LoadConfig stops at the first.
+	if o.configFile != "" {
+		if problems := ValidateConfigFile(o.configFile); len(problems) > 0 {
+			return nil, configError(problems)
+		}
+	}
 	cfg, err := LoadConfig(o.configFile)
 	if err != nil {
 		return nil, err
@@ -279,7 +314,11 @@ func (o *options) build(logger *slog.Logger) (*Set, error) {
 	if err != nil {
 		return nil, err
 	}
-	return buildSet(cfg, o.enabled(), collectors.Env{Paths: o.paths(), Logger: logger}, iso)
+	env := collectors.Env{Paths: o.paths(), Logger: logger}
+	if err := validateDisabled(cfg, o.enabled(), env); err != nil {
+		return nil, err
+	}
+	return buildSet(cfg, o.enabled(), env, iso)
 }
 
 // isolation says how children of isolated collectors are started: the same

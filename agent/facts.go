@@ -74,6 +74,7 @@ func reportsOf(sched *Scheduler) ([]collectorReport, error) {
 		if snap.Err != nil {
 			r.Error = snap.Err.Error()
 		}
+		r.NotApplicable = snap.NotApplicable
 		families, err := gather(metricList(snap.Metrics))
 		if err != nil {
 			return nil, fmt.Errorf("collector %s: %w", name, err)
@@ -102,8 +103,11 @@ func writeTable(w io.Writer, reports []collectorReport) error {
 			fmt.Fprintln(tw)
 		}
 		status := "ok"
-		if !r.Success {
+		switch {
+		case !r.Success:
 			status = "FAILED: " + host.EscapeControl(r.Error)
+		case r.NotApplicable != "":
+			status = "not applicable: " + host.EscapeControl(r.NotApplicable)
 		}
 		fmt.Fprintf(tw, "%s: %s (%.3fs)\n", r.Name, status, r.DurationSeconds)
 		for _, s := range r.Metrics {

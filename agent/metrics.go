@@ -2,6 +2,8 @@ package agent
 
 import (
 	"runtime"
+	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/version"
@@ -16,6 +18,10 @@ var (
 		Labels: []string{"version", "revision", "goversion"}})
 	successFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_success",
 		Help:     "1 when the collector's latest refresh succeeded (a source that is absent on this host counts as success), 0 when it failed or timed out.",
+		Labels:   []string{"collector"},
+		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
+	applicableFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_applicable",
+		Help:     "1 when the collector's facts exist under the root; 0 when they need a running system that the root is not (an image: no procfs or sysfs content), in which case the collector serves no facts, counts as a success, and `facts` prints the reason.",
 		Labels:   []string{"collector"},
 		Identity: []string{"collector"}, Bound: "the enabled collectors and checks"})
 	durationFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Name: "collector_duration_seconds",
@@ -56,6 +62,43 @@ func selfHelp(name string) string {
 	return f.Help
 }
 
+// The configuration reload metrics, named as Prometheus' own
+// (prometheus_config_last_reload_successful), so that the same alert
+// pattern applies.
+var (
+	reloadSuccessfulFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Subsystem: "probe", Name: "config_last_reload_successful",
+		Help: "1 when the last load of the configuration (at start, or on SIGHUP / systemctl reload) read the config file, every checks file and the web config without a problem; 0 when one was invalid, in which case the daemon keeps running the previous valid one and the log says which file, line and why (azurelinux-probe check-config prints it too)."})
+	reloadTimestampFact = collectors.Declare(collectors.Fact{Collector: collectors.ProbeCollector, Subsystem: "probe", Name: "config_last_reload_success_timestamp_seconds",
+		Help: "When the configuration last loaded without a problem, as a Unix timestamp.", Volatile: true})
+)
+
+// reloadState is the outcome of the daemon's latest configuration load.
+type reloadState struct {
+	ok        atomic.Bool
+	lastGood  atomic.Int64 // Unix nanoseconds
+	hasResult atomic.Bool
+}
+
+func (r *reloadState) record(ok bool) {
+	r.ok.Store(ok)
+	r.hasResult.Store(true)
+	if ok {
+		r.lastGood.Store(time.Now().UnixNano())
+	}
+}
+
+func (r *reloadState) Describe(chan<- *prometheus.Desc) {}
+
+func (r *reloadState) Collect(ch chan<- prometheus.Metric) {
+	if !r.hasResult.Load() {
+		return
+	}
+	ch <- constMetric(reloadSuccessfulFact, b2f(r.ok.Load()))
+	if ns := r.lastGood.Load(); ns > 0 {
+		ch <- constMetric(reloadTimestampFact, float64(ns)/1e9)
+	}
+}
+
 // constMetric builds a sample of one of the agent's own metrics.
 func constMetric(f *collectors.Fact, v float64, labels ...string) prometheus.Metric {
 	return prometheus.MustNewConstMetric(f.Desc(), f.ValueType(), v, labels...)
@@ -89,6 +132,7 @@ func (c *factsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- m
 		}
 		ch <- constMetric(successFact, b2f(snap.Success), j.name)
+		ch <- constMetric(applicableFact, b2f(snap.NotApplicable == ""), j.name)
 		if !c.timing {
 			continue
 		}

@@ -26,6 +26,10 @@ type Snapshot struct {
 	Metrics []prometheus.Metric
 	Success bool
 	Err     error
+	// NotApplicable is the reason when the collector's facts do not exist
+	// under this root (collectors.ErrNotApplicable); it is then a success
+	// with no facts.
+	NotApplicable string
 	// Duration is how long the refresh ran (up to the timeout).
 	Duration time.Duration
 	// Finished is when the refresh ended; LastSuccess is when the latest
@@ -91,58 +95,11 @@ func (s *Set) Names() []string {
 	return out
 }
 
-// BuildSet builds the enabled collectors, in registry order, with options and
-// schedules from cfg.
-func BuildSet(cfg *Config, enabled []string, env collectors.Env) (*Set, error) {
-	return buildSet(cfg, enabled, env, nil)
-}
+// notApplicable stands in for a collector whose facts do not exist under
+// the root: every refresh reports the same ErrNotApplicable.
+type notApplicable struct{ err error }
 
-// buildSet is BuildSet with isolated collectors refreshing in child
-// processes when iso is not nil (in-process otherwise).
-func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation) (*Set, error) {
-	set := &Set{}
-	for _, spec := range collectors.Specs() {
-		if !contains(enabled, spec.Name) {
-			continue
-		}
-		opts, err := cfg.options(spec)
-		if err != nil {
-			return nil, err
-		}
-		cenv := env
-		cenv.Logger = env.Logger.With("collector", spec.Name)
-		var c collectors.Collector
-		c, err = spec.New(cenv, opts)
-		if err != nil {
-			return nil, fmt.Errorf("collector %s: %w", spec.Name, err)
-		}
-		// Under a root that is not this system's (a mounted image, which a
-		// FUSE mount can hang; a tree someone else built) every collector
-		// refreshes in a child, so that a refresh abandoned at its timeout
-		// ends with its process, under the child's memory limit.
-		if iso != nil && (spec.Isolated || !env.Paths.IsLiveRoot()) {
-			// The in-process collector above validated the options.
-			if closer, ok := c.(io.Closer); ok {
-				closer.Close()
-			}
-			if c, err = newIsolated(spec, opts, iso); err != nil {
-				return nil, err
-			}
-		}
-		cc := cfg.Collectors[spec.Name]
-		set.jobs = append(set.jobs, &job{name: spec.Name, c: c, interval: cc.Interval, timeout: cc.Timeout})
-	}
-	return set, nil
-}
-
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
-		}
-	}
-	return false
-}
+func (n notApplicable) Update(context.Context, *collectors.Metrics) error { return n.err }
 
 // NewScheduler returns a scheduler with no collectors; Start gives it some.
 func NewScheduler(logger *slog.Logger) *Scheduler {
@@ -393,6 +350,14 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 	case errors.Is(err, collectors.ErrNoData):
 		snap.Success = true
 		s.logger.Debug("collector found no data", "collector", j.name, "reason", err)
+		err = nil
+	case errors.Is(err, collectors.ErrNotApplicable):
+		snap.Success = true
+		snap.NotApplicable = collectors.NotApplicableReason(err)
+		snap.Metrics = nil
+		if j.lastErr == "" {
+			s.logger.Debug("collector not applicable", "collector", j.name, "reason", snap.NotApplicable)
+		}
 		err = nil
 	default:
 		snap.Err = err

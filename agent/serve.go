@@ -9,7 +9,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -36,7 +38,12 @@ func (o *options) serve(logger *slog.Logger) error {
 	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
 
 	sched := NewScheduler(logger)
-	o.addChecks(set, sched, logger)
+	// The collectors of the running configuration, without the checks
+	// job, for a reload whose config file is invalid but whose checks are
+	// not (or the reverse): each part reloads on its own.
+	running := slices.Clone(set.jobs)
+	state := &reloadState{}
+	state.record(o.addChecks(set, sched, logger))
 	limiter := newConnLimiter(o.maxConns, o.maxConnsSource)
 	throttled := prometheus.NewCounter(prometheus.CounterOpts{Name: "azurelinux_probe_http_auth_throttled_total",
 		Help: selfHelp("azurelinux_probe_http_auth_throttled_total")})
@@ -51,7 +58,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		return sched.Ready()
 	}
 	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
-		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled)})
+		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled), reload: state})
 	if err != nil {
 		return err
 	}
@@ -78,21 +85,32 @@ func (o *options) serve(logger *slog.Logger) error {
 	stopWatchdog := startWatchdog(logger)
 	defer stopWatchdog()
 
-	return o.run(sched, served, shutdown, logger)
+	return o.run(sched, running, state, served, shutdown, logger)
 }
 
 // run serves until SIGTERM or a server's end, reloading on SIGHUP (each
 // reload under reloadTimeout, one at a time).
-func (o *options) run(sched *Scheduler, served <-chan error, shutdown func() error, logger *slog.Logger) error {
+func (o *options) run(sched *Scheduler, running []*job, state *reloadState, served <-chan error, shutdown func() error, logger *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(signals)
+	// The config file, the checks files and the web config reload
+	// independently (prepareReload); what the build of a reload found is
+	// handed to the loop with its set.
+	var mu sync.Mutex
+	var outcome struct {
+		now []*job
+		ok  bool
+	}
 	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*Set, error) {
-		set, err := o.build(logger)
-		if err == nil {
-			o.addChecks(set, sched, logger)
-		}
-		return set, err
+		mu.Lock()
+		prev := running
+		mu.Unlock()
+		set, now, ok := o.prepareReload(logger, sched, prev)
+		mu.Lock()
+		outcome.now, outcome.ok = now, ok
+		mu.Unlock()
+		return set, nil
 	}}
 	for {
 		select {
@@ -111,7 +129,14 @@ func (o *options) run(sched *Scheduler, served <-chan error, shutdown func() err
 				notify(logger, "READY=1")
 			} else {
 				sched.Start(res.set)
-				logger.Info("configuration reloaded", "collectors", strings.Join(res.set.Names(), ","))
+				mu.Lock()
+				running = outcome.now
+				ok := outcome.ok
+				mu.Unlock()
+				state.record(ok)
+				if ok {
+					logger.Info("configuration reloaded", "collectors", strings.Join(res.set.Names(), ","))
+				}
 				notify(logger, "READY=1")
 			}
 		case <-reload.expired():
@@ -164,4 +189,30 @@ func (o *options) startServers(listeners []net.Listener, handler http.Handler, l
 		return errors.Join(errs...)
 	}
 	return served, shutdown
+}
+
+// prepareReload rereads the configuration on SIGHUP. The config file, the
+// checks files and the web config reload independently: an invalid config
+// file keeps the running collectors and still reloads valid checks, and
+// invalid checks keep the previous checks under newly configured
+// collectors. It returns the set to start, the collectors it holds without
+// the checks job, and whether everything loaded.
+func (o *options) prepareReload(logger *slog.Logger, sched *Scheduler, running []*job) (*Set, []*job, bool) {
+	ok := true
+	set, err := o.build(logger)
+	if err != nil {
+		logger.Error("reload: invalid configuration, keeping the running collectors", "err", err)
+		set, ok = &Set{jobs: slices.Clone(running)}, false
+	}
+	collectorsNow := slices.Clone(set.jobs)
+	if !o.addChecks(set, sched, logger) {
+		ok = false
+	}
+	if f := *o.web.WebConfigFile; f != "" {
+		if err := web.Validate(f); err != nil {
+			logger.Error("reload: invalid web config; exporter-toolkit rereads it on each connection and refuses them until it is fixed", "file", f, "err", err)
+			ok = false
+		}
+	}
+	return set, collectorsNow, ok
 }

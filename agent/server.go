@@ -34,6 +34,8 @@ type HandlerOptions struct {
 	// Extra are more of the exporter's own collectors (the connection
 	// limiter's counters) served with go_ and process_.
 	Extra []prometheus.Collector
+	// reload, when set, serves the configuration reload metrics.
+	reload *reloadState
 }
 
 // NewHandler returns the probe's HTTP handler: the telemetry path, the
@@ -76,6 +78,9 @@ func newMetricsHandler(sched *Scheduler, o HandlerOptions) *metricsHandler {
 		promcollectors.NewProcessCollector(promcollectors.ProcessCollectorOpts{}),
 		buildInfo(),
 	)
+	if o.reload != nil {
+		exporter.MustRegister(o.reload)
+	}
 	for _, c := range o.Extra {
 		exporter.MustRegister(c)
 	}

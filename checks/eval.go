@@ -1,14 +1,12 @@
 package checks
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"regexp"
 	"slices"
 	"strconv"
@@ -35,6 +33,9 @@ type Facts struct {
 type CollectorState struct {
 	Success bool
 	Err     string
+	// NotApplicable is why the collector's facts do not exist under the
+	// root, when they do not.
+	NotApplicable string
 }
 
 // NewFacts flattens metric families into Facts.
@@ -67,6 +68,30 @@ type Env struct {
 	rpmErr  error
 }
 
+// Status is a check's verdict.
+type Status string
+
+// The verdicts. A pipeline trusts them as: pass and skipped are green,
+// fail is a finding, error means the check could not be judged (a
+// collector it reads failed, a file it needs was unreadable) and is never
+// green.
+const (
+	StatusPass Status = "pass"
+	StatusFail Status = "fail"
+	// StatusSkipped: the check does not apply under this root (an image has no
+	// running kernel, an exec check under an image root without sandbox),
+	// with the reason.
+	StatusSkipped Status = "skipped"
+	StatusError   Status = "error"
+)
+
+func passIf(ok bool) Status {
+	if ok {
+		return StatusPass
+	}
+	return StatusFail
+}
+
 // Result is the outcome of one check.
 type Result struct {
 	Name        string        `json:"name"`
@@ -74,9 +99,19 @@ type Result struct {
 	Description string        `json:"description,omitempty"`
 	Kind        string        `json:"kind"`
 	Source      string        `json:"source"`
+	Status      Status        `json:"status"`
 	Pass        bool          `json:"pass"`
 	Reason      string        `json:"reason"`
 	Duration    time.Duration `json:"-"`
+}
+
+// Verdict is the result's status; a Result built without one (by hand)
+// reads as Pass says.
+func (r Result) Verdict() Status {
+	if r.Status == "" {
+		return passIf(r.Pass)
+	}
+	return r.Status
 }
 
 // Evaluate runs every check against env and returns the results in the order
@@ -93,25 +128,25 @@ func Evaluate(ctx context.Context, env *Env, checks []Check) []Result {
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			start := time.Now()
-			pass, reason := env.evaluate(ctx, c)
+			st, reason := env.evaluate(ctx, c)
 			out[i] = Result{Name: c.Name, Category: c.Category, Description: c.Description, Kind: c.Kind,
-				Source: c.Source, Pass: pass, Reason: reason, Duration: time.Since(start)}
+				Source: c.Source, Status: st, Pass: st == StatusPass, Reason: reason, Duration: time.Since(start)}
 		}()
 	}
 	wg.Wait()
 	return out
 }
 
-func (env *Env) evaluate(ctx context.Context, c Check) (pass bool, reason string) {
+func (env *Env) evaluate(ctx context.Context, c Check) (st Status, reason string) {
 	defer func() {
 		// A check is configuration, not code: a bug in evaluating one must
 		// fail that check, not the probe.
 		if r := recover(); r != nil {
-			pass, reason = false, fmt.Sprintf("internal error: %v", r)
+			st, reason = StatusError, fmt.Sprintf("internal error: %v", r)
 		}
 	}()
 	if err := ctx.Err(); err != nil {
-		return false, "not evaluated: " + err.Error()
+		return StatusError, "not evaluated: " + err.Error()
 	}
 	switch c.Kind {
 	case "fact":
@@ -133,50 +168,63 @@ func (env *Env) evaluate(ctx context.Context, c Check) (pass bool, reason string
 	case "exec":
 		return env.exec(ctx, c.exec)
 	}
-	return false, "unknown kind " + c.Kind
+	return StatusError, "unknown kind " + c.Kind
 }
 
 // fact evaluates a condition on the facts. A metric that no series carries
-// fails the check, with the reason: the collector that serves it is not
-// enabled, failed, or found no such source. (Only "none" passes when the
+// fails the check when the collector that serves it ran and found no such
+// source; the check is an error, with the reason, when that collector is
+// not enabled or failed (nothing was judged), and skipped when the
+// collector does not apply under this root (an image). (Only "none" passes when the
 // collector ran successfully and served no series: "no GPU lacks a driver"
 // holds on a host without GPUs.) A check that cannot see its fact is not a
 // pass: a matrix that skipped what it could not see would report green on
 // an image where nothing was checked.
-func (env *Env) fact(e *Expr) (bool, string) {
+func (env *Env) fact(e *Expr) (Status, string) {
 	f := env.Facts
 	if f == nil {
 		f = &Facts{}
 	}
 	series := f.Series[e.Metric]
-	if len(series) > 0 {
-		return e.eval(series)
-	}
 	fact, declared := collectors.LookupFact(e.Metric)
+	if len(series) > 0 {
+		ok, reason := e.eval(series)
+		// A collector that failed served only the facts it read before
+		// the failure: whatever they say, the check was not judged on
+		// the whole, and a pipeline must not read it as green.
+		if declared {
+			if st, known := f.Collectors[fact.Collector]; known && !st.Success {
+				return StatusError, fmt.Sprintf("the %s collector failed: %s (on its partial facts: %s)", fact.Collector, st.Err, reason)
+			}
+		}
+		return passIf(ok), reason
+	}
 	if !declared {
 		// Load rejects such a condition; only one built by hand gets here.
-		return false, fmt.Sprintf("no series %s: no collector declares it", e.Metric)
+		return StatusError, fmt.Sprintf("no series %s: no collector declares it", e.Metric)
 	}
 	owner := fact.Collector
 	state, enabled := f.Collectors[owner]
 	_, built := collectors.Lookup(owner)
 	switch {
 	case !enabled && !built:
-		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (this build has no %s collector)", e.Metric, owner, owner)
+		return StatusError, fmt.Sprintf("no series %s: is the %s collector enabled? (this build has no %s collector)", e.Metric, owner, owner)
 	case !enabled:
-		return false, fmt.Sprintf("no series %s: is the %s collector enabled? (--collector.%s)", e.Metric, owner, owner)
+		return StatusError, fmt.Sprintf("no series %s: is the %s collector enabled? (--collector.%s)", e.Metric, owner, owner)
 	case !state.Success:
-		return false, fmt.Sprintf("no series %s: the %s collector failed: %s", e.Metric, owner, state.Err)
+		return StatusError, fmt.Sprintf("no series %s: the %s collector failed: %s", e.Metric, owner, state.Err)
+	case state.NotApplicable != "":
+		return StatusSkipped, fmt.Sprintf("%s: the %s collector is not applicable: %s", e.Metric, owner, state.NotApplicable)
 	case e.Quantifier == "none":
-		return true, fmt.Sprintf("no series %s (the %s collector found none)", e.Metric, owner)
+		return StatusPass, fmt.Sprintf("no series %s (the %s collector found none)", e.Metric, owner)
 	}
-	return false, fmt.Sprintf("no series %s: the %s collector found no such source on this host", e.Metric, owner)
+	return StatusFail, fmt.Sprintf("no series %s: the %s collector found no such source on this host", e.Metric, owner)
 }
 
 // pathDirs are searched for command checks, as a login shell's PATH would.
 var pathDirs = []string{"/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin"}
 
-func (env *Env) command(name string) (bool, string) {
+func (env *Env) command(name string) (Status, string) {
 	for _, dir := range pathDirs {
 		// Root resolves links inside the root: an absolute link target in
 		// an image must not be looked up on the probe's own file system.
@@ -188,34 +236,34 @@ func (env *Env) command(name string) (bool, string) {
 		where := p.InRoot()
 		if lfi, err := p.Lstat(); err == nil && lfi.Mode()&os.ModeSymlink != 0 {
 			if target, err := p.Readlink(); err == nil {
-				return true, fmt.Sprintf("%s (symlink to %s)", where, target)
+				return StatusPass, fmt.Sprintf("%s (symlink to %s)", where, target)
 			}
 		}
-		return true, where
+		return StatusPass, where
 	}
-	return false, fmt.Sprintf("%s not found on the PATH (%s) under %s", name, strings.Join(pathDirs, ":"), env.Paths.RootFS)
+	return StatusFail, fmt.Sprintf("%s not found on the PATH (%s) under %s", name, strings.Join(pathDirs, ":"), env.Paths.RootFS)
 }
 
-func (env *Env) file(f *fileSpec) (bool, string) {
+func (env *Env) file(f *fileSpec) (Status, string) {
 	p := env.Paths.Root(f.path)
 	fi, err := p.Stat()
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, f.path + " does not exist"
+			return StatusFail, f.path + " does not exist"
 		}
-		return false, fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
+		return StatusError, fmt.Sprintf("%s: %v", f.path, unwrapPath(err))
 	}
 	switch {
 	case f.typ == "file" && !fi.Mode().IsRegular():
-		return false, fmt.Sprintf("%s is a %s, not a regular file", f.path, typeName(fi.Mode()))
+		return StatusFail, fmt.Sprintf("%s is a %s, not a regular file", f.path, typeName(fi.Mode()))
 	case f.typ == "dir" && !fi.IsDir():
-		return false, fmt.Sprintf("%s is a %s, not a directory", f.path, typeName(fi.Mode()))
+		return StatusFail, fmt.Sprintf("%s is a %s, not a directory", f.path, typeName(fi.Mode()))
 	}
 	got := unixMode(fi.Mode())
 	if f.hasMode && got != f.mode {
-		return false, fmt.Sprintf("%s has mode %04o, want %04o", f.path, got, f.mode)
+		return StatusFail, fmt.Sprintf("%s has mode %04o, want %04o", f.path, got, f.mode)
 	}
-	return true, fmt.Sprintf("%s (%s, mode %04o)", f.path, typeName(fi.Mode()), got)
+	return StatusPass, fmt.Sprintf("%s (%s, mode %04o)", f.path, typeName(fi.Mode()), got)
 }
 
 // unwrapPath drops the host path from a *PathError so reasons name the path
@@ -228,23 +276,23 @@ func unwrapPath(err error) error {
 	return err
 }
 
-func (env *Env) rpm(ctx context.Context, r *rpmSpec) (bool, string) {
+func (env *Env) rpm(ctx context.Context, r *rpmSpec) (Status, string) {
 	env.rpmOnce.Do(func() { env.rpmDB, env.rpmErr = openRPMDB(ctx, env.Paths, env.ListRPM) })
 	if env.rpmErr != nil {
-		return false, env.rpmErr.Error()
+		return StatusError, env.rpmErr.Error()
 	}
 	pkgs := env.rpmDB.packages[r.name]
 	if len(pkgs) == 0 {
-		return false, fmt.Sprintf("package %s is not installed (rpm database %s)", r.name, env.rpmDB.path)
+		return StatusFail, fmt.Sprintf("package %s is not installed (rpm database %s)", r.name, env.rpmDB.path)
 	}
 	var best rpmPackage
 	for i, p := range pkgs {
-		if i == 0 || compareEVR(p.evr(), best.evr()) > 0 {
+		if i == 0 || compareEVR(p.EVR(), best.EVR()) > 0 {
 			best = p
 		}
 	}
 	if r.minVersion == "" {
-		return true, best.String()
+		return StatusPass, best.String()
 	}
 	want := r.minVersion
 	have := best.Version
@@ -257,9 +305,9 @@ func (env *Env) rpm(ctx context.Context, r *rpmSpec) (bool, string) {
 		have = strconv.Itoa(best.Epoch) + ":" + have
 	}
 	if compareEVR(have, want) < 0 {
-		return false, fmt.Sprintf("%s is older than %s", best.String(), want)
+		return StatusFail, fmt.Sprintf("%s is older than %s", best.String(), want)
 	}
-	return true, fmt.Sprintf("%s >= %s", best.String(), want)
+	return StatusPass, fmt.Sprintf("%s >= %s", best.String(), want)
 }
 
 // unit reports whether a unit is enabled (a link in a *.wants or *.requires
@@ -267,7 +315,7 @@ func (env *Env) rpm(ctx context.Context, r *rpmSpec) (bool, string) {
 // `systemctl enable` creates and works on an image that has not booted) or
 // active, which only the running systemd knows: it is read from the
 // systemd collector's azurelinux_systemd_unit_info facts.
-func (env *Env) unit(u *unitSpec) (bool, string) {
+func (env *Env) unit(u *unitSpec) (Status, string) {
 	if u.state == "active" {
 		e := &Expr{Quantifier: "any", Metric: "azurelinux_systemd_unit_info",
 			Matchers: []Matcher{{Label: "name", Op: "=~", Value: unitNameRE(u.name)}}}
@@ -278,36 +326,43 @@ func (env *Env) unit(u *unitSpec) (bool, string) {
 			series = env.Facts.Series[e.Metric]
 		}
 		if len(series) == 0 {
-			ok, reason := env.fact(e)
-			if !ok {
-				return false, "not evaluable without the live systemd: " + reason
+			st, reason := env.fact(e)
+			if st == StatusSkipped {
+				return StatusSkipped, "the active state needs the running systemd: " + reason
+			}
+			if st != StatusPass {
+				return StatusError, "not evaluable without the live systemd: " + reason
 			}
 		}
 		for _, s := range series {
 			if e.Matchers[0].matches(s.Labels["name"]) {
 				if s.Labels["active_state"] == "active" {
-					return true, fmt.Sprintf("%s is active (%s)", u.name, s.Labels["sub_state"])
+					return StatusPass, fmt.Sprintf("%s is active (%s)", u.name, s.Labels["sub_state"])
 				}
-				return false, fmt.Sprintf("%s is %s (load state %s, sub state %s)", u.name,
+				return StatusFail, fmt.Sprintf("%s is %s (load state %s, sub state %s)", u.name,
 					orDash(s.Labels["active_state"]), orDash(s.Labels["load_state"]), orDash(s.Labels["sub_state"]))
 			}
 		}
-		return false, fmt.Sprintf("not evaluable: %s is not in the systemd collector's watch list (azurelinux_systemd_unit_info)", u.name)
+		return StatusError, fmt.Sprintf("not evaluable: %s is not in the systemd collector's watch list (azurelinux_systemd_unit_info)", u.name)
 	}
 	base := env.Paths.Root("/etc/systemd/system")
 	entries, err := base.ReadDir()
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return false, fmt.Sprintf("/etc/systemd/system: %v", unwrapPath(err))
+		return StatusError, fmt.Sprintf("/etc/systemd/system: %v", unwrapPath(err))
 	}
 	for _, e := range entries {
 		if !e.IsDir() || !(strings.HasSuffix(e.Name(), ".wants") || strings.HasSuffix(e.Name(), ".requires")) {
 			continue
 		}
 		if _, err := base.Join(e.Name(), u.name).Lstat(); err == nil {
-			return true, fmt.Sprintf("%s is enabled (/etc/systemd/system/%s/%s)", u.name, e.Name(), u.name)
+			return StatusPass, fmt.Sprintf("%s is enabled (/etc/systemd/system/%s/%s)", u.name, e.Name(), u.name)
 		}
 	}
-	return false, fmt.Sprintf("%s is not enabled: no link in /etc/systemd/system/*.wants or *.requires", u.name)
+	noLink := fmt.Sprintf("%s is not enabled: no link in /etc/systemd/system/*.wants or *.requires", u.name)
+	if env.Paths.Image() {
+		return env.presetVerdict(u, noLink)
+	}
+	return StatusFail, noLink
 }
 
 func unitNameRE(name string) string {
@@ -325,7 +380,10 @@ func orDash(s string) string {
 	return s
 }
 
-func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
+func (env *Env) sysctl(s *sysctlSpec) (Status, string) {
+	if env.Paths.Image() {
+		return env.configuredSysctl(s)
+	}
 	rel := strings.ReplaceAll(s.name, ".", "/")
 	if strings.Contains(s.name, "/") {
 		rel = s.name // already in path form
@@ -333,16 +391,16 @@ func (env *Env) sysctl(s *sysctlSpec) (bool, string) {
 	v, err := readSmall(env.Paths.Proc("sys", rel))
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return false, fmt.Sprintf("sysctl %s does not exist on this kernel", s.name)
+			return StatusFail, fmt.Sprintf("sysctl %s does not exist on this kernel", s.name)
 		}
-		return false, fmt.Sprintf("sysctl %s: %v", s.name, unwrapPath(err))
+		return StatusError, fmt.Sprintf("sysctl %s: %v", s.name, unwrapPath(err))
 	}
 	got := strings.Join(strings.Fields(v), " ")
 	if slices.Contains(s.values, got) {
-		return true, fmt.Sprintf("%s = %s", s.name, got)
+		return StatusPass, fmt.Sprintf("%s = %s", s.name, got)
 	}
 	want := strings.Join(s.values, " or ")
-	return false, fmt.Sprintf("%s = %s, want %s", s.name, showSysctl(got, s.values), want)
+	return StatusFail, fmt.Sprintf("%s = %s, want %s", s.name, showSysctl(got, s.values), want)
 }
 
 // Grammars of a sysctl's value in a reason: numbers (most sysctls, and
@@ -366,104 +424,36 @@ func showSysctl(got string, want []string) string {
 	return host.Show(got, sysctlNumberRE)
 }
 
-func (env *Env) module(m *moduleSpec) (bool, string) {
+func (env *Env) module(m *moduleSpec) (Status, string) {
+	if env.Paths.Image() {
+		return StatusSkipped, fmt.Sprintf("module %s: whether it is loaded needs a running kernel; %s is an image (no procfs or sysfs content)", m.name, env.Paths.RootFS)
+	}
 	release, err := readSmall(env.Paths.Proc("sys/kernel/osrelease"))
 	if err != nil {
-		return false, fmt.Sprintf("kernel release: %v", err)
+		return StatusError, fmt.Sprintf("kernel release: %v", err)
 	}
 	mods, err := collectors.ReadModules(env.Paths, strings.TrimSpace(release))
 	loaded := collectors.ModulePresent(env.Paths, mods, m.name)
 	if !loaded {
 		if err != nil {
-			return false, fmt.Sprintf("module %s is not loaded (%v)", m.name, err)
+			return StatusFail, fmt.Sprintf("module %s is not loaded (%v)", m.name, err)
 		}
-		return false, fmt.Sprintf("module %s is neither loaded nor built in", m.name)
+		return StatusFail, fmt.Sprintf("module %s is neither loaded nor built in", m.name)
 	}
 	if m.parameter == "" {
-		return true, fmt.Sprintf("module %s is loaded", m.name)
+		return StatusPass, fmt.Sprintf("module %s is loaded", m.name)
 	}
 	v, err := readSmall(env.Paths.Sys("module", m.name, "parameters", m.parameter))
 	if err != nil {
-		return false, fmt.Sprintf("module %s parameter %s: %v", m.name, m.parameter, unwrapPath(err))
+		return StatusError, fmt.Sprintf("module %s parameter %s: %v", m.name, m.parameter, unwrapPath(err))
 	}
 	if v = strings.TrimSpace(v); v != m.value {
-		return false, fmt.Sprintf("module %s: %s = %s, want %s", m.name, m.parameter, showSysctl(v, []string{m.value}), m.value)
+		return StatusFail, fmt.Sprintf("module %s: %s = %s, want %s", m.name, m.parameter, showSysctl(v, []string{m.value}), m.value)
 	}
-	return true, fmt.Sprintf("module %s: %s = %s", m.name, m.parameter, v)
+	return StatusPass, fmt.Sprintf("module %s: %s = %s", m.name, m.parameter, v)
 }
 
 // readSmall reads a procfs, sysfs or config file of at most 64 KiB, refusing
 // anything but a regular file so that a FIFO planted in an image cannot hang
 // the probe.
 func readSmall(path host.Path) (string, error) { return path.ReadText(64 << 10) }
-
-// exec runs the check's program with its arguments, without a shell, as the
-// probe's own user but with no capabilities, in host.MinimalEnv plus the
-// root the checks read in AZURELINUX_PROBE_ROOTFS (never the probe's own
-// environment), through host.Run. It passes on exit status 0. At the
-// timeout the program is killed whole: its process group, and under the
-// daemon's reaper (internal/host/reaper.go) its setsid descendants too.
-func (env *Env) exec(ctx context.Context, e *execSpec) (bool, string) {
-	out := &limitedBuffer{max: 4096}
-	start := time.Now()
-	_, err := host.Run(ctx, host.Cmd{
-		Path: e.argv[0], Args: e.argv[1:],
-		Env:     append(append([]string(nil), host.MinimalEnv...), "AZURELINUX_PROBE_ROOTFS="+env.Paths.RootFS),
-		Stdout:  out,
-		Stderr:  out,
-		Timeout: e.timeout,
-	})
-	elapsed := time.Since(start).Round(time.Millisecond)
-	last := lastLine(out.String())
-	switch {
-	case errors.Is(err, host.ErrTimeout) || ctx.Err() != nil:
-		return false, fmt.Sprintf("%s timed out after %s%s", e.argv[0], e.timeout, suffix(last))
-	case err != nil:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			return false, fmt.Sprintf("%s: %v%s", e.argv[0], ee.ProcessState, suffix(last))
-		}
-		return false, fmt.Sprintf("%s: %v", e.argv[0], unwrapPath(err))
-	}
-	return true, fmt.Sprintf("%s exited 0 in %s%s", e.argv[0], elapsed, suffix(last))
-}
-
-func suffix(s string) string {
-	if s == "" {
-		return ""
-	}
-	return ": " + s
-}
-
-func lastLine(s string) string {
-	lines := strings.Split(strings.TrimSpace(s), "\n")
-	l := strings.TrimSpace(lines[len(lines)-1])
-	if len(l) > 200 {
-		l = l[:200] + "…"
-	}
-	return strings.ToValidUTF8(l, "?")
-}
-
-// limitedBuffer keeps the last max bytes written to it.
-type limitedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-	max int
-}
-
-func (b *limitedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if b.buf.Len() > b.max {
-		keep := b.buf.Bytes()[b.buf.Len()-b.max:]
-		b.buf = *bytes.NewBuffer(append([]byte(nil), keep...))
-	}
-	return len(p), nil
-}
-
-func (b *limitedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
@@ -27,6 +28,33 @@ func run(t *testing.T, env *Env, check string) (bool, string) {
 }
 
 func envAt(root string) *Env { return &Env{Paths: collectors.DefaultPaths(root)} }
+
+// verdict loads one check and returns its status and reason.
+func verdict(t *testing.T, env *Env, check string) (Status, string) {
+	t.Helper()
+	list, err := Load("t.yml", []byte("checks:\n  - name: c\n    category: test\n    "+check+"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Evaluate(context.Background(), env, list)[0]
+	return r.Status, r.Reason
+}
+
+type statusCase struct {
+	check  string
+	status Status
+	reason string
+}
+
+func runStatusCases(t *testing.T, env *Env, cases []statusCase) {
+	t.Helper()
+	for _, tc := range cases {
+		st, reason := verdict(t, env, tc.check)
+		if st != tc.status || !strings.Contains(reason, tc.reason) {
+			t.Errorf("%s: %s %q; want %s and %q", tc.check, st, reason, tc.status, tc.reason)
+		}
+	}
+}
 
 type kindCase struct {
 	check  string
@@ -141,10 +169,14 @@ func TestRPMKind(t *testing.T) {
 		{"rpm: tdnf", true, "tdnf-3.5.8-8.azl3.x86_64"},
 	})
 	// The package list is read once while the database is unchanged.
-	a, err1 := openRPMDB(context.Background(), collectors.DefaultPaths(root), nil)
-	b, err2 := openRPMDB(context.Background(), collectors.DefaultPaths(root), nil)
-	if err1 != nil || err2 != nil || a != b {
-		t.Errorf("database read twice: %p %p %v %v", a, b, err1, err2)
+	found, err := host.FindRPMDB(collectors.DefaultPaths(root).Root())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err1 := host.ReadRPMPackages(found)
+	b, err2 := host.ReadRPMPackages(found)
+	if err1 != nil || err2 != nil || len(a) == 0 || &a[0] != &b[0] {
+		t.Errorf("database read twice: %v %v", err1, err2)
 	}
 	runCases(t, envAt(t.TempDir()), []kindCase{{"rpm: rpm", false, "no rpm database under"}})
 	corrupt := treetest.New(t, map[string]string{"var/lib/rpm/rpmdb.sqlite": "SQLite format 3\x00garbage"})
@@ -326,11 +358,14 @@ func TestExecKind(t *testing.T) {
 	// The script's child keeps the output pipe open: the timeout must kill
 	// the whole process group, not wait for the child.
 	hang := script("hang.sh", "sleep 30 &\nsleep 30\n")
-	root := t.TempDir()
-	env := envAt(root)
+	// Under any root but the live one nothing runs without sandbox.
+	runStatusCases(t, envAt(t.TempDir()), []statusCase{
+		{"exec: [" + ok + "]", StatusSkipped, "exec checks run programs only on the live root (/), not under /tmp/"},
+	})
+	env := envAt("/")
 	runCases(t, env, []kindCase{
 		{"exec: [" + ok + ", '$(rm -rf /)']", true, "exited 0 in"},
-		{"exec: [" + ok + ", '$(rm -rf /)']", true, "checked " + root + " with $(rm -rf /)"},
+		{"exec: [" + ok + ", '$(rm -rf /)']", true, "checked / with $(rm -rf /)"},
 		{"exec: {argv: [" + fail + "], timeout: 5s}", false, "exit status 3: tdnf: command not found"},
 		{"exec: [" + filepath.Join(dir, "missing.sh") + "]", false, "no such file or directory"},
 	})

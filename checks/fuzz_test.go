@@ -51,3 +51,20 @@ func FuzzParseExpr(f *testing.F) {
 		e.eval(gpuSeries)
 	})
 }
+
+// FuzzParseSysctlConf: any sysctl.d file parses without a panic into keys
+// written with dots and values without runs of white space.
+func FuzzParseSysctlConf(f *testing.F) {
+	f.Add("kernel.kptr_restrict = 1\n# c\n; c\n-net/ipv4/conf/eth0.1/rp_filter=2\nnoequals\n")
+	f.Add("=\n-=x\n a.b =  c   d \n")
+	f.Fuzz(func(t *testing.T, text string) {
+		for _, s := range parseSysctlConf("/etc/sysctl.d/x.conf", text) {
+			if s.key == "" || strings.Contains(s.value, "  ") || s.file != "/etc/sysctl.d/x.conf" {
+				t.Fatalf("%+v", s)
+			}
+			if i := strings.IndexAny(s.key, "./"); i >= 0 && s.key[i] == '/' {
+				t.Fatalf("key %q not normalised", s.key)
+			}
+		}
+	})
+}

@@ -53,6 +53,10 @@ type repoSpec struct {
 type execSpec struct {
 	argv    []string
 	timeout time.Duration
+	// sandbox runs argv[0], a path inside the checked root, inside it
+	// (host.RunSandboxed); without it an exec check runs only on the live
+	// root.
+	sandbox bool
 }
 
 func (l *loader) command(c *Check, v *yaml.Node, what string) bool {
@@ -283,7 +287,7 @@ func (l *loader) execCheck(c *Check, v *yaml.Node, what string) bool {
 	ok := true
 	if v.Kind == yaml.SequenceNode {
 		keys = map[string]*yaml.Node{"argv": v}
-	} else if keys, ok = l.mapping(v, what, "argv", "timeout"); !ok {
+	} else if keys, ok = l.mapping(v, what, "argv", "timeout", "sandbox"); !ok {
 		return false
 	}
 	e := &execSpec{timeout: defaultExecTimout}
@@ -309,6 +313,11 @@ func (l *loader) execCheck(c *Check, v *yaml.Node, what string) bool {
 	}
 	if n := keys["timeout"]; n != nil {
 		if e.timeout, ok = l.duration(n, what+": timeout", maxExecTimeout); !ok {
+			return false
+		}
+	}
+	if n := keys["sandbox"]; n != nil {
+		if e.sandbox, ok = l.boolean(n, what+": sandbox"); !ok {
 			return false
 		}
 	}

@@ -27,6 +27,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -91,7 +92,9 @@ var (
 type Error struct {
 	File string
 	Line int
-	Msg  string
+	// Column is where on the line, when known (check-config prints it).
+	Column int
+	Msg    string
 }
 
 func (e *Error) Error() string {
@@ -115,25 +118,55 @@ func Load(name string, data []byte) ([]Check, error) {
 
 // LoadAll loads the embedded matrix (when embedded is set) and every *.yml
 // and *.yaml file of dir in name order (a dir that does not exist holds
-// none). Check names must be unique across all of them.
+// none). See LoadDir.
 func LoadAll(embedded bool, dir string) ([]Check, error) {
-	var all []Check
+	set, err := LoadDir(embedded, dir, false)
+	return set.Checks, err
+}
+
+// Set is what LoadDir loaded.
+type Set struct {
+	Checks []Check
+	// Ignored are the files of the directory that are not checks files
+	// (not *.yml or *.yaml), by path.
+	Ignored []string
+	// Replaced says, for each embedded check that a file of the directory
+	// replaced, where the replacement is: "name: file:line".
+	Replaced []string
+}
+
+// LoadDir loads the embedded matrix (when embedded is set) and every *.yml
+// and *.yaml file of dir in name order. A dir that does not exist is an
+// error when required is set, and holds no checks otherwise (the daemon's
+// default directory, which a host may not have). Check names are unique
+// across the files of dir; a check of dir named as an embedded one replaces
+// it, in its place, so that a team adapts the matrix without forking it.
+func LoadDir(embedded bool, dir string, required bool) (Set, error) {
+	var set Set
+	var embeddedChecks, dirChecks []Check
 	var errs []error
 	if embedded {
 		c, err := Load(EmbeddedName, Embedded)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		all = append(all, c...)
+		embeddedChecks = c
 	}
 	if dir != "" {
 		entries, err := os.ReadDir(dir)
-		if err != nil && !errors.Is(err, os.ErrNotExist) {
+		switch {
+		case errors.Is(err, os.ErrNotExist) && required:
+			errs = append(errs, fmt.Errorf("checks directory %s does not exist", dir))
+		case err != nil && !errors.Is(err, os.ErrNotExist):
 			errs = append(errs, fmt.Errorf("checks directory: %w", err))
 		}
 		for _, e := range entries {
 			ext := filepath.Ext(e.Name())
-			if e.IsDir() || (ext != ".yml" && ext != ".yaml") || strings.HasPrefix(e.Name(), ".") {
+			if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+				continue
+			}
+			if ext != ".yml" && ext != ".yaml" {
+				set.Ignored = append(set.Ignored, filepath.Join(dir, e.Name()))
 				continue
 			}
 			c, err := LoadFile(filepath.Join(dir, e.Name()))
@@ -141,22 +174,38 @@ func LoadAll(embedded bool, dir string) ([]Check, error) {
 				errs = append(errs, err)
 				continue
 			}
-			all = append(all, c...)
+			dirChecks = append(dirChecks, c...)
 		}
 	}
 	seen := map[string]string{}
-	for _, c := range all {
+	byName := map[string]Check{}
+	for _, c := range dirChecks {
 		if prev, dup := seen[c.Name]; dup {
 			file, line := splitSource(c.Source)
 			errs = append(errs, &Error{File: file, Line: line, Msg: fmt.Sprintf("check %q is already defined at %s", c.Name, prev)})
 			continue
 		}
 		seen[c.Name] = c.Source
+		byName[c.Name] = c
+	}
+	for _, c := range embeddedChecks {
+		if r, ok := byName[c.Name]; ok {
+			set.Replaced = append(set.Replaced, c.Name+": "+r.Source)
+			set.Checks = append(set.Checks, r)
+			delete(byName, c.Name)
+			continue
+		}
+		set.Checks = append(set.Checks, c)
+	}
+	for _, c := range dirChecks {
+		if _, ok := byName[c.Name]; ok && seen[c.Name] == c.Source {
+			set.Checks = append(set.Checks, c)
+		}
 	}
 	if len(errs) > 0 {
-		return nil, errors.Join(errs...)
+		return Set{}, errors.Join(errs...)
 	}
-	return all, nil
+	return set, nil
 }
 
 // LoadFile loads the checks file at path.
@@ -191,11 +240,11 @@ type loader struct {
 }
 
 func (l *loader) errorf(n *yaml.Node, format string, args ...any) {
-	line := 0
+	line, col := 0, 0
 	if n != nil {
-		line = n.Line
+		line, col = n.Line, n.Column
 	}
-	l.errs = append(l.errs, &Error{File: l.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	l.errs = append(l.errs, &Error{File: l.file, Line: line, Column: col, Msg: fmt.Sprintf(format, args...)})
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
@@ -278,7 +327,11 @@ func (l *loader) mapping(n *yaml.Node, what string, allowed ...string) (map[stri
 			continue
 		}
 		if len(allowed) > 0 && !slices.Contains(allowed, k.Value) {
-			l.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			if near := collectors.Nearest(k.Value, allowed); near != "" {
+				l.errorf(k, "%s: unknown key %q (did you mean %q?)", what, k.Value, near)
+			} else {
+				l.errorf(k, "%s: unknown key %q (want one of %s)", what, k.Value, strings.Join(allowed, ", "))
+			}
 			ok = false
 			continue
 		}

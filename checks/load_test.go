@@ -195,10 +195,33 @@ func TestLoadAll(t *testing.T) {
 		t.Errorf("missing dir: %v %v", got, err)
 	}
 
-	// A user's check may not reuse an embedded check's name.
+	// A missing directory is an error when it was asked for.
+	if _, err := LoadDir(false, filepath.Join(dir, "missing"), true); err == nil || err.Error() != "checks directory "+filepath.Join(dir, "missing")+" does not exist" {
+		t.Errorf("missing required dir: %v", err)
+	}
+	// Files that are not checks files are listed.
+	if set, err := LoadDir(false, dir, true); err != nil || len(set.Ignored) != 1 || set.Ignored[0] != filepath.Join(dir, "README.md") {
+		t.Errorf("ignored: %v %v", set.Ignored, err)
+	}
+
+	// A user's check named as an embedded one replaces it, in its place.
 	write("20-dup.yaml", "checks:\n  - name: rpm-6\n    category: x\n    rpm: rpm\n")
+	set, err := LoadDir(true, dir, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(set.Checks) != len(emb)+1 || len(set.Replaced) != 1 || set.Replaced[0] != "rpm-6: "+filepath.Join(dir, "20-dup.yaml")+":2" {
+		t.Errorf("replaced: %d checks, %v", len(set.Checks), set.Replaced)
+	}
+	for i, c := range set.Checks {
+		if c.Name == "rpm-6" && (c.Category != "x" || emb[i].Name != "rpm-6") {
+			t.Errorf("rpm-6 replaced as %+v at %d", c, i)
+		}
+	}
+	// Two of the user's files may not define one name.
+	write("30-dup.yaml", "checks:\n  - name: kubectl\n    category: x\n    rpm: rpm\n")
 	_, err = LoadAll(true, dir)
-	if err == nil || !strings.Contains(err.Error(), "20-dup.yaml:2: check \"rpm-6\" is already defined at embedded:azurelinux-4.0.yml:") {
+	if err == nil || !strings.Contains(err.Error(), "30-dup.yaml:2: check \"kubectl\" is already defined at "+filepath.Join(dir, "10-team.yml")+":2") {
 		t.Errorf("duplicate across files: %v", err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
@@ -82,10 +83,53 @@ func parseRepoFile(name string, r io.Reader) ([]repoSection, error) {
 	return out, sc.Err()
 }
 
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
+
+// dnfConf is dnf's (and dnf5's) main configuration: its [main] reposdir
+// replaces the repository directories, and it may define repositories
+// itself (dnf.conf(5); dnf5's libdnf5 ConfigMain "reposdir").
+const dnfConf = "/etc/dnf/dnf.conf"
+
+// dnfConfig returns the repository directories dnf reads under the root
+// and the repositories dnf.conf defines.
+func (env *Env) dnfConfig() (dirs []string, repos []repoSection, problems []string) {
+	dirs = repoDirs
+	text, err := readSmall(env.Paths.Root(dnfConf))
+	if err != nil {
+		if !os.IsNotExist(err) {
+			problems = append(problems, fmt.Sprintf("%s: %v", dnfConf, unwrapPath(err)))
+		}
+		return dirs, nil, problems
+	}
+	secs, err := parseRepoFile(dnfConf, strings.NewReader(text))
+	if err != nil {
+		problems = append(problems, err.Error())
+	}
+	for _, sec := range secs {
+		if sec.id != "main" {
+			repos = append(repos, sec)
+			continue
+		}
+		if v, ok := sec.keys["reposdir"]; ok {
+			dirs = nil
+			for _, d := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
+				if strings.HasPrefix(d, "/") && len(dirs) < 16 {
+					dirs = append(dirs, filepath.Clean(d))
+				}
+			}
+		}
+	}
+	return dirs, repos, problems
+}
+
 func (env *Env) repos(ctx context.Context) ([]repoSection, []string) {
-	var all []repoSection
-	var problems []string
-	for _, dir := range repoDirs {
+	dirs, all, problems := env.dnfConfig()
+	for _, dir := range dirs {
 		matches, err := env.Paths.Root(dir).Glob("*.repo")
 		if err != nil {
 			problems = append(problems, fmt.Sprintf("%s: %v", dir, unwrapPath(err)))
@@ -111,7 +155,7 @@ func (env *Env) repos(ctx context.Context) ([]repoSection, []string) {
 	return all, problems
 }
 
-func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
+func (env *Env) repo(ctx context.Context, r *repoSpec) (Status, string) {
 	all, problems := env.repos(ctx)
 	want := describeRepo(r)
 	var disabled []string
@@ -130,7 +174,7 @@ func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
 			continue
 		}
 		if !r.metadata {
-			return true, where + " is enabled"
+			return StatusPass, where + " is enabled"
 		}
 		return env.repoMetadata(ctx, r, s, where)
 	}
@@ -141,9 +185,10 @@ func (env *Env) repo(ctx context.Context, r *repoSpec) (bool, string) {
 		msg += fmt.Sprintf("; no repository files in %s under %s", strings.Join(repoDirs, ", "), env.Paths.RootFS)
 	}
 	if len(problems) > 0 {
-		msg += "; " + strings.Join(problems, "; ")
+		// A file that could not be read may hold the repository.
+		return StatusError, msg + "; " + strings.Join(problems, "; ")
 	}
-	return false, msg
+	return StatusFail, msg
 }
 
 func describeRepo(r *repoSpec) string {
@@ -162,14 +207,14 @@ func describeRepo(r *repoSpec) string {
 // checks that the answer is repository metadata. The baseurl and the
 // variables are the checked tree's, so the reason names the repository
 // and the file, never the URL (see repoclient.go).
-func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (bool, string) {
+func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, where string) (Status, string) {
 	urls := strings.FieldsFunc(s.keys["baseurl"], func(c rune) bool { return c == ',' || c == ' ' || c == '\t' })
 	if len(urls) == 0 {
-		return false, where + " has no baseurl (metalink and mirrorlist are not fetched)"
+		return StatusFail, where + " has no baseurl (metalink and mirrorlist are not fetched)"
 	}
 	u, err := env.expandRepoURL(urls[0])
 	if err != nil {
-		return false, fmt.Sprintf("%s: %v", where, err)
+		return StatusFail, fmt.Sprintf("%s: %v", where, err)
 	}
 	ctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
@@ -180,11 +225,11 @@ func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, wh
 	n, err := fetchRepomd(ctx, client, u)
 	if err != nil {
 		if ctx.Err() != nil || isTimeout(err) {
-			return false, fmt.Sprintf("%s: its first baseurl is not reachable within %s", where, r.timeout)
+			return StatusFail, fmt.Sprintf("%s: its first baseurl is not reachable within %s", where, r.timeout)
 		}
-		return false, fmt.Sprintf("%s: its first baseurl: %v", where, err)
+		return StatusFail, fmt.Sprintf("%s: its first baseurl: %v", where, err)
 	}
-	return true, fmt.Sprintf("%s is enabled and its first baseurl answers with repository metadata (%d bytes)", where, n)
+	return StatusPass, fmt.Sprintf("%s is enabled and its first baseurl answers with repository metadata (%d bytes)", where, n)
 }
 
 // isTimeout reports whether err is a deadline expiring.

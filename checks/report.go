@@ -22,17 +22,40 @@ type Report struct {
 	Drift []factsdoc.Drift `json:"drift,omitempty"`
 	// Skipped names collectors left out of the comparison, with why.
 	Skipped []string `json:"baseline_skipped,omitempty"`
+
+	// Ignored lists files of the checks directory that were not loaded
+	// (not *.yml or *.yaml), so that a misnamed file is seen.
+	Ignored []string `json:"ignored_files,omitempty"`
 }
 
-// Failed returns how many checks failed plus how many facts drifted.
-func (r *Report) Failed() int {
-	n := len(r.Drift)
+// Count returns how many checks have the verdict st.
+func (r *Report) Count(st Status) int {
+	n := 0
 	for _, c := range r.Results {
-		if !c.Pass {
+		if c.Verdict() == st {
 			n++
 		}
 	}
 	return n
+}
+
+// Failed returns how many checks failed plus how many facts drifted.
+func (r *Report) Failed() int { return r.Count(StatusFail) + len(r.Drift) }
+
+// Errors returns how many checks could not be judged.
+func (r *Report) Errors() int { return r.Count(StatusError) }
+
+// ExitCode is the check command's exit status for the report: 2 when a
+// check could not be judged, else 1 when one failed or a fact drifted,
+// else 0 (every check passed or was skipped).
+func (r *Report) ExitCode() int {
+	switch {
+	case r.Errors() > 0:
+		return 2
+	case r.Failed() > 0:
+		return 1
+	}
+	return 0
 }
 
 // Write prints the report in format: "table", "json" or "junit".
@@ -44,21 +67,18 @@ func (r *Report) Write(w io.Writer, format string) error {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		type summary struct {
-			Checks  int `json:"checks"`
-			Passed  int `json:"passed"`
-			Failed  int `json:"failed"`
-			Drifted int `json:"drifted"`
-		}
-		passed := 0
-		for _, c := range r.Results {
-			if c.Pass {
-				passed++
-			}
+			Checks   int `json:"checks"`
+			Passed   int `json:"passed"`
+			Failed   int `json:"failed"`
+			Skipped  int `json:"skipped"`
+			Errors   int `json:"errors"`
+			Drifted  int `json:"drifted"`
+			ExitCode int `json:"exit_code"`
 		}
 		return enc.Encode(struct {
 			*Report
 			Summary summary `json:"summary"`
-		}{r, summary{len(r.Results), passed, len(r.Results) - passed, len(r.Drift)}})
+		}{r, summary{len(r.Results), r.Count(StatusPass), r.Count(StatusFail), r.Count(StatusSkipped), r.Errors(), len(r.Drift), r.ExitCode()}})
 	case "junit":
 		return r.junit(w)
 	}
@@ -68,19 +88,18 @@ func (r *Report) Write(w io.Writer, format string) error {
 func (r *Report) table(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "CHECK\tCATEGORY\tRESULT\tREASON")
-	passed := 0
 	for _, c := range r.Results {
-		res := "FAIL"
-		if c.Pass {
-			res = "pass"
-			passed++
-		}
+		res := map[Status]string{StatusPass: "pass", StatusFail: "FAIL", StatusSkipped: "skipped", StatusError: "ERROR"}[c.Verdict()]
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", cell(c.Name), cell(c.Category), res, cell(c.Reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(w, "\n%d checks: %d passed, %d failed\n", len(r.Results), passed, len(r.Results)-passed)
+	fmt.Fprintf(w, "\n%d checks: %d passed, %d failed, %d skipped, %d errors\n", len(r.Results),
+		r.Count(StatusPass), r.Count(StatusFail), r.Count(StatusSkipped), r.Errors())
+	for _, f := range r.Ignored {
+		fmt.Fprintf(w, "ignored (not *.yml or *.yaml): %s\n", f)
+	}
 	if r.Baseline == "" {
 		return nil
 	}
@@ -117,13 +136,18 @@ func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
 func cell(s string) string { return host.EscapeControl(oneLine(s)) }
 
 // JUnit XML, as Jenkins, GitHub Actions test reporters, Azure Pipelines'
-// PublishTestResults and Packer post-processors read it: one test suite per
-// category, one test case per check, a <failure> carrying the reason.
+// PublishTestResults and Packer post-processors read it (the Ant schema
+// that Jenkins' junit plugin documents): one test suite per category, one
+// test case per check, a <failure> carrying a failed check's reason, an
+// <error> a check that could not be judged, <skipped message=…/> one that
+// does not apply under this root.
 type junitSuites struct {
 	XMLName  xml.Name     `xml:"testsuites"`
 	Name     string       `xml:"name,attr"`
 	Tests    int          `xml:"tests,attr"`
 	Failures int          `xml:"failures,attr"`
+	Errors   int          `xml:"errors,attr"`
+	Skipped  int          `xml:"skipped,attr"`
 	Suites   []junitSuite `xml:"testsuite"`
 }
 
@@ -131,6 +155,8 @@ type junitSuite struct {
 	Name     string      `xml:"name,attr"`
 	Tests    int         `xml:"tests,attr"`
 	Failures int         `xml:"failures,attr"`
+	Errors   int         `xml:"errors,attr"`
+	Skipped  int         `xml:"skipped,attr"`
 	Time     string      `xml:"time,attr"`
 	Cases    []junitCase `xml:"testcase"`
 }
@@ -140,7 +166,13 @@ type junitCase struct {
 	Classname string        `xml:"classname,attr"`
 	Time      string        `xml:"time,attr"`
 	Failure   *junitFailure `xml:"failure,omitempty"`
+	Error     *junitFailure `xml:"error,omitempty"`
+	Skipped   *junitSkipped `xml:"skipped,omitempty"`
 	SystemOut string        `xml:"system-out,omitempty"`
+}
+
+type junitSkipped struct {
+	Message string `xml:"message,attr"`
 }
 
 type junitFailure struct {
@@ -167,9 +199,17 @@ func (r *Report) junit(w io.Writer) error {
 			text = c.Description + "\n" + c.Reason
 		}
 		text += "\n(" + c.Kind + " check defined at " + c.Source + ")"
-		if c.Pass {
+		switch c.Verdict() {
+		case StatusPass:
 			tc.SystemOut = xmlSafe(text)
-		} else {
+		case StatusSkipped:
+			tc.Skipped = &junitSkipped{Message: xmlSafe(oneLine(c.Reason))}
+			tc.SystemOut = xmlSafe(text)
+			s.Skipped++
+		case StatusError:
+			tc.Error = &junitFailure{Message: xmlSafe(oneLine(c.Reason)), Type: c.Kind, Text: xmlSafe(text)}
+			s.Errors++
+		default:
 			tc.Failure = &junitFailure{Message: xmlSafe(oneLine(c.Reason)), Type: c.Kind, Text: xmlSafe(text)}
 			s.Failures++
 		}
@@ -206,6 +246,8 @@ func (r *Report) junit(w io.Writer) error {
 	for _, s := range out.Suites {
 		out.Tests += s.Tests
 		out.Failures += s.Failures
+		out.Errors += s.Errors
+		out.Skipped += s.Skipped
 	}
 	if _, err := io.WriteString(w, xml.Header); err != nil {
 		return err
@@ -234,15 +276,25 @@ func xmlSafe(s string) string {
 	}, strings.ToValidUTF8(s, "?"))
 }
 
-// FailedByCategory counts failed checks per category, every category of
+// FailedByCategory counts the checks of each category that did not pass
+// and were not skipped (failed, or could not be judged), every category of
 // results present (with 0 when none failed).
 func FailedByCategory(results []Result) map[string]int {
+	return countByCategory(results, func(r Result) bool { return r.Verdict() == StatusFail || r.Verdict() == StatusError })
+}
+
+// SkippedByCategory counts the skipped checks of each category.
+func SkippedByCategory(results []Result) map[string]int {
+	return countByCategory(results, func(r Result) bool { return r.Verdict() == StatusSkipped })
+}
+
+func countByCategory(results []Result, count func(Result) bool) map[string]int {
 	out := map[string]int{}
 	for _, r := range results {
 		if _, ok := out[r.Category]; !ok {
 			out[r.Category] = 0
 		}
-		if !r.Pass {
+		if count(r) {
 			out[r.Category]++
 		}
 	}

@@ -12,11 +12,6 @@ import (
 	"sync"
 	"unicode"
 
-	// The sqlite driver for rpm ≥ 4.16 databases: pure Go, so the probe
-	// stays a static binary without cgo.
-	_ "github.com/glebarez/go-sqlite"
-	rpmdb "github.com/knqyf263/go-rpmdb/pkg"
-
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
@@ -39,7 +34,7 @@ func WriteRPMPackages(p collectors.Paths, rel string, w io.Writer) error {
 	if found.Path.InRoot() != rel {
 		return fmt.Errorf("%s is not the rpm database of this root (%s is)", rel, found.Path.InRoot())
 	}
-	pkgs, err := readRPMDB(found)
+	pkgs, err := host.ReadRPMPackages(found)
 	if err != nil {
 		return err
 	}
@@ -63,26 +58,8 @@ func decodeRPMPackages(out []byte) ([]rpmPackage, error) {
 	return pkgs, nil
 }
 
-type rpmPackage struct {
-	Name, Version, Release, Arch string
-	Epoch                        int
-}
-
-func (p rpmPackage) evr() string {
-	s := p.Version + "-" + p.Release
-	if p.Epoch > 0 {
-		s = strconv.Itoa(p.Epoch) + ":" + s
-	}
-	return s
-}
-
-func (p rpmPackage) String() string {
-	s := p.Name + "-" + p.evr()
-	if p.Arch != "" {
-		s += "." + p.Arch
-	}
-	return s
-}
+// rpmPackage is an installed package, as host.ReadRPMPackages reads it.
+type rpmPackage = host.RPMPackage
 
 // rpmCache keeps the package list of the database read last, keyed by its
 // path, size and modification time (and its write-ahead log's): the daemon
@@ -112,6 +89,23 @@ func openRPMDB(ctx context.Context, p collectors.Paths, list RPMLister) (*rpmDB,
 	if err != nil {
 		return nil, fmt.Errorf("rpm database: %w", err)
 	}
+	if list != nil {
+		return listRPMDB(ctx, found, list)
+	}
+	pkgs, err := host.ReadRPMPackages(found)
+	if err != nil {
+		return nil, fmt.Errorf("rpm database: %w", err)
+	}
+	db := &rpmDB{path: found.Path.InRoot(), packages: map[string][]rpmPackage{}}
+	for _, pk := range pkgs {
+		db.packages[pk.Name] = append(db.packages[pk.Name], pk)
+	}
+	return db, nil
+}
+
+// listRPMDB is openRPMDB through list, with the package list of an
+// unchanged database (by stat) kept in this process.
+func listRPMDB(ctx context.Context, found host.RPMDB, list RPMLister) (*rpmDB, error) {
 	fi, err := found.Path.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("rpm database: %w", err)
@@ -125,15 +119,11 @@ func openRPMDB(ctx context.Context, p collectors.Paths, list RPMLister) (*rpmDB,
 	if rpmCache.key == key {
 		return rpmCache.db, nil
 	}
-	var pkgs []rpmPackage
-	if list == nil {
-		pkgs, err = readRPMDB(found)
-	} else {
-		var out []byte
-		if out, err = list(ctx, found.Path.InRoot()); err == nil {
-			pkgs, err = decodeRPMPackages(out)
-		}
+	out, err := list(ctx, found.Path.InRoot())
+	if err != nil {
+		return nil, fmt.Errorf("rpm database %s: %w", found.Path.InRoot(), err)
 	}
+	pkgs, err := decodeRPMPackages(out)
 	if err != nil {
 		return nil, fmt.Errorf("rpm database %s: %w", found.Path.InRoot(), err)
 	}
@@ -143,38 +133,6 @@ func openRPMDB(ctx context.Context, p collectors.Paths, list RPMLister) (*rpmDB,
 	}
 	rpmCache.key, rpmCache.db = key, db
 	return db, nil
-}
-
-func readRPMDB(found host.RPMDB) (pkgs []rpmPackage, err error) {
-	defer func() {
-		// The database is data from the image: a malformed one is an
-		// error, never a crash of the probe.
-		if r := recover(); r != nil {
-			pkgs, err = nil, fmt.Errorf("malformed database: %v", r)
-		}
-	}()
-	open, cleanup, err := host.CopyRPMDB(found)
-	if err != nil {
-		return nil, err
-	}
-	defer cleanup()
-	db, err := rpmdb.Open(open)
-	if err != nil {
-		return nil, err
-	}
-	defer db.Close()
-	list, err := db.ListPackages()
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range list {
-		pk := rpmPackage{Name: p.Name, Version: p.Version, Release: p.Release, Arch: p.Arch}
-		if p.EpochNum() > 0 {
-			pk.Epoch = p.EpochNum()
-		}
-		pkgs = append(pkgs, pk)
-	}
-	return pkgs, nil
 }
 
 // compareEVR compares two [epoch:]version[-release] strings as rpm does:

@@ -21,6 +21,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "azure",
+		Needs:          "a running Azure VM (the instance metadata service)",
 		DefaultEnabled: true,
 		// The instance metadata a VM sees changes only when it is
 		// redeployed, resized or re-tagged; IMDS throttles callers.

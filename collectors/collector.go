@@ -29,6 +29,36 @@ const Namespace = "azurelinux"
 // host (no GPU, not a Hyper-V guest): the collector still succeeded.
 var ErrNoData = errors.New("collector returned no data")
 
+// ErrNotApplicable tells the agent that the collector's facts do not exist
+// under this root at all, as opposed to a source this host lacks: facts of
+// a running kernel or system (procfs, sysfs, the systemd bus, IMDS) when the
+// root is an image that has never booted. The collector neither failed nor
+// serves series; the agent reports azurelinux_probe_collector_applicable 0
+// and the reason in the facts table. Wrap it with NotApplicable.
+var ErrNotApplicable = errors.New("not applicable")
+
+type notApplicableError struct{ reason string }
+
+func (e *notApplicableError) Error() string        { return "not applicable: " + e.reason }
+func (e *notApplicableError) Is(target error) bool { return target == ErrNotApplicable }
+
+// NotApplicable returns an error that is ErrNotApplicable, with the reason
+// in words ("needs a running kernel: /mnt/image is an image …").
+func NotApplicable(reason string) error { return &notApplicableError{reason: reason} }
+
+// NotApplicableReason returns the reason of an ErrNotApplicable error, or
+// "" when err is not one.
+func NotApplicableReason(err error) string {
+	var na *notApplicableError
+	if errors.As(err, &na) {
+		return na.reason
+	}
+	if errors.Is(err, ErrNotApplicable) {
+		return err.Error()
+	}
+	return ""
+}
+
 // Collector gathers the facts of one domain.
 type Collector interface {
 	// Update emits the current facts into m. It returns ErrNoData when the
@@ -68,6 +98,11 @@ type Spec struct {
 	// defaults, or nil when it has none. The agent decodes the config file's
 	// section for the collector into it (unknown keys are an error).
 	Options func() any
+	// Needs names what the collector reads that only a running system has
+	// ("a running kernel (procfs, sysfs)"), or is empty when its facts are
+	// read from files. Under an image root (Paths.Image) the agent does not
+	// run a collector that needs one and reports it not applicable.
+	Needs string
 	// New builds the collector from the value Options returned (nil when it
 	// has none). It fails only on invalid options, never on what the host
 	// lacks.
@@ -97,6 +132,15 @@ func Specs() []Spec {
 func Lookup(name string) (Spec, bool) {
 	s, ok := registry[name]
 	return s, ok
+}
+
+// ApplicableTo returns nil when the collector's facts can be read under
+// paths, else an ErrNotApplicable error saying why.
+func (s Spec) ApplicableTo(paths Paths) error {
+	if s.Needs == "" || !paths.Image() {
+		return nil
+	}
+	return NotApplicable(fmt.Sprintf("needs %s; %s is an image (no procfs or sysfs content)", s.Needs, paths.RootFS))
 }
 
 // Env is what a collector is built with.

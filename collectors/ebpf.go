@@ -44,6 +44,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "ebpf",
+		Needs:          "a running kernel (bpf(2), the kernel BTF, eBPF sysctls)",
 		DefaultEnabled: true,
 		// The canary loads a program into the kernel and the first feature
 		// probes take about half a second: refresh every few minutes.

@@ -100,6 +100,27 @@ func (p Paths) Live() bool {
 	return err == nil && self == strconv.Itoa(os.Getpid())
 }
 
+// Image reports whether the root is an image rather than a system: not
+// this system's "/", and no kernel state under procfs and sysfs (each is
+// missing or an empty directory, as in an image built offline or a mounted
+// disk). Fixture trees, which carry a captured procfs and sysfs, are not
+// images: they report what was captured.
+func (p Paths) Image() bool {
+	if p.IsLiveRoot() || p.Live() || p.LiveSys() {
+		return false
+	}
+	return emptyDir(p.Proc()) && emptyDir(p.Sys())
+}
+
+// emptyDir reports whether dir is missing or holds no entry.
+func emptyDir(dir host.Path) bool {
+	entries, err := dir.ReadDir()
+	if isNotExist(err) {
+		return true
+	}
+	return err == nil && len(entries) == 0
+}
+
 // LiveSys reports whether SysFS is a sysfs mount.
 func (p Paths) LiveSys() bool {
 	st, err := p.Sys().Statfs()

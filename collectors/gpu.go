@@ -16,6 +16,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "gpu",
+		Needs:          "a running kernel (PCI devices in sysfs)",
 		DefaultEnabled: true,
 		// Reads PCI sysfs and procfs only: no NVML, no cgo, nothing that
 		// can hang or crash when the driver is broken or gone.

@@ -14,6 +14,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "host",
+		Needs:          "a running kernel (CPUs, memory and boot time from procfs)",
 		DefaultEnabled: true,
 		Interval:       time.Minute,
 		Timeout:        5 * time.Second,

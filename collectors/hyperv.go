@@ -18,6 +18,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "hyperv",
+		Needs:          "a running kernel (VMBus devices in sysfs)",
 		DefaultEnabled: true,
 		// VMBus devices are hot-added and rescinded (a GPU or VF after host
 		// servicing) and the KVP daemon can die, so refresh twice a minute;

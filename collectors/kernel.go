@@ -20,6 +20,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "kernel",
+		Needs:          "a running kernel (procfs, sysfs)",
 		DefaultEnabled: true,
 		Interval:       15 * time.Second,
 		Timeout:        5 * time.Second,

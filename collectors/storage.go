@@ -16,6 +16,7 @@ import (
 func init() {
 	register(Spec{
 		Name:           "storage",
+		Needs:          "a running kernel (block devices in sysfs)",
 		DefaultEnabled: true,
 		Interval:       time.Minute,
 		Timeout:        5 * time.Second,

@@ -44,6 +44,13 @@ func (c *systemdCollector) busAddresses() ([]string, error) {
 		return nil, fmt.Errorf("systemd is running (%s exists) but neither the system bus socket nor the private socket exists",
 			c.paths.Root("run/systemd/system"))
 	}
+	// An image has no running systemd: its facts are not applicable
+	// there (a bus named explicitly or a socket under the root is read
+	// whatever the root, so this is decided here rather than by
+	// Spec.Needs).
+	if c.paths.Image() {
+		return nil, NotApplicable(fmt.Sprintf("needs the running systemd (its D-Bus API); %s is an image (no procfs or sysfs content) with no bus socket, and no bus is configured (collectors.systemd.address)", c.paths.RootFS))
+	}
 	return nil, ErrNoData
 }
 

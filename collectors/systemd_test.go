@@ -78,10 +78,22 @@ func TestSystemdBusAddresses(t *testing.T) {
 	root := t.TempDir()
 	c := newTestSystemd(t, DefaultPaths(root), &systemdOptions{})
 	c.getenv = func(string) string { return "" }
+	// An image (no procfs or sysfs content) has no running systemd.
+	if _, err := c.busAddresses(); !errors.Is(err, ErrNotApplicable) {
+		t.Errorf("image, no bus: got %v, want ErrNotApplicable", err)
+	}
+	var m Metrics
+	if err := c.Update(context.Background(), &m); !errors.Is(err, ErrNotApplicable) {
+		t.Errorf("Update on an image without a bus: got %v, want ErrNotApplicable", err)
+	}
+	// A captured tree (procfs content) without a bus: no data.
+	if err := os.MkdirAll(filepath.Join(root, "proc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(filepath.Join(root, "proc/cpuinfo"), []byte("processor : 0\n"), 0o644)
 	if _, err := c.busAddresses(); !errors.Is(err, ErrNoData) {
 		t.Errorf("no bus, no systemd: got %v, want ErrNoData", err)
 	}
-	var m Metrics
 	if err := c.Update(context.Background(), &m); !errors.Is(err, ErrNoData) {
 		t.Errorf("Update without a bus: got %v, want ErrNoData", err)
 	}

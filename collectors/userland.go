@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,11 +55,31 @@ type userlandOptions struct {
 	Exec string `yaml:"exec"`
 	// CommandTimeout bounds each version command.
 	CommandTimeout time.Duration `yaml:"command_timeout"`
+	// Packages are package names watched in the rpm database besides
+	// watchedPackages (azurelinux_userland_package_info).
+	Packages []string `yaml:"packages"`
 }
 
 func defaultUserlandOptions() *userlandOptions {
-	return &userlandOptions{Exec: execLive, CommandTimeout: 3 * time.Second}
+	return &userlandOptions{Exec: execLive, CommandTimeout: 3 * time.Second, Packages: []string{}}
 }
+
+// watchedPackages are the packages whose versions the rpm database gives in
+// every mode, without running anything: what the userland tools' versions
+// come from on Azure Linux 4.0. Each inner list is one fact: the first
+// name installed counts (kernel-core is Fedora-style split kernels', kernel
+// the unsplit package's).
+var watchedPackages = [][]string{
+	{"dnf5"}, {"rpm"}, {"openssl-libs"}, {"systemd"}, {"glibc"}, {"python3"}, {"kernel-core", "kernel"},
+}
+
+// Bounds on the package facts.
+const (
+	maxExtraPackages   = 32
+	maxPackageVersions = 8 // installed kernels are kept 3 by default (dnf's installonly_limit)
+)
+
+var rpmNameRE = regexp.MustCompile(`^[a-zA-Z0-9._+-]{1,255}$`)
 
 // binDirs are where the tools are looked up under the root: the
 // distribution's directories, not /usr/local, because the facts describe
@@ -150,6 +171,14 @@ var userlandToolInfoFact = declare(Fact{
 	Identity: []string{"tool"}, Bound: "the known tools",
 })
 
+var userlandPackageInfoFact = declare(Fact{
+	Collector: "userland", Subsystem: "userland", Name: "package_info",
+	Help:     "An installed package of the watched list (dnf5, rpm, openssl-libs, systemd, glibc, python3, kernel-core or kernel, and collectors.userland.packages), from the rpm database under the root, in every exec mode: nothing is run; constant 1.",
+	Labels:   []string{"name", "version", "release", "arch"},
+	Identity: []string{"name", "version", "release", "arch"},
+	Bound:    "the watched packages (7 and at most 32 configured), at most 8 installed versions each",
+})
+
 var userlandToolPresentFact = declare(Fact{
 	Collector: "userland", Name: "tool_present",
 	Help:     "1 when the tool is installed in the distribution's bin directories, 0 when not.",
@@ -178,6 +207,14 @@ func newUserlandCollector(env Env, opts any) (Collector, error) {
 	}
 	if o.CommandTimeout <= 0 {
 		return nil, fmt.Errorf("command_timeout %s must be above 0", o.CommandTimeout)
+	}
+	if len(o.Packages) > maxExtraPackages {
+		return nil, fmt.Errorf("packages: %d names, at most %d", len(o.Packages), maxExtraPackages)
+	}
+	for _, n := range o.Packages {
+		if !rpmNameRE.MatchString(n) {
+			return nil, fmt.Errorf("packages: %q is not a package name", n)
+		}
 	}
 	return &userlandCollector{
 		opts:  *o,
@@ -444,9 +481,9 @@ func systemdFromFiles(c *userlandCollector) (string, string, error) {
 	return "", "", nil
 }
 
-// updateRPMDB reports the first rpm database found. /var/lib/rpm is often a
-// link to /usr/lib/sysimage/rpm: the database is reported once, at its
-// real place.
+// updateRPMDB reports the first rpm database found, and the watched
+// packages in it. /var/lib/rpm is often a link to /usr/lib/sysimage/rpm:
+// the database is reported once, at its real place.
 func (c *userlandCollector) updateRPMDB(m *Metrics) error {
 	db, err := host.FindRPMDB(c.paths.Root())
 	switch {
@@ -456,7 +493,43 @@ func (c *userlandCollector) updateRPMDB(m *Metrics) error {
 		return fmt.Errorf("rpmdb: %w", err)
 	}
 	m.Set(rpmdbInfoFact, 1, db.Real.InRoot(), db.Backend)
+	pkgs, err := host.ReadRPMPackages(db)
+	if err != nil {
+		return fmt.Errorf("rpmdb: %w", err)
+	}
+	for _, p := range watchedInstalled(pkgs, c.opts.Packages) {
+		m.Set(userlandPackageInfoFact, 1, p.Name, p.Version, p.Release, p.Arch)
+	}
 	return nil
+}
+
+// watchedInstalled returns the installed packages of the watched list and
+// the extras, at most maxPackageVersions per name, in list order.
+func watchedInstalled(pkgs []host.RPMPackage, extras []string) []host.RPMPackage {
+	byName := map[string][]host.RPMPackage{}
+	for _, p := range pkgs {
+		if len(byName[p.Name]) < maxPackageVersions {
+			byName[p.Name] = append(byName[p.Name], p)
+		}
+	}
+	watch := slices.Clone(watchedPackages)
+	for _, e := range extras {
+		watch = append(watch, []string{e})
+	}
+	var out []host.RPMPackage
+	seen := map[string]bool{}
+	for _, alts := range watch {
+		for _, name := range alts {
+			if got := byName[name]; len(got) > 0 {
+				if !seen[name] {
+					out = append(out, got...)
+					seen[name] = true
+				}
+				break
+			}
+		}
+	}
+	return out
 }
 
 var cryptoPolicyRE = regexp.MustCompile(`^[A-Za-z0-9_-]+(?::[A-Za-z0-9_-]+)*$`)

@@ -775,6 +775,7 @@ step_container() {
 		sleep 0.5
 		body=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true)
 	done
+	[ -n "$missing" ] && cexec journalctl -u $NAME --no-pager -o cat | grep 'collector failed' | tail -5 >&2
 	[ -z "$missing" ] || die "collectors that work as root fail in the unit:$missing
 $(grep '^azurelinux_probe_collector_success' <<<"$body")
 $(cexec journalctl -u $NAME --no-pager -o cat | grep 'collector failed' | tail -10)"
@@ -844,6 +845,42 @@ map_create_array 0"
 	done
 	grep -q 'configuration reloaded' <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" || die "reload not logged"
 	assert_eq "after reload" "$(prop ActiveState)/$(prop SubState)" active/running
+	reload_metric() {
+		curl -fsS "http://127.0.0.1:$port/metrics" | awk '$1 == "azurelinux_probe_config_last_reload_successful" { print $2 }'
+	}
+	assert_eq "azurelinux_probe_config_last_reload_successful after a good reload" "$(reload_metric)" 1
+	# A broken config.yml: systemctl reload fails visibly (ExecReload= runs
+	# check-config first, which names the file, line and key), the daemon
+	# keeps running.
+	# (Written from inside: the container's root is not $r's view.)
+	cexec cp /etc/$NAME/config.yml /root/good-config.yml
+	cexec sh -c "printf 'collectors:\\n  userland:\\n    exce: sandbox\\n' > /etc/$NAME/config.yml"
+	if out=$(cexec systemctl reload $NAME.service 2>&1); then die "systemctl reload succeeded with a broken config.yml"; fi
+	ok "systemctl reload fails on a broken config.yml"
+	local want_msg='/etc/azurelinux-probe/config.yml:3:5: collectors.userland: unknown key "exce" (did you mean "exec"?)'
+	for i in $(seq 1 50); do
+		grep -qF "$want_msg" <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" && break
+		sleep 0.2
+	done
+	grep -qF "$want_msg" <<<"$(cexec journalctl -u $NAME --no-pager -o cat)" ||
+		die "check-config's message not in the journal: $out; $(cexec journalctl -u $NAME --no-pager -o cat | tail -5)"
+	ok "the journal names the file, line, column and the nearest key"
+	assert_eq "after a refused reload" "$(prop ActiveState)/$(prop SubState)" active/running
+	# A SIGHUP that bypasses check-config: the daemon keeps the running
+	# configuration and says so in the metric the alert reads.
+	cexec systemctl kill -s HUP --kill-whom=main $NAME.service
+	for i in $(seq 1 50); do
+		[ "$(reload_metric)" = 0 ] && break
+		sleep 0.2
+	done
+	assert_eq "azurelinux_probe_config_last_reload_successful after a broken SIGHUP" "$(reload_metric)" 0
+	cexec cp /root/good-config.yml /etc/$NAME/config.yml
+	cexec systemctl reload $NAME.service || die "reload of the restored config failed"
+	for i in $(seq 1 50); do
+		[ "$(reload_metric)" = 1 ] && break
+		sleep 0.2
+	done
+	assert_eq "azurelinux_probe_config_last_reload_successful after the fix" "$(reload_metric)" 1
 	# The package's %postun on upgrade ($1 = 1) restarts the running service.
 	cexec sh -e /root/postun.sh 1
 	assert_eq "after %postun (upgrade)" "$(prop ActiveState)/$(prop SubState)" active/running

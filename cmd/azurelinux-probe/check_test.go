@@ -202,7 +202,7 @@ func TestCheckExitCodes(t *testing.T) {
 
 	bad := filepath.Join(t.TempDir(), "baseline.json")
 	os.WriteFile(bad, []byte(`{"collectors":[{"name":"kernel","success":tr`), 0o644)
-	code, _, stderr = runCheck(t, append(args, "--baseline="+bad)...)
+	code, _, stderr = runCheck(t, append(args, "--baseline.file="+bad)...)
 	if code != 2 || !strings.Contains(stderr, bad+" is corrupt or truncated") {
 		t.Errorf("corrupt baseline: exit %d, %q", code, stderr)
 	}
@@ -328,12 +328,12 @@ func TestBaselineDrift(t *testing.T) {
 	}
 
 	args := append([]string{"--no-checks.embedded", "--checks.dir=" + t.TempDir(), "--format=json"}, collectorArgs...)
-	code, out, stderr := runCheck(t, append(args, "--path.rootfs="+before, "--baseline="+baseline)...)
+	code, out, stderr := runCheck(t, append(args, "--path.rootfs="+before, "--baseline.file="+baseline)...)
 	if code != 0 || !strings.Contains(out, `"drifted": 0`) {
 		t.Errorf("same tree: exit %d %s %s", code, out, stderr)
 	}
 
-	code, out, _ = runCheck(t, append(args, "--path.rootfs="+after, "--baseline="+baseline)...)
+	code, out, _ = runCheck(t, append(args, "--path.rootfs="+after, "--baseline.file="+baseline)...)
 	var rep checkJSON
 	if err := json.Unmarshal([]byte(out), &rep); err != nil {
 		t.Fatal(err)
@@ -360,7 +360,7 @@ func TestBaselineDrift(t *testing.T) {
 	}
 
 	// Table output names the baseline and each drifted fact.
-	_, table, _ := runCheck(t, append([]string{"--no-checks.embedded", "--checks.dir=" + t.TempDir(), "--path.rootfs=" + after, "--baseline=" + baseline}, collectorArgs...)...)
+	_, table, _ := runCheck(t, append([]string{"--no-checks.embedded", "--checks.dir=" + t.TempDir(), "--path.rootfs=" + after, "--baseline.file=" + baseline}, collectorArgs...)...)
 	if !strings.Contains(table, "baseline "+baseline+": 7 facts drifted") ||
 		!regexp.MustCompile(`gpu +azurelinux_gpu_devices\{driver="nvidia",vendor="nvidia"\} +2 +1\n`).MatchString(table) {
 		t.Errorf("table:\n%s", table)

@@ -46,7 +46,7 @@ func TestServeOperatorFIFOs(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.cmd.Process.Signal(syscall.SIGHUP)
-	if line := p.waitLog("reload failed, keeping the running configuration"); !strings.Contains(line, "config.yml: not a regular file (a FIFO)") {
+	if line := p.waitLog("reload: invalid configuration, keeping the running collectors"); !strings.Contains(line, "config.yml: not a regular file (a FIFO)") {
 		t.Errorf("config FIFO: %s", line)
 	}
 	p.cmd.Process.Signal(syscall.SIGTERM)

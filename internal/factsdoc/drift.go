@@ -132,6 +132,11 @@ func Compare(base, now *Doc) (drifts []Drift, skipped []string) {
 		case !n.Success:
 			skipped = append(skipped, b.Name+": failed now")
 			continue
+		case (b.NotApplicable == "") != (n.NotApplicable == ""):
+			// A live host's baseline against an image, or the reverse:
+			// the facts were never comparable.
+			skipped = append(skipped, b.Name+": applicable in only one of the baseline and now")
+			continue
 		}
 		bf, nf := facts(b), facts(n)
 		keys := map[string]bool{}

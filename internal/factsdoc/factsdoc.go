@@ -26,9 +26,12 @@ type Doc struct {
 
 // CollectorFacts is one collector's refresh in a Doc.
 type CollectorFacts struct {
-	Name            string   `json:"name"`
-	Success         bool     `json:"success"`
-	Error           string   `json:"error,omitempty"`
+	Name    string `json:"name"`
+	Success bool   `json:"success"`
+	Error   string `json:"error,omitempty"`
+	// NotApplicable is why the collector's facts do not exist under the
+	// root (an image that has not booted), when they do not.
+	NotApplicable   string   `json:"not_applicable,omitempty"`
 	DurationSeconds float64  `json:"duration_seconds"`
 	Metrics         []Sample `json:"metrics"`
 }
