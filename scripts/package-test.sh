@@ -99,6 +99,7 @@ step_lint() {
 	while IFS= read -r f; do
 		text=$(tr -s '[:space:]' ' ' < "$f")
 		case "$text" in
+		*"Mozilla Public License Version 2.0"*) lic=MPL-2.0 ;;
 		*"Apache License"*) lic=Apache-2.0 ;;
 		*"Permission is hereby granted, free of charge"*) lic=MIT ;;
 		*"Redistribution and use"*"Neither the name"* | *"Redistribution and use"*"endorse or promote"*) lic=BSD-3-Clause ;;
