@@ -63,11 +63,6 @@ func prometheusEndToEnd(t *testing.T, prometheus string) {
 		"/etc/azurelinux-probe/tls/probe.key", keyFile).Replace(string(example)))
 	secure := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+tree, "--no-collector.azure", "--web.config.file="+webConfig)
 
-	// A probe on the host that has just installed a kernel without
-	// nvidia.ko: the next-boot alerts fire before anyone reboots.
-	newKernel, _ := filepath.Abs(filepath.Join(treesDir, "azl4-gpu-newkernel"))
-	bootProbe := startProbe(t, "--web.listen-address=127.0.0.1:0", "--path.rootfs="+newKernel, "--no-collector.azure")
-
 	// As root, a third probe reads this machine's kernel log (the kmsg
 	// collector only): the test writes an oops and an Xid 79 to /dev/kmsg
 	// and the shipped alerts for them fire.
@@ -106,9 +101,7 @@ scrape_configs:
     tls_config: {ca_file: %q}
     basic_auth: {username: prometheus, password: wrong}
     static_configs: [{targets: [%q]}]
-  - job_name: azurelinux-probe-boot
-    static_configs: [{targets: [%q]}]
-%s`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr, bootProbe.addr, kmsgJob))
+%s`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr, kmsgJob))
 
 	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr, "--log.level=warn")
@@ -208,21 +201,6 @@ scrape_configs:
 				job = "azurelinux-probe-wrong-password" // up is 0 there
 			}
 			return firing(name, job)
-		})
-	}
-
-	for _, name := range []string{"AzureLinuxNextBootKernelNotReady", "AzureLinuxNextBootGPUDriverMissing"} {
-		eventually(name+" firing", func() bool {
-			if !api("/api/v1/alerts", &alerts) {
-				return false
-			}
-			for _, a := range alerts.Data.Alerts {
-				if a.Labels["alertname"] == name && a.Labels["job"] == "azurelinux-probe-boot" && a.State == "firing" &&
-					a.Labels["reason"] == "missing:nvidia" && a.Labels["release"] == "6.18.40-1.1.azl4.x86_64" {
-					return true
-				}
-			}
-			return false
 		})
 	}
 
