@@ -7,8 +7,10 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -48,6 +50,14 @@ var (
 		Help:     "Number of failed compatibility checks per category (0 for a category whose checks all passed).",
 		Labels:   []string{"category"},
 		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
+	// checkReasonFact lets a fleet report (azurelinux-probe report) and the
+	// status page say why a check failed without running it: the reason is
+	// capped at maxReasonLen so that a long command output cannot blow up
+	// a label.
+	checkReasonFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "check", Name: "reason_info",
+		Help:     "Why a failed compatibility check failed, in words (capped at 160 bytes); constant 1. Only failed checks have a series.",
+		Labels:   []string{"check", "category", "reason"},
+		Identity: []string{"check"}, Bound: "one per failed check"})
 	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "config_valid",
 		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."})
 	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "drift",
@@ -80,6 +90,9 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	results := checks.Evaluate(ctx, env, c.checks)
 	for _, r := range results {
 		m.SetBool(checkStatusFact, r.Pass, r.Name, r.Category)
+		if !r.Pass {
+			m.Set(checkReasonFact, 1, r.Name, r.Category, capReason(r.Reason))
+		}
 	}
 	byCat := checks.FailedByCategory(results)
 	for _, cat := range checks.Sorted(byCat) {
@@ -264,4 +277,21 @@ func (o *options) baselineSave(path string, stderr io.Writer, logger *slog.Logge
 	}
 	fmt.Fprintf(stderr, "baseline of %d collectors written to %s\n", len(set.jobs), path)
 	return code
+}
+
+// maxReasonLen caps azurelinux_check_reason_info's reason label.
+const maxReasonLen = 160
+
+// capReason returns reason on one line, cut at maxReasonLen bytes on a rune
+// boundary with "…" when it was longer.
+func capReason(reason string) string {
+	reason = strings.Join(strings.Fields(reason), " ")
+	if len(reason) <= maxReasonLen {
+		return reason
+	}
+	cut := maxReasonLen - len("…")
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }

@@ -166,7 +166,7 @@ func (o *options) addFlags(app *kingpin.Application) {
 		Default("256").IntVar(&o.maxConns)
 	app.Flag("web.max-connections-per-source", "Maximum number of open HTTP connections from one source address, shed like --web.max-connections; 0 disables the limit.").
 		Default("64").IntVar(&o.maxConnsSource)
-	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the landing page).").
+	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the status page).").
 		Default("false").BoolVar(&o.enablePprof)
 	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
 		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
