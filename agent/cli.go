@@ -104,6 +104,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	baselineCmd := app.Command("baseline", "Facts baselines for drift detection.")
 	baselineSaveCmd := baselineCmd.Command("save", "Run every enabled collector once and write the facts (as facts --format=json) to FILE atomically.")
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
+	var ro reportOptions
+	reportCmd := app.Command("report", "Print the fleet compatibility matrix (checks by category, one column per cohort of image and kernel, regressions marked, failing hosts with their reasons) from a Prometheus server that scrapes the probes; exit 0 without regression, 1 with one, 2 when the matrix cannot be built.")
+	reportCmd.Flag("prometheus.url", "The Prometheus server, e.g. http://prometheus:9090.").Required().StringVar(&ro.prometheusURL)
+	reportCmd.Flag("selector", `Which probes: label matchers in braces, e.g. {job="azurelinux-probe"} (default: every target).`).StringVar(&ro.selector)
+	reportCmd.Flag("format", "Output format: html (one self-contained file), markdown (a pull request comment) or json.").
+		Default("html").EnumVar(&ro.format, "html", "markdown", "json")
+	reportCmd.Flag("by-vm-size", "Split cohorts by Azure VM size as well.").BoolVar(&ro.byVMSize)
+	reportCmd.Flag("timeout", "Timeout of each query.").Default("30s").DurationVar(&ro.timeout)
+	diffCmd := app.Command("diff", "Compare two facts documents fact by fact: files written by facts --format=json or baseline save, or probes' URLs (their /status.json); exit 0 when equal, 1 when they differ, 2 when one cannot be read.")
+	diffCmd.Arg("a", "First facts document: a file or a probe's http(s) URL.").Required().StringVar(&ro.diffA)
+	diffCmd.Arg("b", "Second facts document: a file or a probe's http(s) URL.").Required().StringVar(&ro.diffB)
+	diffCmd.Flag("format", "Output format: table, markdown or json.").Default("table").EnumVar(&ro.diffFormat, "table", "markdown", "json")
+	diffCmd.Flag("timeout", "Timeout of each probe request.").Default("30s").DurationVar(&ro.timeout)
 	versionCmd := app.Command("version", "Print the version.")
 	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
@@ -134,6 +147,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
+	case reportCmd.FullCommand():
+		return ro.report(stdout, stderr)
+	case diffCmd.FullCommand():
+		return ro.diff(stdout, stderr)
 	case checkCmd.FullCommand():
 		return o.check(stdout, stderr, logger)
 	case baselineSaveCmd.FullCommand():

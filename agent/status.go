@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/common/version"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/factsdoc"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/fleet"
 )
 
 // StatusPath is where the status page's data is served as JSON, for
@@ -248,16 +249,9 @@ var statusTemplate = template.Must(template.New("status").Funcs(template.FuncMap
 	},
 }).Parse(statusHTML))
 
-// pageCSS is shared by the status page and the HTML report.
-const pageCSS = `body{font:14px/1.4 system-ui,sans-serif;margin:1.5em;color:#1b1b1b}
-h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em;border-bottom:1px solid #ccc}
-table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
-th{background:#f0f0f0}.pass{background:#d9f2d9}.fail{background:#f8d0d0}.partial{background:#fbe7b5}.none{background:#eee;color:#777}
-.regression{outline:3px solid #b00;font-weight:bold}.reason{color:#555;font-size:.9em}nav a{margin-right:1em}code{font-size:.95em}`
-
 const statusHTML = `<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>azurelinux-probe: {{.Identity.OS}}</title>
-<style>` + pageCSS + `</style></head><body>
+<style>` + fleet.CSS + `</style></head><body>
 <h1>azurelinux-probe status</h1>
 <nav>{{range .Links}}<a href="{{.Path}}">{{.Text}}</a>{{end}}</nav>
 <h2>Host</h2>
