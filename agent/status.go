@@ -165,7 +165,7 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 		// Failures first, so that what broke is at the top of its group.
 		slices.SortFunc(c.Checks, func(a, b CheckStatus) int {
 			if a.Verdict != b.Verdict {
-				return strings.Compare(b.Verdict, a.Verdict) // "pass" < "fail"
+				return strings.Compare(a.Verdict, b.Verdict) // "fail" < "pass"
 			}
 			return strings.Compare(a.Name, b.Name)
 		})
