@@ -69,6 +69,9 @@ func TestChecksJob(t *testing.T) {
 		t.Fatalf("checks snapshot: %+v", snap)
 	}
 	want := `
+# HELP azurelinux_check_reason_info Why a failed compatibility check failed, in words (capped at 160 bytes); constant 1. Only failed checks have a series.
+# TYPE azurelinux_check_reason_info gauge
+azurelinux_check_reason_info{category="mine",check="has-z",reason="no series matches azurelinux_test_fact{n=\"z\"}; found azurelinux_test_fact{n=\"a\"}, azurelinux_test_fact{n=\"b\"}"} 1
 # HELP azurelinux_check_status 1 when the compatibility check passed, 0 when it failed (including a check whose facts no enabled collector serves); ` + "`azurelinux-probe check`" + ` prints the reason.
 # TYPE azurelinux_check_status gauge
 azurelinux_check_status{category="files",check="tmp"} 1

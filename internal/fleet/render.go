@@ -16,7 +16,7 @@ h1{font-size:1.5em;margin:0 0 .3em}h2{font-size:1.15em;margin:1.4em 0 .4em;borde
 table{border-collapse:collapse;margin:.3em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:left;vertical-align:top}
 th{background:#f0f0f0}.pass{background:#d9f2d9}.fail{background:#f8d0d0}.partial{background:#fbe7b5}.none{background:#eee;color:#777}
 .regression{outline:3px solid #b00;outline-offset:-3px;font-weight:bold}.reason{color:#444;font-size:.9em;font-weight:normal}
-ul.failures{margin:.2em 0 0 1em;padding:0}nav a{margin-right:1em}code{font-size:.95em}.legend span{padding:.1em .5em;margin-right:.5em}`
+ul.failures{margin:.2em 0 0 1em;padding:0}#matrix td{max-width:24em;overflow-wrap:anywhere}nav a{margin-right:1em}code{font-size:.95em}.legend span{padding:.1em .5em;margin-right:.5em}`
 
 // Write renders the matrix in format: html, markdown or json.
 func (m *Matrix) Write(w io.Writer, format string) error {
