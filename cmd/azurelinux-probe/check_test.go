@@ -88,6 +88,9 @@ var notCaptured = []string{
 	"openssl-fips-provider", "cgroup2-unified", "ca-trust-anchors-dir", "journal-persistent", "bin-sh-present",
 	"bash-on-path", "crictl-on-path", "ctr-on-path", "kubectl-on-path", "nsenter-on-path",
 	"tcpdump-on-path", "strace-on-path", "gdb-on-path", "perf-on-path", "bpftool-on-path", "bpftrace-on-path", "sos-on-path",
+	// Live only, like ebpf-canary-runs: the attach attempts never run
+	// against a fixture tree.
+	"ebpf-kprobe-multi-link", "ebpf-uprobe-multi-link", "ebpf-fentry-link",
 }
 
 type checkJSON struct {
