@@ -38,6 +38,7 @@ type Matrix struct {
 	Generated  time.Time  `json:"generated"`
 	Prometheus string     `json:"prometheus"`
 	Selector   string     `json:"selector,omitempty"`
+	ByVMSize   bool       `json:"by_vm_size,omitempty"`
 	Cohorts    []Cohort   `json:"cohorts"`
 	Categories []Category `json:"categories"`
 	// Regressions counts the checks that pass in one cohort and fail in
@@ -270,7 +271,7 @@ func build(o Options, vecs map[string]model.Vector, now time.Time) *Matrix {
 		c.Hosts = append(c.Hosts, h.name)
 		cohortOf[h.key] = key
 	}
-	mx := &Matrix{Generated: now.UTC(), Prometheus: o.URL, Selector: o.Selector}
+	mx := &Matrix{Generated: now.UTC(), Prometheus: o.URL, Selector: o.Selector, ByVMSize: o.ByVMSize}
 	for _, c := range cohorts {
 		slices.Sort(c.Hosts)
 		mx.Cohorts = append(mx.Cohorts, *c)

@@ -90,3 +90,26 @@ func TestSelector(t *testing.T) {
 		}
 	}
 }
+
+// TestByVMSize: --by-vm-size splits a cohort by the Azure VM size and the
+// HTML report gets the column; hosts off Azure form their own cohort.
+func TestByVMSize(t *testing.T) {
+	v := fleetOf()
+	v["azurelinux_azure_instance_info"] = model.Vector{
+		sample(1, "job", "p", "instance", "a:1", "vm_size", "Standard_D8s_v5"),
+		sample(1, "job", "p", "instance", "b:1", "vm_size", "Standard_NC24ads_A100_v4"),
+	}
+	mx := build(Options{URL: "http://prom", ByVMSize: true}, v, time.Unix(0, 0))
+	var keys []string
+	for _, c := range mx.Cohorts {
+		keys = append(keys, c.Key)
+	}
+	want := []string{"azurelinux 3.0 / 6.6.1.azl3 / Standard_D8s_v5", "azurelinux 3.0 / 6.6.1.azl3 / Standard_NC24ads_A100_v4", "azurelinux 4.0 / 6.18.3.azl4 / not on Azure"}
+	if strings.Join(keys, "|") != strings.Join(want, "|") {
+		t.Errorf("cohorts %q, want %q", keys, want)
+	}
+	var b bytes.Buffer
+	if err := mx.Write(&b, "html"); err != nil || !strings.Contains(b.String(), "<th>VM size</th>") || !strings.Contains(b.String(), "<td>Standard_D8s_v5</td>") {
+		t.Errorf("html: %v", err)
+	}
+}

@@ -53,8 +53,8 @@ var htmlTemplate = template.Must(template.New("report").Funcs(template.FuncMap{
 <strong>{{.Regressions}} regressions</strong> (a check that passes on every host of one cohort and fails in another).</p>
 <p class="legend"><span class="pass">all pass</span><span class="partial">some fail</span><span class="fail">all fail</span><span class="none">not reported</span><span class="regression">regression</span></p>
 <h2>Cohorts</h2>
-<table id="cohorts"><tr><th>Cohort</th><th>Image</th><th>Kernel</th>{{if (index .Cohorts 0).VMSize}}<th>VM size</th>{{end}}<th>Hosts</th></tr>
-{{range .Cohorts}}<tr><td>{{.Key}}</td><td>{{.Image}}</td><td>{{.Kernel}}</td>{{with .VMSize}}<td>{{.}}</td>{{end}}<td>{{range .Hosts}}{{.}} {{end}}</td></tr>
+<table id="cohorts"><tr><th>Cohort</th><th>Image</th><th>Kernel</th>{{if .ByVMSize}}<th>VM size</th>{{end}}<th>Hosts</th></tr>
+{{$bySize := .ByVMSize}}{{range .Cohorts}}<tr><td>{{.Key}}</td><td>{{.Image}}</td><td>{{.Kernel}}</td>{{if $bySize}}<td>{{.VMSize}}</td>{{end}}<td>{{range .Hosts}}{{.}} {{end}}</td></tr>
 {{end}}</table>
 <h2>Checks</h2>
 <table id="matrix"><tr><th>Check</th>{{range .Cohorts}}<th>{{.Key}}</th>{{end}}</tr>
