@@ -43,6 +43,10 @@ TEST_TOOLS += rpmsign:rpm:rpm-sign rpmkeys:rpm:rpm gpg:gnupg:gnupg2 gpgconf:gpgc
 # under qemu-user.
 TEST_TOOLS += qemu-aarch64-static:qemu-user-static:qemu-user-static file:file:file
 
+# The status page and the fleet report are opened in headless Chromium
+# (cmd/azurelinux-probe/fleet_e2e_test.go).
+TEST_TOOLS += chromium:chromium:chromium
+
 # Packaging: `make rpm repo` builds the RPM and SRPM from the tarballs into
 # dist/ and makes dist/ a dnf repository with dist/azurelinux-probe.repo.
 NAME := azurelinux-probe
@@ -69,7 +73,7 @@ PROMETHEUS3_VERSION ?= v0.316.0
 PROMETHEUS3_DIR ?= /var/cache/azurelinux-probe-test/prometheus3/bin
 export PROMETHEUS3_DIR
 
-.PHONY: all build run test vet unit race promtool-check arm64-check tools prometheus3 fmt-check generate bench fuzz clean \
+.PHONY: all build run test vet unit race promtool-check arm64-check tools prometheus3 fmt-check generate bench fuzz clean demo screenshots \
 	tarball rpm repo package-test package-test-key
 
 all: build
@@ -169,6 +173,18 @@ package-test-key:
 
 # Side-by-side benchmark against node_exporter and a static server;
 # writes docs/benchmarks.md.
+# Four probes on fixture trees (3.0, 4.0, 4.0 with an unbound GPU, bare
+# metal) and a Prometheus scraping them, then the fleet report: see the
+# addresses it prints. Ctrl-C stops it.
+demo: build
+	scripts/demo.sh $(BIN)
+
+# The README's pictures: the fleet report and a probe's status page, as
+# headless Chromium renders them in TestFleetReport.
+screenshots:
+	FLEET_SCREENSHOTS=$(CURDIR)/build/screenshots sh -c 'mkdir -p build/screenshots && $(GO) test ./cmd/azurelinux-probe -run "TestFleetReport/v3" -count=1' && \
+		cp build/screenshots/report-v3.png docs/report.png && cp build/screenshots/status-v3.png docs/status.png
+
 bench:
 	scripts/bench.sh
 

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"net/url"
 	"slices"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -54,6 +56,14 @@ var (
 		Help:     "Number of compatibility checks per category skipped as not applicable under the root (an image: no running kernel or systemd; an exec check without sandbox).",
 		Labels:   []string{"category"},
 		Identity: []string{"category"}, Bound: "the categories of the loaded checks"})
+	// checkReasonFact lets a fleet report (azurelinux-probe report) and the
+	// status page say why a check failed without running it: the reason is
+	// capped at maxReasonLen so that a long command output cannot blow up
+	// a label.
+	checkReasonFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "check", Name: "reason_info",
+		Help:     "Why a failed compatibility check failed, in words (capped at 160 bytes); constant 1. Only failed checks have a series.",
+		Labels:   []string{"check", "category", "reason"},
+		Identity: []string{"check"}, Bound: "one per failed check"})
 	checksConfigValidFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Name: "config_valid",
 		Help: "1 when the checks files loaded; 0 when one is invalid, in which case the previously loaded checks (at start: the embedded matrix) keep running and the log says which file, line and why."})
 	baselineDriftFact = collectors.Declare(collectors.Fact{Collector: checksJobName, Subsystem: "baseline", Name: "drift",
@@ -87,6 +97,9 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 	for _, r := range results {
 		if r.Status != checks.StatusSkipped {
 			m.SetBool(checkStatusFact, r.Status == checks.StatusPass, r.Name, r.Category)
+		}
+		if r.Status == checks.StatusFail || r.Status == checks.StatusError {
+			m.Set(checkReasonFact, 1, r.Name, r.Category, capReason(r.Reason))
 		}
 	}
 	byCat := checks.FailedByCategory(results)
@@ -343,4 +356,21 @@ func (o *options) baselineSave(path string, stderr io.Writer, logger *slog.Logge
 	}
 	fmt.Fprintf(stderr, "baseline of %d collectors written to %s\n", len(set.jobs), path)
 	return code
+}
+
+// maxReasonLen caps azurelinux_check_reason_info's reason label.
+const maxReasonLen = 160
+
+// capReason returns reason on one line, cut at maxReasonLen bytes on a rune
+// boundary with "…" when it was longer.
+func capReason(reason string) string {
+	reason = strings.Join(strings.Fields(reason), " ")
+	if len(reason) <= maxReasonLen {
+		return reason
+	}
+	cut := maxReasonLen - len("…")
+	for cut > 0 && !utf8.RuneStart(reason[cut]) {
+		cut--
+	}
+	return reason[:cut] + "…"
 }

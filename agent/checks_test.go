@@ -69,6 +69,9 @@ func TestChecksJob(t *testing.T) {
 		t.Fatalf("checks snapshot: %+v", snap)
 	}
 	want := `
+# HELP azurelinux_check_reason_info Why a failed compatibility check failed, in words (capped at 160 bytes); constant 1. Only failed checks have a series.
+# TYPE azurelinux_check_reason_info gauge
+azurelinux_check_reason_info{category="mine",check="has-z",reason="no series matches azurelinux_test_fact{n=\"z\"}; found azurelinux_test_fact{n=\"a\"}, azurelinux_test_fact{n=\"b\"}"} 1
 # HELP azurelinux_check_status ` + checkStatusFact.Help + `
 # TYPE azurelinux_check_status gauge
 azurelinux_check_status{category="files",check="tmp"} 1

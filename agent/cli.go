@@ -113,6 +113,7 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	baselineSaveCmd.Arg("file", "Where to write the baseline.").Required().StringVar(&o.baselinePath)
 	checkConfigCmd := app.Command("check-config", "Validate the config file (every collector's options, enabled or not), every checks file of --checks.dir and the --web.config.file, "+
 		"printing each problem as file:line:column and what is wrong (the nearest valid key for a typo); exit 0 when all are valid, 1 otherwise. systemctl reload runs it first.")
+	ro, reportCmd, diffCmd := addReportCommands(app)
 	versionCmd := app.Command("version", "Print the version.")
 	collectCmd := app.Command("collect", "Refresh one collector and print its facts (how the daemon runs isolated collectors in a child process).").Hidden()
 	collectName := collectCmd.Arg("collector", "Collector name.").Required().String()
@@ -154,6 +155,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	case versionCmd.FullCommand():
 		fmt.Fprintln(stdout, version.Print(programName))
 		return 0
+	case reportCmd.FullCommand():
+		return ro.report(stdout, stderr)
+	case diffCmd.FullCommand():
+		return ro.diff(stdout, stderr)
 	case checkCmd.FullCommand():
 		return o.check(stdout, stderr, logger)
 	case baselineSaveCmd.FullCommand():
@@ -191,7 +196,7 @@ func (o *options) addFlags(app *kingpin.Application) {
 		Default("256").IntVar(&o.maxConns)
 	app.Flag("web.max-connections-per-source", "Maximum number of open HTTP connections from one source address, shed like --web.max-connections; 0 disables the limit.").
 		Default("64").IntVar(&o.maxConnsSource)
-	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the landing page).").
+	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the status page).").
 		Default("false").BoolVar(&o.enablePprof)
 	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. The live heap is a few MB of cached facts; 0 disables the limit.").
 		Envar("GOMEMLIMIT").Default("12MiB").BytesVar(&o.memoryLimit)
@@ -402,4 +407,23 @@ func (o *options) listen() ([]net.Listener, error) {
 		ls = append(ls, l)
 	}
 	return ls, nil
+}
+
+// addReportCommands declares the fleet commands, report and diff, which read
+// Prometheus or probes, not this host.
+func addReportCommands(app *kingpin.Application) (ro *reportOptions, reportCmd, diffCmd *kingpin.CmdClause) {
+	ro = &reportOptions{}
+	reportCmd = app.Command("report", "Print the fleet compatibility matrix (checks by category, one column per cohort of image and kernel, regressions marked, failing hosts with their reasons) from a Prometheus server that scrapes the probes; exit 0 without regression, 1 with one, 2 when the matrix cannot be built.")
+	reportCmd.Flag("prometheus.url", "The Prometheus server, e.g. http://prometheus:9090.").Required().StringVar(&ro.prometheusURL)
+	reportCmd.Flag("selector", `Which probes: label matchers in braces, e.g. {job="azurelinux-probe"} (default: every target).`).StringVar(&ro.selector)
+	reportCmd.Flag("format", "Output format: html (one self-contained file), markdown (a pull request comment) or json.").
+		Default("html").EnumVar(&ro.format, "html", "markdown", "json")
+	reportCmd.Flag("by-vm-size", "Split cohorts by Azure VM size as well.").BoolVar(&ro.byVMSize)
+	reportCmd.Flag("timeout", "Timeout of each query.").Default("30s").DurationVar(&ro.timeout)
+	diffCmd = app.Command("diff", "Compare two facts documents fact by fact: files written by facts --format=json or baseline save, or probes' URLs (their /status.json); exit 0 when equal, 1 when they differ, 2 when one cannot be read.")
+	diffCmd.Arg("a", "First facts document: a file or a probe's http(s) URL.").Required().StringVar(&ro.diffA)
+	diffCmd.Arg("b", "Second facts document: a file or a probe's http(s) URL.").Required().StringVar(&ro.diffB)
+	diffCmd.Flag("format", "Output format: table, markdown or json.").Default("table").EnumVar(&ro.diffFormat, "table", "markdown", "json")
+	diffCmd.Flag("timeout", "Timeout of each probe request.").Default("30s").DurationVar(&ro.timeout)
+	return ro, reportCmd, diffCmd
 }

@@ -25,7 +25,7 @@ type HandlerOptions struct {
 	// cached filter set never take a slot.
 	MaxRequests int
 	// EnablePprof serves net/http/pprof under /debug/pprof/ and links it
-	// from the landing page; off by default (it exposes the heap).
+	// from the status page; off by default (it exposes the heap).
 	EnablePprof bool
 	// Ready reports whether /-/ready answers 200; nil means the
 	// scheduler's Ready.
@@ -39,7 +39,8 @@ type HandlerOptions struct {
 }
 
 // NewHandler returns the probe's HTTP handler: the telemetry path, the
-// health endpoints and the landing page. No path waits on a collector.
+// health endpoints, the status page (/) and its JSON (/status.json). No path
+// waits on a collector: the page renders the latest snapshots.
 func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.TelemetryPath, newMetricsHandler(sched, o))
@@ -61,12 +62,10 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 	if o.EnablePprof {
 		addPprof(mux)
 	}
+	page := newStatusPage(sched, o)
+	mux.HandleFunc(StatusPath, page.serveJSON)
 	if o.TelemetryPath != "/" {
-		landing, err := landingPage(o)
-		if err != nil {
-			return nil, err
-		}
-		mux.Handle("/", landing)
+		mux.Handle("/", page)
 	}
 	return mux, nil
 }

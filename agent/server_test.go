@@ -108,7 +108,7 @@ func grepLines(s, sub string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestPprofFlag: the profiles and their landing-page links exist only with
+// TestPprofFlag: the profiles and their status-page link exist only with
 // EnablePprof, and then every link answers.
 func TestPprofFlag(t *testing.T) {
 	s := newTestScheduler()
@@ -118,8 +118,8 @@ func TestPprofFlag(t *testing.T) {
 	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
-	if !strings.Contains(rec.Body.String(), `href="/debug/pprof/heap"`) {
-		t.Errorf("landing page lacks the heap profile link:\n%s", rec.Body.String())
+	if !strings.Contains(rec.Body.String(), `href="/debug/pprof/"`) {
+		t.Errorf("status page lacks the profiling link:\n%s", rec.Body.String())
 	}
 	for _, u := range []string{"/debug/pprof/heap", "/debug/pprof/", "/metrics", "/-/healthy"} {
 		rec := httptest.NewRecorder()

@@ -47,6 +47,9 @@ type repoSpec struct {
 	id       string // glob; empty matches any
 	url      string // substring of baseurl; empty matches any
 	metadata bool
+	// packages must all be in the repository's primary metadata (implies
+	// metadata).
+	packages []string
 	timeout  time.Duration
 }
 
@@ -245,7 +248,7 @@ func (l *loader) repoCheck(c *Check, v *yaml.Node, what string) bool {
 	keys := map[string]*yaml.Node{"id": v}
 	ok := true
 	if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-		if keys, ok = l.mapping(v, what, "id", "url", "metadata", "timeout"); !ok {
+		if keys, ok = l.mapping(v, what, "id", "url", "metadata", "packages", "timeout"); !ok {
 			return false
 		}
 	}
@@ -272,6 +275,24 @@ func (l *loader) repoCheck(c *Check, v *yaml.Node, what string) bool {
 		if r.metadata, ok = l.boolean(n, what+": metadata"); !ok {
 			return false
 		}
+	}
+	if n := keys["packages"]; n != nil {
+		if n.Kind != yaml.SequenceNode || len(n.Content) == 0 || len(n.Content) > maxPackageNames {
+			l.errorf(n, "%s: packages: want a list of 1 to %d package names", what, maxPackageNames)
+			return false
+		}
+		for _, e := range n.Content {
+			name, ok := l.str(e, what+": packages")
+			if !ok {
+				return false
+			}
+			if !rpmNameRE.MatchString(name) {
+				l.errorf(e, "%s: packages: %q is not an rpm package name", what, name)
+				return false
+			}
+			r.packages = append(r.packages, name)
+		}
+		r.metadata = true
 	}
 	if n := keys["timeout"]; n != nil {
 		if r.timeout, ok = l.duration(n, what+": timeout", maxRepoTimeout); !ok {

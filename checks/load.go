@@ -43,6 +43,7 @@ const EmbeddedName = "embedded:azurelinux-4.0.yml"
 // Categories are the documented categories; a check may use its own.
 var Categories = []string{
 	"golden_image", "k8s_debug", "security_agent", "drivers", "vuln_scanner", "fips_crypto", "package_manager",
+	"lab_path", "responder_tools",
 }
 
 // Kinds are the check kinds, the key that selects each in a checks file.

@@ -222,12 +222,28 @@ func (env *Env) repoMetadata(ctx context.Context, r *repoSpec, s repoSection, wh
 	if client == nil {
 		client = newRepoClient(r.timeout, env.RepoProxy)
 	}
-	n, err := fetchRepomd(ctx, client, u)
+	repomd, n, err := fetchRepomdBody(ctx, client, u)
 	if err != nil {
 		if ctx.Err() != nil || isTimeout(err) {
 			return StatusFail, fmt.Sprintf("%s: its first baseurl is not reachable within %s", where, r.timeout)
 		}
 		return StatusFail, fmt.Sprintf("%s: its first baseurl: %v", where, err)
+	}
+	if len(r.packages) > 0 {
+		href, err := primaryHref(repomd)
+		if err != nil {
+			return StatusFail, fmt.Sprintf("%s: %v", where, err)
+		}
+		missing, read, err := primaryLacks(ctx, client, u, href, r.packages)
+		switch {
+		case err != nil && (ctx.Err() != nil || isTimeout(err)):
+			return StatusFail, fmt.Sprintf("%s: its primary metadata was not read within %s", where, r.timeout)
+		case err != nil:
+			return StatusFail, fmt.Sprintf("%s: %v", where, err)
+		case len(missing) > 0:
+			return StatusFail, fmt.Sprintf("%s: its primary metadata (%d packages) lacks %s", where, read, strings.Join(missing, ", "))
+		}
+		return StatusPass, fmt.Sprintf("%s is enabled and its primary metadata lists %s", where, strings.Join(r.packages, ", "))
 	}
 	return StatusPass, fmt.Sprintf("%s is enabled and its first baseurl answers with repository metadata (%d bytes)", where, n)
 }

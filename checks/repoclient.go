@@ -152,16 +152,16 @@ func (env *Env) expandRepoURL(raw string) (*url.URL, error) {
 	return u, nil
 }
 
-// fetchRepomd GETs u and checks the answer is repository metadata: HTTP
+// fetchRepomdBody GETs u and checks the answer is repository metadata: HTTP
 // 200, at most maxRepomdSize bytes, and an XML document whose root element
 // is <repomd> (createrepo_c's repomd.xml: an XML declaration, then
 // <repomd xmlns="http://linux.duke.edu/metadata/repo" ...>). It returns
-// the size read. Its errors name neither the URL nor anything the server
+// the document and the size read. Its errors name neither the URL nor anything the server
 // sent beyond the status line.
-func fetchRepomd(ctx context.Context, client *http.Client, u *url.URL) (int, error) {
+func fetchRepomdBody(ctx context.Context, client *http.Client, u *url.URL) ([]byte, int, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
 	if err != nil {
-		return 0, errors.New("cannot build the request")
+		return nil, 0, errors.New("cannot build the request")
 	}
 	resp, err := client.Do(req)
 	if err != nil {
@@ -169,7 +169,7 @@ func fetchRepomd(ctx context.Context, client *http.Client, u *url.URL) (int, err
 		if errors.As(err, &uerr) {
 			err = uerr.Err // the URL is image data: never quoted
 		}
-		return 0, err
+		return nil, 0, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
@@ -177,19 +177,19 @@ func fetchRepomd(ctx context.Context, client *http.Client, u *url.URL) (int, err
 		if !statusRE.MatchString(status) {
 			status = fmt.Sprint(resp.StatusCode)
 		}
-		return 0, fmt.Errorf("HTTP %s", status)
+		return nil, 0, fmt.Errorf("HTTP %s", status)
 	}
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxRepomdSize+1))
 	if err != nil {
-		return len(body), fmt.Errorf("reading the answer: %w", err)
+		return nil, len(body), fmt.Errorf("reading the answer: %w", err)
 	}
 	if len(body) > maxRepomdSize {
-		return len(body), fmt.Errorf("answer larger than %d bytes: not repository metadata", maxRepomdSize)
+		return nil, len(body), fmt.Errorf("answer larger than %d bytes: not repository metadata", maxRepomdSize)
 	}
 	if !looksLikeRepomd(body) {
-		return len(body), fmt.Errorf("answer is not repository metadata (no <repomd> element first; %d bytes)", len(body))
+		return nil, len(body), fmt.Errorf("answer is not repository metadata (no <repomd> element first; %d bytes)", len(body))
 	}
-	return len(body), nil
+	return body, len(body), nil
 }
 
 var statusRE = regexp.MustCompile(`^[0-9]{3} [A-Za-z -]{0,40}$`)

@@ -372,7 +372,7 @@ func TestServeEndToEnd(t *testing.T) {
 		}
 	}
 	if _, body := p.get("/"); !strings.Contains(body, "azurelinux-probe") || !strings.Contains(body, "/metrics") {
-		t.Errorf("landing page lacks the program name or the metrics link")
+		t.Errorf("status page lacks the program name or the metrics link")
 	}
 
 	p.cmd.Process.Signal(syscall.SIGHUP)

@@ -260,6 +260,21 @@ scrape_configs:
 			t.Errorf("password %q: status %d, want %d", pw, resp.StatusCode, want)
 		}
 	}
+	// The status page and its JSON work behind the same TLS and basic auth
+	// (polled: the checks publish after the collectors' first snapshots).
+	for _, path := range []string{"/", "/status.json"} {
+		eventually(path+" over TLS shows the checks", func() bool {
+			req, _ := http.NewRequest(http.MethodGet, "https://"+secure.addr+path, nil)
+			req.SetBasicAuth("prometheus", "replace-this-password")
+			resp, err := client.Do(req)
+			if err != nil {
+				return false
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			return resp.StatusCode == 200 && strings.Contains(string(b), "gpus-bound")
+		})
+	}
 }
 
 // writeKmsgLines writes each line to /dev/kmsg as one record (with the
