@@ -84,20 +84,11 @@ func (r *kmsgReader) readKmsgOnce() error {
 		}
 		return err
 	}
-	r.mu.Lock()
-	if r.stopped() {
-		r.mu.Unlock()
-		f.Close()
+	release, ok := r.hold(&r.cur, f)
+	if !ok {
 		return nil
 	}
-	r.cur = f
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.cur = nil
-		r.mu.Unlock()
-		f.Close()
-	}()
+	defer release()
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("%s: %w", r.path, err)
@@ -143,11 +134,33 @@ func (r *kmsgReader) readKmsgOnce() error {
 
 // closeCurrent closes the open /dev/kmsg descriptor, as a failure would
 // (tests).
-func (r *kmsgReader) closeCurrent() {
+func (r *kmsgReader) closeCurrent() { r.closeHeld(&r.cur) }
+
+// hold publishes f in *slot, so that stopping (or a test) can close it to
+// end a blocked read. When the reader is already stopping it closes f and
+// reports false. release empties the slot and closes f.
+func (r *kmsgReader) hold(slot **os.File, f *os.File) (release func(), ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.cur != nil {
-		r.cur.Close()
+	if r.stopped() {
+		f.Close()
+		return nil, false
+	}
+	*slot = f
+	return func() {
+		r.mu.Lock()
+		*slot = nil
+		r.mu.Unlock()
+		f.Close()
+	}, true
+}
+
+// closeHeld closes the descriptor held in *slot, if any.
+func (r *kmsgReader) closeHeld(slot **os.File) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if *slot != nil {
+		(*slot).Close()
 	}
 }
 
@@ -202,20 +215,11 @@ func (r *kmsgReader) readAuditOnce() error {
 		return fmt.Errorf("audit multicast group: %w", err)
 	}
 	f := os.NewFile(uintptr(fd), "audit-netlink")
-	r.mu.Lock()
-	if r.stopped() {
-		r.mu.Unlock()
-		f.Close()
+	release, ok := r.hold(&r.auditFile, f)
+	if !ok {
 		return nil
 	}
-	r.auditFile = f
-	r.mu.Unlock()
-	defer func() {
-		r.mu.Lock()
-		r.auditFile = nil
-		r.mu.Unlock()
-		f.Close()
-	}()
+	defer release()
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return err
@@ -270,10 +274,4 @@ func parseAuditNetlink(b []byte) (uint16, string, bool) {
 	return typ, string(text), true
 }
 
-func (r *kmsgReader) closeAudit() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.auditFile != nil {
-		r.auditFile.Close()
-	}
-}
+func (r *kmsgReader) closeAudit() { r.closeHeld(&r.auditFile) }
