@@ -6,10 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"runtime"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cilium/ebpf"
@@ -53,10 +51,12 @@ func init() {
 		// Loading the canary parses the kernel's BTF (several MB of heap)
 		// and creates kernel objects: a child process per refresh keeps
 		// the daemon's memory that of serving cached facts, and takes
-		// every program, map and fd with it when it exits. The price: the
-		// inventory's cache of program and map types lives for one
-		// refresh, and feature probes run again each time (about 0.4 s of
-		// CPU every 5 minutes).
+		// every program, map and fd with it when it exits. The price:
+		// nothing outlives a refresh, so the feature probes run again
+		// each time (about 0.4 s of CPU every 5 minutes), and each child
+		// logs a lasting condition (a capability the probe lacks, a probe
+		// the kernel refuses) again; the daemon forwards each distinct
+		// line of its children once (agent/isolate.go).
 		Isolated: true,
 		Options:  func() any { return defaultEBPFOptions() },
 		New:      newEBPFCollector,
@@ -275,24 +275,14 @@ var ebpfCanaryVerifiedInstructionsFact = declare(Fact{
 	Volatile: true,
 })
 
+// ebpfCollector keeps nothing from one Update to the next: it is Isolated
+// (see init), so each refresh is a process of its own.
 type ebpfCollector struct {
 	paths  Paths
 	logger *slog.Logger
 	opts   *ebpfOptions
 
 	progTypes, mapTypes []uint32
-
-	mu sync.Mutex // guards everything below across overlapping Updates
-	// The inventory's caches: object ID to type. The kernel allocates IDs
-	// cyclically and an object's type never changes, so an ID seen before
-	// costs one GET_NEXT_ID call per refresh instead of opening the object.
-	progCache, mapCache, linkCache map[uint32]uint32
-	// logged is the message last logged per topic, so that a lasting
-	// condition is logged once and not every refresh.
-	logged map[string]string
-	// lastCanary is the program ID of the latest canary run (tests check
-	// that none outlives its run).
-	lastCanary ebpf.ProgramID
 }
 
 func newEBPFCollector(env Env, opts any) (Collector, error) {
@@ -318,17 +308,10 @@ func newEBPFCollector(env Env, opts any) (Collector, error) {
 		opts:      o,
 		progTypes: progTypes,
 		mapTypes:  mapTypes,
-		progCache: map[uint32]uint32{},
-		mapCache:  map[uint32]uint32{},
-		linkCache: map[uint32]uint32{},
-		logged:    map[string]string{},
 	}, nil
 }
 
 func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-
 	n, err := c.updateFiles(m)
 	if !c.paths.Live() {
 		if n == 0 && err == nil {
@@ -348,7 +331,7 @@ func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
 	bpfCapable := caps.has(capBPF) || caps.has(capSysAdmin)
 	perfmonCapable := caps.has(capPerfmon) || caps.has(capSysAdmin)
 
-	if c.skipUnless(bpfCapable, "features", "eBPF feature probes skipped: the probe lacks CAP_BPF (or CAP_SYS_ADMIN)") {
+	if c.skipUnless(bpfCapable, "eBPF feature probes skipped: the probe lacks CAP_BPF (or CAP_SYS_ADMIN)") {
 		var lacking []string
 		if !caps.has(capSysAdmin) {
 			for _, pc := range probeCapabilities {
@@ -365,51 +348,24 @@ func (c *ebpfCollector) Update(ctx context.Context, m *Metrics) error {
 	// The inventory runs before the canary so that it never counts it. (The
 	// kernel frees a canary's program an RCU grace period after the run,
 	// about 250ms on 6.18, long before the next refresh.)
-	if c.opts.Inventory && c.skipUnless(bpfCapable && perfmonCapable, "inventory",
+	if c.opts.Inventory && c.skipUnless(bpfCapable && perfmonCapable,
 		"eBPF inventory skipped: its iterators need CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)") {
 		errs = append(errs, c.updateInventory(ctx, m, caps.has(capSysAdmin)))
 	}
 	if ctx.Err() != nil {
 		return errors.Join(append(errs, ctx.Err())...)
 	}
-	if c.opts.Canary && c.skipUnless(bpfCapable && perfmonCapable, "canary",
+	if c.opts.Canary && c.skipUnless(bpfCapable && perfmonCapable,
 		"eBPF canary skipped: loading and attaching it needs CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)") {
 		errs = append(errs, c.updateCanary(m))
 	}
 	return errors.Join(errs...)
 }
 
-// logOnce logs msg with args at level unless the topic last logged the
-// same; an empty msg clears the topic, so that its next message is logged
-// again. A lasting condition is thus logged once, not every refresh.
-func (c *ebpfCollector) logOnce(level slog.Level, topic, msg string, args ...any) {
-	sig := ""
-	if msg != "" {
-		sig = msg + fmt.Sprint(args...)
-	}
-	if c.logged[topic] == sig {
-		return
-	}
-	c.logged[topic] = sig
-	ctx := context.Background()
-	if msg == "" || !c.logger.Enabled(ctx, level) {
-		return
-	}
-	// Attribute the record to logOnce's caller, not to logOnce.
-	var pcs [1]uintptr
-	runtime.Callers(2, pcs[:])
-	r := slog.NewRecord(time.Now(), level, msg, pcs[0])
-	r.Add(args...)
-	_ = c.logger.Handler().Handle(ctx, r)
-}
-
-// skipUnless logs, once, why a part is skipped when ok is false, and returns
-// ok.
-func (c *ebpfCollector) skipUnless(ok bool, topic, why string) bool {
-	if ok {
-		c.logOnce(slog.LevelInfo, "skip "+topic, "")
-	} else {
-		c.logOnce(slog.LevelWarn, "skip "+topic, why)
+// skipUnless logs why a part is skipped when ok is false, and returns ok.
+func (c *ebpfCollector) skipUnless(ok bool, why string) bool {
+	if !ok {
+		c.logger.Warn(why)
 	}
 	return ok
 }
@@ -435,7 +391,7 @@ func (c *ebpfCollector) sysctls() []struct {
 
 // updateFiles emits the facts read from files and returns how many it
 // emitted. A missing file is no data; one the probe may not read is logged
-// once and skipped; a garbled one is an error naming it.
+// and skipped; a garbled one is an error naming it.
 func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 	var errs []error
 	n := 0
@@ -446,10 +402,9 @@ func (c *ebpfCollector) updateFiles(m *Metrics) (int, error) {
 		case err == nil:
 			m.Set(s.fact, float64(v))
 			n++
-			c.logOnce(slog.LevelInfo, "read "+s.path, "")
 		case isNotExist(err):
 		case errors.Is(err, os.ErrPermission):
-			c.logOnce(slog.LevelWarn, "read "+s.path, "eBPF sysctl not readable without CAP_SYS_ADMIN, skipped", "file", path)
+			c.logger.Warn("eBPF sysctl not readable without CAP_SYS_ADMIN, skipped", "file", path)
 		default:
 			errs = append(errs, err)
 		}
@@ -557,12 +512,12 @@ func (c *ebpfCollector) capabilities() (capSet, error) {
 }
 
 // updateFeatures probes each watched program and map type. cilium/ebpf
-// caches conclusive answers for the life of the process, so only the first
-// refresh pays for them (about half a second); an inconclusive probe is
-// retried on the next refresh (about 15ms each for tracing and lsm, which
-// parse the kernel BTF). lacking names the capabilities the probe lacks that
-// some types need (CAP_NET_ADMIN for xdp, sched_cls, cgroup_sock...,
-// CAP_PERFMON for tracing types), for the log.
+// caches conclusive answers for the life of the process, which for this
+// isolated collector is one refresh: every refresh pays for them (about
+// half a second; tracing and lsm parse the kernel BTF). lacking names the
+// capabilities the probe lacks that some types need (CAP_NET_ADMIN for
+// xdp, sched_cls, cgroup_sock..., CAP_PERFMON for tracing types), for the
+// log.
 func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
 	for _, t := range c.progTypes {
 		c.feature(m, ebpfProgramTypeSupportedFact, "program", typeName(progTypeNames, t),
@@ -579,21 +534,18 @@ func (c *ebpfCollector) updateFeatures(m *Metrics, lacking []string) {
 // program, or from missing capabilities) is logged and gives no series,
 // never a false 0.
 func (c *ebpfCollector) feature(m *Metrics, fact *Fact, kind, name string, err error, lacking []string) {
-	topic := "probe " + kind + " " + name
 	switch {
 	case err == nil:
 		m.Set(fact, 1, name)
-		c.logOnce(slog.LevelInfo, topic, "")
 	case errors.Is(err, ebpf.ErrNotSupported):
 		m.Set(fact, 0, name)
-		c.logOnce(slog.LevelInfo, topic, "")
 	default:
 		m.Set(ebpfFeatureProbeInconclusiveFact, 1, kind, name)
 		args := []any{"kind", kind, "type", name, "err", err}
 		if errors.Is(err, os.ErrPermission) && len(lacking) > 0 {
 			args = append(args, "hint", "the probe lacks "+strings.Join(lacking, " and ")+", which some types need")
 		}
-		c.logOnce(slog.LevelError, topic, "eBPF feature probe inconclusive", args...)
+		c.logger.Error("eBPF feature probe inconclusive", args...)
 	}
 }
 
@@ -606,7 +558,6 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 		return fmt.Errorf("canary: %w", err)
 	}
 	res := bpf.Run(bpf.Target{PIDNamespaceDev: dev, PIDNamespaceIno: ino, TGID: uint32(os.Getpid())})
-	c.lastCanary = res.ProgramID
 	for _, s := range bpf.Stages {
 		m.SetBool(ebpfCanarySuccessFact, res.Succeeded(s), string(s))
 	}
@@ -617,10 +568,7 @@ func (c *ebpfCollector) updateCanary(m *Metrics) error {
 		m.Set(ebpfCanaryVerifiedInstructionsFact, float64(res.VerifiedInstructions))
 	}
 	if res.Err != nil {
-		c.logOnce(slog.LevelError, "canary", "eBPF canary failed", "passed", string(res.Passed), "err", res.Err)
-	} else if c.logged["canary"] != "" {
-		c.logOnce(slog.LevelInfo, "canary", "")
-		c.logger.Info("eBPF canary runs again")
+		c.logger.Error("eBPF canary failed", "passed", string(res.Passed), "err", res.Err)
 	}
 	return nil
 }
@@ -638,8 +586,8 @@ var ebpfIterate = func(ctx context.Context, inv *bpf.Inventory, kind bpf.Kind, l
 // inventories expensive on hosts with thousands of programs). A kind whose
 // iterator the kernel cannot load (bpf_map 5.8, bpf_prog 5.9, bpf_link 5.19)
 // falls back, when the probe holds CAP_SYS_ADMIN, to the BPF_*_GET_NEXT_ID
-// walk with its cache of ID to type; without it that kind is an error (links
-// before 5.19: logged once, no series).
+// walk, which opens each object to read its type; without it that kind is
+// an error (links before 5.19: logged, no series).
 func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmin bool) error {
 	inv, err := bpf.OpenInventory()
 	if err != nil {
@@ -669,7 +617,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 	var errs []error
 	progs, err := list(bpf.Programs)
 	if err != nil && fallback(err) {
-		progs, err = c.walk(ctx, "programs", c.progCache,
+		progs, err = c.walk(ctx, "programs",
 			func(id uint32) (uint32, error) {
 				next, err := ebpf.ProgramGetNextID(ebpf.ProgramID(id))
 				return uint32(next), err
@@ -684,7 +632,6 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 			})
 	}
 	if err == nil {
-		c.progCache = progs
 		emitCounts(m, ebpfProgramsLoadedFact, progTypeNames, progs, c.progTypes)
 	} else {
 		errs = append(errs, err)
@@ -692,7 +639,7 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 
 	maps, err := list(bpf.Maps)
 	if err != nil && fallback(err) {
-		maps, err = c.walk(ctx, "maps", c.mapCache,
+		maps, err = c.walk(ctx, "maps",
 			func(id uint32) (uint32, error) {
 				next, err := ebpf.MapGetNextID(ebpf.MapID(id))
 				return uint32(next), err
@@ -707,7 +654,6 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 			})
 	}
 	if err == nil {
-		c.mapCache = maps
 		emitCounts(m, ebpfMapsLoadedFact, mapTypeNames, maps, c.mapTypes)
 	} else {
 		errs = append(errs, err)
@@ -715,18 +661,17 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 
 	links, err := list(bpf.Links)
 	if err != nil && fallback(err) {
-		links, err = c.walk(ctx, "links", c.linkCache, linkGetNextID, linkType)
+		links, err = c.walk(ctx, "links", linkGetNextID, linkType)
 	} else if errors.Is(err, bpf.ErrNoIterator) {
 		// A kernel before 5.19 without CAP_SYS_ADMIN: no link iterator.
 		err = errNoLinkIteration
 	}
 	switch {
 	case errors.Is(err, errNoLinkIteration):
-		c.logOnce(slog.LevelInfo, "links", "eBPF link inventory unavailable: the kernel has neither the bpf_link iterator (Linux 5.19) nor, for a probe with CAP_SYS_ADMIN, BPF_LINK_GET_NEXT_ID (5.8)")
+		c.logger.Info("eBPF link inventory unavailable: the kernel has neither the bpf_link iterator (Linux 5.19) nor, for a probe with CAP_SYS_ADMIN, BPF_LINK_GET_NEXT_ID (5.8)")
 	case err != nil:
 		errs = append(errs, err)
 	default:
-		c.linkCache = links
 		all := make([]uint32, 0, len(linkTypeNames)-1)
 		for i := 1; i < len(linkTypeNames); i++ {
 			all = append(all, uint32(i))
@@ -736,13 +681,13 @@ func (c *ebpfCollector) updateInventory(ctx context.Context, m *Metrics, sysAdmi
 	return errors.Join(errs...)
 }
 
-// walk iterates the IDs of one kind of object with next, looking up the
-// type of IDs missing from cache with typeOf, and returns the new cache: the
-// objects that exist now. An object that disappears between the two calls
-// is skipped. More than inventory_limit objects is an error.
-func (c *ebpfCollector) walk(ctx context.Context, kind string, cache map[uint32]uint32,
+// walk lists the IDs of one kind of object with next, looks up the type of
+// each with typeOf, and returns the objects that exist now, ID to type. An
+// object that disappears between the two calls is skipped. More
+// than inventory_limit objects is an error.
+func (c *ebpfCollector) walk(ctx context.Context, kind string,
 	next func(uint32) (uint32, error), typeOf func(uint32) (uint32, error)) (map[uint32]uint32, error) {
-	seen := make(map[uint32]uint32, len(cache))
+	seen := map[uint32]uint32{}
 	var id uint32
 	for n := 0; ; n++ {
 		if n%256 == 255 && ctx.Err() != nil {
@@ -759,15 +704,12 @@ func (c *ebpfCollector) walk(ctx context.Context, kind string, cache map[uint32]
 			return nil, fmt.Errorf("inventory of %s: more than inventory_limit (%d)", kind, c.opts.InventoryLimit)
 		}
 		id = nid
-		t, ok := cache[id]
-		if !ok {
-			t, err = typeOf(id)
-			if errors.Is(err, os.ErrNotExist) {
-				continue // unloaded meanwhile
-			}
-			if err != nil {
-				return nil, fmt.Errorf("inventory of %s: ID %d: %w", kind, id, err)
-			}
+		t, err := typeOf(id)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // unloaded meanwhile
+		}
+		if err != nil {
+			return nil, fmt.Errorf("inventory of %s: ID %d: %w", kind, id, err)
 		}
 		seen[id] = t
 	}
