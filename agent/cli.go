@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/heapprofile"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
@@ -178,6 +179,11 @@ func Main(args []string, stdout, stderr io.Writer) int {
 func (o *options) serveCommand(logger *slog.Logger) int {
 	if o.memoryLimit > 0 {
 		debug.SetMemoryLimit(int64(o.memoryLimit))
+	}
+	if o.enablePprof {
+		// Heap profiles are served: sample allocations again
+		// (internal/heapprofile turned sampling off at start).
+		heapprofile.Enable()
 	}
 	if err := o.serve(logger); err != nil {
 		logger.Error("exiting", "err", err)
