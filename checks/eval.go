@@ -18,6 +18,7 @@ import (
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 // Facts are the probe's own facts that fact conditions read: the metric
@@ -409,9 +410,49 @@ func (env *Env) sysctl(s *sysctlSpec) (Status, string) {
 // name). A value that fails is described by its size: it is the checked
 // tree's, and /proc/sys of an image is whatever its author put there.
 var (
-	sysctlNumberRE = regexp.MustCompile(`^-?[0-9]{1,20}( -?[0-9]{1,20}){0,15}$`)
-	sysctlWordsRE  = regexp.MustCompile(`^[A-Za-z0-9._:/%|@+=,-]{1,64}( [A-Za-z0-9._:/%|@+=,-]{1,64}){0,15}$`)
+	sysctlNumberRE = wordList{grammarFunc(isSysctlNumber), 16}
+	sysctlWordsRE  = wordList{lenre.MustCompile(`^[A-Za-z0-9._:/%|@+=,-]+$`, 1, 64), 16}
 )
+
+// isSysctlNumber reports whether w is `-?[0-9]{1,20}`.
+func isSysctlNumber(w string) bool {
+	w = strings.TrimPrefix(w, "-")
+	if len(w) < 1 || len(w) > 20 {
+		return false
+	}
+	for i := 0; i < len(w); i++ {
+		if w[i] < '0' || w[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// grammarFunc is a grammar written as a function.
+type grammarFunc func(string) bool
+
+func (f grammarFunc) MatchString(s string) bool { return f(s) }
+
+// wordList is a grammar of 1 to max words separated by single spaces, each
+// matching word: what `^W( W){0,15}$` says, without the copies of W that
+// regexp/syntax would compile for the counted repetitions.
+type wordList struct {
+	word host.Grammar
+	max  int
+}
+
+func (g wordList) MatchString(s string) bool {
+	for n := 1; ; n++ {
+		w, rest, more := strings.Cut(s, " ")
+		if n > g.max || !g.word.MatchString(w) {
+			return false
+		}
+		if !more {
+			return true
+		}
+		s = rest
+	}
+}
 
 // showSysctl returns got for a reason when it fits the grammar of the
 // wanted values: a number where every wanted value is one.

@@ -9,11 +9,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"regexp"
 	"runtime"
 	"strings"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 // repoDirs hold dnf repository files under the root: the admin's, the
@@ -22,7 +22,7 @@ import (
 var repoDirs = []string{"/etc/yum.repos.d", "/etc/distro.repos.d", "/usr/share/dnf5/repos.d"}
 
 // repoFileRE is the name of a repository file shown in a reason.
-var repoFileRE = regexp.MustCompile(`^[A-Za-z0-9._+@-]{1,200}$`)
+var repoFileRE = lenre.MustCompile(`^[A-Za-z0-9._+@-]+$`, 1, 200)
 
 // repoSection is one [id] section of a .repo file.
 type repoSection struct {

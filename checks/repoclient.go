@@ -10,11 +10,11 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"regexp"
 	"strings"
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 // Bounds on one repository metadata request. A real repomd.xml is a few
@@ -70,9 +70,9 @@ func sameHostRedirect(req *http.Request, via []*http.Request) error {
 // line of a host file reached through a link) is refused, so no image
 // content beyond a short word can reach a request line.
 var (
-	repoVarName  = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
-	repoVarValue = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
-	repoIDRE     = regexp.MustCompile(`^[A-Za-z0-9._:+-]{1,100}$`)
+	repoVarName  = lenre.MustCompile(`^[A-Za-z0-9_]+$`, 1, 64)
+	repoVarValue = lenre.MustCompile(`^[A-Za-z0-9._-]+$`, 1, 64)
+	repoIDRE     = lenre.MustCompile(`^[A-Za-z0-9._:+-]+$`, 1, 100)
 )
 
 // repoVars returns the dnf variables of the tree: $basearch and $arch,
@@ -192,7 +192,7 @@ func fetchRepomdBody(ctx context.Context, client *http.Client, u *url.URL) ([]by
 	return body, len(body), nil
 }
 
-var statusRE = regexp.MustCompile(`^[0-9]{3} [A-Za-z -]{0,40}$`)
+var statusRE = lenre.MustCompile(`^[0-9][0-9][0-9] [A-Za-z -]*$`, 4, 44)
 
 // looksLikeRepomd reports whether b starts as repomd.xml does: an optional
 // byte order mark, XML declaration, comments and white space, then the

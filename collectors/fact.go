@@ -2,7 +2,6 @@ package collectors
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -159,7 +158,7 @@ func (m *Metrics) Set(f *Fact, value float64, labels ...string) {
 // name, checked wherever a fact is emitted: a value that fails becomes
 // "invalid value, N bytes" (internal/host/show.go) instead of whatever the
 // host, or an image, put there.
-var labelGrammars = map[string]*regexp.Regexp{
+var labelGrammars = map[string]host.Grammar{
 	"release": releaseRE,
 }
 

@@ -5,9 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 // The KVP (Data Exchange) daemon and what the host tells through it. LISA
@@ -36,7 +37,7 @@ var kvpDaemonNames = map[string]bool{"hv_kvp_daemon": true, "hypervkvpd": true}
 const maxProcs = 1 << 16
 
 // hostNameRE is what a host name label may hold (RFC 1123 labels, dots).
-var hostNameRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9.-]{0,252})$`)
+var hostNameRE = lenre.MustCompile(`^[A-Za-z0-9][A-Za-z0-9.-]*$`, 1, 253)
 
 // updateKVPDaemon reports the KVP daemon processes, whether one holds the
 // hv_kvp device, and the physical host name from pool 3.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 func init() {
@@ -96,7 +97,7 @@ var seriesRE = regexp.MustCompile(`^(\d+)\.(\d+)`)
 // characters (__NEW_UTS_LEN in include/uapi/linux/utsname.h) of the ones
 // Makefile's KERNELRELEASE and distribution suffixes use, such as
 // 6.18.31-1.3.azl4.x86_64 or 5.15.0-1064-azure.
-var releaseRE = regexp.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+~-]{0,63}$`)
+var releaseRE = lenre.MustCompile(`^[0-9A-Za-z][0-9A-Za-z._+~-]*$`, 1, 64)
 
 var kernelInfoFact = declare(Fact{
 	Collector: "kernel", Name: "info",

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -38,7 +39,7 @@ const (
 	maxKmsgRegexLen   = 1024
 )
 
-var kmsgNameRE = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+var kmsgNameRE = lenre.MustCompile(`^[a-z][a-z0-9_]*$`, 1, 63)
 
 type compiledRule struct {
 	name    string

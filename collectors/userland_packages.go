@@ -3,10 +3,10 @@ package collectors
 import (
 	"errors"
 	"fmt"
-	"regexp"
 	"slices"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/lenre"
 )
 
 // The watched packages of the rpm database under the root, which give
@@ -27,7 +27,7 @@ const (
 	maxPackageVersions = 8 // installed kernels are kept 3 by default (dnf's installonly_limit)
 )
 
-var rpmNameRE = regexp.MustCompile(`^[a-zA-Z0-9._+-]{1,255}$`)
+var rpmNameRE = lenre.MustCompile(`^[a-zA-Z0-9._+-]+$`, 1, 255)
 
 var userlandPackageInfoFact = declare(Fact{
 	Collector: "userland", Subsystem: "userland", Name: "package_info",

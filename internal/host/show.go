@@ -2,7 +2,6 @@ package host
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
@@ -23,8 +22,15 @@ func Invalid(s string) string {
 	return fmt.Sprintf("invalid value, %d bytes", len(s))
 }
 
+// Grammar is what a value shown from a tree must match: an anchored
+// *regexp.Regexp, or a length-bounded one (internal/lenre), which is how a
+// grammar that bounds a repetition stays small.
+type Grammar interface {
+	MatchString(s string) bool
+}
+
 // Show returns s when grammar matches it whole, else Invalid(s).
-func Show(s string, grammar *regexp.Regexp) string {
+func Show(s string, grammar Grammar) string {
 	if grammar.MatchString(s) {
 		return s
 	}
