@@ -160,10 +160,14 @@ type kernelCollector struct {
 	opts  *kernelOptions
 
 	// The kernel configuration cannot change while a kernel runs, so it is
-	// parsed once per (source, release) and kept.
-	mu          sync.Mutex
-	configKey   string
-	configCache map[string]string
+	// parsed once per (source, release) and kept: only the options the
+	// collector reads (configWanted), not the several thousand a
+	// distribution kernel sets, which would stay in the daemon's heap, and
+	// be scanned by each of its garbage collections, for its lifetime.
+	mu           sync.Mutex
+	configKey    string
+	configCache  map[string]string
+	configWanted map[string]bool
 }
 
 func newKernelCollector(env Env, opts any) (Collector, error) {
@@ -176,9 +180,20 @@ func newKernelCollector(env Env, opts any) (Collector, error) {
 			return nil, fmt.Errorf("config_options: %q does not start with CONFIG_", opt)
 		}
 	}
+	wanted := map[string]bool{}
+	for _, opt := range o.ConfigOptions {
+		wanted[opt] = true
+	}
+	for _, d := range hypervDrivers {
+		wanted[d.option] = true
+		if d.option2 != "" {
+			wanted[d.option2] = true
+		}
+	}
 	return &kernelCollector{
-		paths: env.Paths,
-		opts:  o,
+		paths:        env.Paths,
+		opts:         o,
+		configWanted: wanted,
 	}, nil
 }
 
@@ -381,9 +396,15 @@ func (c *kernelCollector) kernelConfig(release string) (map[string]string, error
 				return nil, fmt.Errorf("kernel config: %s: %w", path, err)
 			}
 		}
-		cfg, err := parseKconfig(raw)
+		all, err := parseKconfig(raw)
 		if err != nil {
 			return nil, fmt.Errorf("kernel config: %s: %w", path, err)
+		}
+		cfg := make(map[string]string, len(c.configWanted))
+		for opt := range c.configWanted {
+			if v, ok := all[opt]; ok {
+				cfg[opt] = v
+			}
 		}
 		c.mu.Lock()
 		c.configKey, c.configCache = key, cfg

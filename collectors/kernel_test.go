@@ -185,3 +185,45 @@ func TestKernelModulesWithoutModuleSupport(t *testing.T) {
 		}
 	}
 }
+
+// TestKernelConfigKeepsWhatItReads checks that the parsed configuration
+// kept between refreshes holds only the options the collector reads, and
+// that both of its readers still get their answers from it: a watched
+// option set, one absent ("n"), and a Hyper-V driver built in.
+func TestKernelConfigKeepsWhatItReads(t *testing.T) {
+	cfg := "CONFIG_HYPERV_STORAGE=y\nCONFIG_LOCALVERSION=\"-x\"\n# CONFIG_SUSPEND is not set\n"
+	cfg += strings.Repeat("CONFIG_UNWATCHED=m\n", 3000)
+	root := treetest.New(t, map[string]string{
+		"proc/sys/kernel/osrelease": "6.18.5\n",
+		"proc/sys/kernel/tainted":   "0\n",
+		"boot/config-6.18.5":        cfg,
+		"proc/cmdline":              "console=ttyS0\n",
+	})
+	spec, _ := Lookup("kernel")
+	opts := spec.Options().(*kernelOptions)
+	opts.ConfigOptions = []string{"CONFIG_LOCALVERSION", "CONFIG_SUSPEND", "CONFIG_NOT_THERE"}
+	c, err := spec.New(Env{Paths: DefaultPaths(root)}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _ := collectOnce(t, c)
+	for series, want := range map[string]float64{
+		`azurelinux_kernel_config_info{option="CONFIG_LOCALVERSION",value="-x"}`: 1,
+		`azurelinux_kernel_config_info{option="CONFIG_SUSPEND",value="n"}`:       1,
+		`azurelinux_kernel_config_info{option="CONFIG_NOT_THERE",value="n"}`:     1,
+		`azurelinux_kernel_driver_available{module="hv_storvsc"}`:                1,
+	} {
+		if got, ok := m[series]; !ok || got != want {
+			t.Errorf("%s = %v (present %v), want %v", series, got, ok, want)
+		}
+	}
+	kc := c.(*kernelCollector)
+	for opt := range kc.configCache {
+		if !kc.configWanted[opt] {
+			t.Errorf("kept %s, which nothing reads", opt)
+		}
+	}
+	if n := len(kc.configCache); n != 3 {
+		t.Errorf("kept %d options, want the 3 set that are read", n)
+	}
+}
