@@ -425,17 +425,19 @@ func (r *kmsgReader) emit(m *Metrics) error {
 	return nil
 }
 
-// serialSet remembers the latest audit serials (a ring of fixed size), so
-// that a denial the kernel both multicasts and prints (no auditd) is
-// counted once.
+// serialSet remembers the latest audit serials (a ring of at most size),
+// so that a denial the kernel both multicasts and prints (no auditd) is
+// counted once. It grows as serials arrive: a host with few denials keeps
+// a few entries, not size of them, in the daemon's heap.
 type serialSet struct {
 	ring []uint64
 	set  map[uint64]struct{}
 	next int
+	size int
 }
 
-func newSerialSet(n int) serialSet {
-	return serialSet{ring: make([]uint64, n), set: make(map[uint64]struct{}, n)}
+func newSerialSet(size int) serialSet {
+	return serialSet{set: map[uint64]struct{}{}, size: size}
 }
 
 // add records s and reports whether it was new.
@@ -443,11 +445,13 @@ func (s *serialSet) add(v uint64) bool {
 	if _, ok := s.set[v]; ok {
 		return false
 	}
-	if old := s.ring[s.next]; old != 0 {
-		delete(s.set, old)
+	if len(s.ring) < s.size {
+		s.ring = append(s.ring, v)
+	} else {
+		delete(s.set, s.ring[s.next])
+		s.ring[s.next] = v
+		s.next = (s.next + 1) % s.size
 	}
-	s.ring[s.next] = v
 	s.set[v] = struct{}{}
-	s.next = (s.next + 1) % len(s.ring)
 	return true
 }
