@@ -65,7 +65,7 @@ type isolatedCollector struct {
 	// logged is what the children have logged, so that a line a child
 	// repeats on every refresh (a capability it lacks, a probe the kernel
 	// refuses) reaches the log once, as it would from a long-lived
-	// collector.
+	// collector, and again when it comes back after a refresh without it.
 	logged logDedup
 }
 
@@ -116,6 +116,7 @@ func (c *isolatedCollector) Update(ctx context.Context, m *collectors.Metrics) e
 	var out limitedBuffer
 	out.limit = maxIsolatedOutput
 	var tail tailBuffer
+	c.logged.nextRefresh()
 	// The refresh's own deadline governs; host.Run's timeout only backs it.
 	timeout := 10 * time.Minute
 	if d, ok := ctx.Deadline(); ok {
@@ -387,32 +388,45 @@ func selfExecutable() (string, error) {
 	return exe, nil
 }
 
-// logDedup remembers log lines by their content without the timestamp.
+// logDedup remembers the log lines of one collector's latest two refreshes
+// by their content without the timestamp: a line is forwarded unless the
+// previous refresh logged it too (a lasting condition) or this one already
+// did. A condition that clears and comes back is thus logged again.
 type logDedup struct {
-	mu   sync.Mutex
-	seen map[string]bool
+	mu         sync.Mutex
+	prev, this map[string]bool
 }
 
-// maxRememberedLogLines bounds logDedup; past it every line is forwarded.
+// maxRememberedLogLines bounds what logDedup remembers of one refresh;
+// past it every line is forwarded.
 const maxRememberedLogLines = 1024
 
 var logTimeRE = regexp.MustCompile(`(^|\s)time=\S+|"time":"[^"]*",?`)
 
-// first reports whether line has not been seen before (ignoring its time).
+// nextRefresh starts a refresh: what the last one logged becomes the
+// previous refresh's lines.
+func (d *logDedup) nextRefresh() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.prev, d.this = d.this, nil
+}
+
+// first reports whether line (ignoring its time) is to be forwarded: it
+// was not logged by the previous refresh nor yet by this one.
 func (d *logDedup) first(line string) bool {
 	key := logTimeRE.ReplaceAllString(line, "")
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.seen == nil {
-		d.seen = map[string]bool{}
-	}
-	if d.seen[key] {
+	if d.this[key] {
 		return false
 	}
-	if len(d.seen) < maxRememberedLogLines {
-		d.seen[key] = true
+	if d.this == nil {
+		d.this = map[string]bool{}
 	}
-	return true
+	if len(d.this) < maxRememberedLogLines {
+		d.this[key] = true
+	}
+	return !d.prev[key]
 }
 
 // dedupWriter forwards whole lines to w, each distinct line once.

@@ -85,27 +85,32 @@ func TestIsolatedCollectorTimeout(t *testing.T) {
 }
 
 // TestIsolatedLogOnce: a line the child logs on every refresh reaches the
-// daemon's log once; a new line still shows.
+// daemon's log once; a new line still shows, once while it lasts, and
+// again when it comes back after a refresh without it.
 func TestIsolatedLogOnce(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "child")
+	// Refresh n (1-based, counted in $0.n): "inventory skipped" on every
+	// refresh, "new trouble" on refreshes 2, 3 and 5, twice on 5.
 	script := "#!/bin/sh\ncat >/dev/null\n" +
+		"n=$(( $(cat \"$0.n\" 2>/dev/null || echo 0) + 1 )); echo $n >\"$0.n\"\n" +
 		"echo \"time=$(date +%s%N) level=WARN msg=\\\"eBPF inventory skipped: needs CAP_SYS_ADMIN\\\"\" >&2\n" +
-		"[ -e \"$0.second\" ] && echo 'time=x level=ERROR msg=\"new trouble\"' >&2\n" +
-		"touch \"$0.second\"\n"
+		"case $n in 2|3|5) echo \"time=$n level=ERROR msg=\\\"new trouble\\\"\" >&2;; esac\n" +
+		"[ $n = 5 ] && echo 'time=y level=ERROR msg=\"new trouble\"' >&2\n" +
+		"exit 0\n"
 	if err := os.WriteFile(p, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	var log strings.Builder
 	c := &isolatedCollector{name: "ebpf", iso: &isolation{exe: p, stderr: &log}}
-	for range 3 {
+	for range 5 {
 		if err := c.Update(context.Background(), &collectors.Metrics{}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	if n := strings.Count(log.String(), "inventory skipped"); n != 1 {
-		t.Errorf("repeated line logged %d times in 3 refreshes, want 1:\n%s", n, log.String())
+		t.Errorf("repeated line logged %d times in 5 refreshes, want 1:\n%s", n, log.String())
 	}
-	if n := strings.Count(log.String(), "new trouble"); n != 1 {
-		t.Errorf("new line logged %d times, want 1:\n%s", n, log.String())
+	if n := strings.Count(log.String(), "new trouble"); n != 2 {
+		t.Errorf("line of refreshes 2, 3 and 5 logged %d times, want 2 (refreshes 2 and 5):\n%s", n, log.String())
 	}
 }
