@@ -28,7 +28,7 @@ func BenchmarkScrape(b *testing.B) {
 			b.Run(fmt.Sprintf("series=%d/%s", n, enc), func(b *testing.B) {
 				s := newTestScheduler(testJob("sized", sizedCollector{n}))
 				s.RunOnce(context.Background())
-				h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+				h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -54,7 +54,7 @@ func BenchmarkRender(b *testing.B) {
 		b.Run(fmt.Sprintf("series=%d", n), func(b *testing.B) {
 			s := newTestScheduler(testJob("sized", sizedCollector{n}))
 			s.RunOnce(context.Background())
-			h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+			h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 			if err != nil {
 				b.Fatal(err)
 			}

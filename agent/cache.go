@@ -42,7 +42,7 @@ const (
 // about what serving a static file costs. Renders of different keys run in
 // parallel; scrapes of one key wait for its one render.
 type bodyCache struct {
-	sched  *Scheduler
+	sched  *scheduler
 	logger *slog.Logger
 
 	mu      sync.Mutex

@@ -22,15 +22,15 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
-// Problem is one problem in a configuration file, with its place when one
+// configProblem is one problem in a configuration file, with its place when one
 // is known, in words a person can act on.
-type Problem struct {
+type configProblem struct {
 	File         string
 	Line, Column int
 	Msg          string
 }
 
-func (p Problem) String() string {
+func (p configProblem) String() string {
 	switch {
 	case p.Line > 0 && p.Column > 0:
 		return fmt.Sprintf("%s:%d:%d: %s", p.File, p.Line, p.Column, p.Msg)
@@ -46,19 +46,19 @@ func (p Problem) String() string {
 // exits 1 when there is one, 0 otherwise. The unit's ExecReload= runs it
 // before signalling, so that `systemctl reload` fails on a broken file.
 func (o *options) checkConfig(stdout, stderr io.Writer) int {
-	var problems []Problem
+	var problems []configProblem
 	name := o.configFile
 	if name == "" {
 		name = "(embedded default config)"
 	}
-	problems = append(problems, ValidateConfigFile(o.configFile)...)
+	problems = append(problems, validateConfigFile(o.configFile)...)
 	set, err := checks.LoadDir(o.checksEmbedded, o.checksDir, o.checksDirSet)
 	problems = append(problems, checksProblems(err)...)
 	if _, err := skipChecks(set.Checks, o.checksSkip); err != nil && len(problems) == 0 {
-		problems = append(problems, Problem{File: "--checks.skip", Msg: strings.TrimPrefix(err.Error(), "--checks.skip: ")})
+		problems = append(problems, configProblem{File: "--checks.skip", Msg: strings.TrimPrefix(err.Error(), "--checks.skip: ")})
 	}
 	if f := *o.web.WebConfigFile; f != "" {
-		problems = append(problems, ValidateWebConfig(f)...)
+		problems = append(problems, validateWebConfig(f)...)
 	}
 	for _, p := range problems {
 		fmt.Fprintln(stderr, p)
@@ -79,11 +79,11 @@ func (o *options) checkConfig(stdout, stderr io.Writer) int {
 }
 
 // checksProblems turns the checks loader's errors into problems.
-func checksProblems(err error) []Problem {
+func checksProblems(err error) []configProblem {
 	if err == nil {
 		return nil
 	}
-	var out []Problem
+	var out []configProblem
 	var walk func(error)
 	walk = func(err error) {
 		if j, ok := err.(interface{ Unwrap() []error }); ok {
@@ -94,10 +94,10 @@ func checksProblems(err error) []Problem {
 		}
 		var ce *checks.Error
 		if errors.As(err, &ce) {
-			out = append(out, Problem{File: ce.File, Line: ce.Line, Column: ce.Column, Msg: ce.Msg})
+			out = append(out, configProblem{File: ce.File, Line: ce.Line, Column: ce.Column, Msg: ce.Msg})
 			return
 		}
-		out = append(out, Problem{File: "checks", Msg: err.Error()})
+		out = append(out, configProblem{File: "checks", Msg: err.Error()})
 	}
 	walk(err)
 	return out
@@ -105,7 +105,7 @@ func checksProblems(err error) []Problem {
 
 // configError joins the problems of a config file into one error, one per
 // line, for the daemon's log and the one-shot commands.
-func configError(problems []Problem) error {
+func configError(problems []configProblem) error {
 	lines := make([]string, len(problems))
 	for i, p := range problems {
 		lines[i] = p.String()
@@ -113,19 +113,19 @@ func configError(problems []Problem) error {
 	return errors.New(strings.Join(lines, "\n"))
 }
 
-// ValidateConfigFile checks the config file at path (none: the embedded
+// validateConfigFile checks the config file at path (none: the embedded
 // default): its YAML, every key against the collectors and their options
 // (with the nearest valid key for a typo), every value's type, and then
 // what each collector says of its options when built, for every
 // collector, enabled or not, so that a disabled collector's options do not
 // wait for the day it is enabled to fail.
-func ValidateConfigFile(path string) []Problem {
-	name, data := "(embedded default config)", DefaultConfig
+func validateConfigFile(path string) []configProblem {
+	name, data := "(embedded default config)", defaultConfig
 	if path != "" {
 		name = path
 		var err error
 		if data, err = readConfigFile(path); err != nil {
-			return []Problem{{File: path, Msg: err.Error()}}
+			return []configProblem{{File: path, Msg: err.Error()}}
 		}
 	}
 	v := &validator{file: name}
@@ -137,9 +137,9 @@ func ValidateConfigFile(path string) []Problem {
 	if len(v.problems) > 0 {
 		return v.problems
 	}
-	cfg, err := LoadConfig(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
-		return []Problem{{File: name, Msg: strings.TrimPrefix(strings.TrimPrefix(err.Error(), "config "+path+": "), "read config: ")}}
+		return []configProblem{{File: name, Msg: strings.TrimPrefix(strings.TrimPrefix(err.Error(), "config "+path+": "), "read config: ")}}
 	}
 	env := collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: slog.New(slog.DiscardHandler)}
 	for _, spec := range collectors.Specs() {
@@ -163,7 +163,7 @@ func ValidateConfigFile(path string) []Problem {
 				}
 			}
 		}
-		v.problems = append(v.problems, Problem{File: name, Line: line, Column: col,
+		v.problems = append(v.problems, configProblem{File: name, Line: line, Column: col,
 			Msg: fmt.Sprintf("collectors.%s: %s", spec.Name, err)})
 	}
 	return v.problems
@@ -173,13 +173,13 @@ func ValidateConfigFile(path string) []Problem {
 // a regular file only, within maxConfigSize (host.ReadRegularFile).
 func readConfigFile(path string) ([]byte, error) { return host.ReadRegularFile(path, maxConfigSize) }
 
-// ValidateWebConfig checks an exporter-toolkit web config file: its keys
+// validateWebConfig checks an exporter-toolkit web config file: its keys
 // and value types against web.Config, then what web.Validate says (files
 // it names, TLS settings).
-func ValidateWebConfig(path string) []Problem {
+func validateWebConfig(path string) []configProblem {
 	data, err := readConfigFile(path)
 	if err != nil {
-		return []Problem{{File: path, Msg: err.Error()}}
+		return []configProblem{{File: path, Msg: err.Error()}}
 	}
 	v := &validator{file: path}
 	if root := v.parse(data); root != nil {
@@ -189,7 +189,7 @@ func ValidateWebConfig(path string) []Problem {
 		return v.problems
 	}
 	if err := web.Validate(path); err != nil {
-		return []Problem{{File: path, Msg: err.Error()}}
+		return []configProblem{{File: path, Msg: err.Error()}}
 	}
 	return nil
 }
@@ -197,11 +197,11 @@ func ValidateWebConfig(path string) []Problem {
 // validator collects the problems of one YAML file.
 type validator struct {
 	file     string
-	problems []Problem
+	problems []configProblem
 }
 
 func (v *validator) add(n *yaml.Node, format string, args ...any) {
-	p := Problem{File: v.file, Msg: fmt.Sprintf(format, args...)}
+	p := configProblem{File: v.file, Msg: fmt.Sprintf(format, args...)}
 	if n != nil {
 		p.Line, p.Column = n.Line, n.Column
 	}
@@ -222,9 +222,9 @@ func (v *validator) parse(data []byte) *yaml.Node {
 		if m := yamlErrRE.FindStringSubmatch(msg); m != nil {
 			line := 0
 			fmt.Sscan(m[1], &line)
-			v.problems = append(v.problems, Problem{File: v.file, Line: line, Msg: "invalid YAML: " + m[2]})
+			v.problems = append(v.problems, configProblem{File: v.file, Line: line, Msg: "invalid YAML: " + m[2]})
 		} else {
-			v.problems = append(v.problems, Problem{File: v.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
+			v.problems = append(v.problems, configProblem{File: v.file, Msg: "invalid YAML: " + strings.TrimPrefix(msg, "yaml: ")})
 		}
 		return nil
 	}

@@ -26,13 +26,13 @@ import (
 // collectors' snapshots instead of the host.
 const checksJobName = collectors.ChecksCollector
 
-// DefaultChecksDir holds the user's checks files.
-const DefaultChecksDir = "/etc/azurelinux-probe/checks.d"
+// defaultChecksDir holds the user's checks files.
+const defaultChecksDir = "/etc/azurelinux-probe/checks.d"
 
 // checksCollector evaluates the checks against the latest snapshots of the
 // scheduler's other collectors, and compares their facts with a baseline.
 type checksCollector struct {
-	sched    *Scheduler
+	sched    *scheduler
 	paths    collectors.Paths
 	checks   []checks.Check
 	valid    bool
@@ -74,7 +74,7 @@ var (
 		Help: "Number of facts that differ from the --baseline.file baseline (absent when no valid baseline is loaded)."})
 )
 
-func newChecksCollector(sched *Scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *factsdoc.Doc) *checksCollector {
+func newChecksCollector(sched *scheduler, paths collectors.Paths, list []checks.Check, valid bool, baseline *factsdoc.Doc) *checksCollector {
 	return &checksCollector{
 		sched: sched, paths: paths, checks: list, valid: valid, baseline: baseline,
 	}
@@ -123,7 +123,7 @@ func (c *checksCollector) Update(ctx context.Context, m *collectors.Metrics) err
 // factsOf returns the latest snapshots of the scheduled collectors (except
 // the job called exclude) as the facts conditions read and as a facts
 // document for baseline comparison.
-func factsOf(sched *Scheduler, exclude string) (*checks.Facts, *factsdoc.Doc, error) {
+func factsOf(sched *scheduler, exclude string) (*checks.Facts, *factsdoc.Doc, error) {
 	reports, err := reportsOf(sched)
 	if err != nil {
 		return nil, nil, err
@@ -238,7 +238,7 @@ func skipChecks(list []checks.Check, skip []string) ([]checks.Check, error) {
 
 // addChecks schedules the checks job in set. It reports whether the checks
 // files loaded (the previous checks run otherwise).
-func (o *options) addChecks(set *Set, sched *Scheduler, logger *slog.Logger) bool {
+func (o *options) addChecks(set *collectorSet, sched *scheduler, logger *slog.Logger) bool {
 	list, valid, baseline := o.loadChecks(logger)
 	if l, err := skipChecks(list, o.checksSkip); err != nil {
 		logger.Error("invalid --checks.skip, running every check", "err", err)
@@ -292,7 +292,7 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", programName, err)
 		return 2
 	}
-	sched := NewScheduler(logger)
+	sched := newScheduler(logger)
 	sched.Load(cs)
 	ctx, cancel := context.WithTimeout(context.Background(), o.checksTimeout+maxTimeout(cs))
 	defer cancel()
@@ -318,7 +318,7 @@ func (o *options) check(stdout, stderr io.Writer, logger *slog.Logger) int {
 	return report.ExitCode()
 }
 
-func maxTimeout(set *Set) time.Duration {
+func maxTimeout(set *collectorSet) time.Duration {
 	var d time.Duration
 	for _, j := range set.jobs {
 		d = max(d, j.timeout)
@@ -335,11 +335,11 @@ func (o *options) baselineSave(path string, stderr io.Writer, logger *slog.Logge
 		fmt.Fprintf(stderr, "%s: invalid configuration: %v\n", programName, err)
 		return 2
 	}
-	sched := NewScheduler(logger)
+	sched := newScheduler(logger)
 	sched.Load(set)
 	sched.RunOnce(context.Background())
 	var buf bytes.Buffer
-	if err := WriteFacts(&buf, sched, "json"); err != nil {
+	if err := writeFacts(&buf, sched, "json"); err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", programName, err)
 		return 1
 	}

@@ -53,7 +53,7 @@ func TestChecksJob(t *testing.T) {
 	}}}}
 	cj := &job{name: checksJobName, interval: time.Hour, timeout: 10 * time.Second,
 		c: newChecksCollector(s, collectors.DefaultPaths(t.TempDir()), loadChecks(t, testChecks), false, base)}
-	s.Load(&Set{jobs: []*job{slow, cj}})
+	s.Load(&collectorSet{jobs: []*job{slow, cj}})
 	done := make(chan struct{})
 	go func() {
 		s.RunOnce(context.Background())
@@ -111,7 +111,7 @@ func TestChecksJobGivesUpAtTimeout(t *testing.T) {
 	s := newTestScheduler(hung)
 	cj := &job{name: checksJobName, interval: time.Hour, timeout: 100 * time.Millisecond,
 		c: newChecksCollector(s, collectors.DefaultPaths("/"), nil, true, nil)}
-	s.Load(&Set{jobs: []*job{hung, cj}})
+	s.Load(&collectorSet{jobs: []*job{hung, cj}})
 	ctx, cancel := context.WithCancel(context.Background())
 	go s.refresh(ctx, hung)
 	s.refresh(ctx, cj)

@@ -29,10 +29,10 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
-// DefaultListenAddress is the documented default of --web.listen-address. It
+// defaultListenAddress is the documented default of --web.listen-address. It
 // lies outside 9090-9100, where Prometheus, Alertmanager, Pushgateway and
 // node_exporter listen.
-const DefaultListenAddress = ":9847"
+const defaultListenAddress = ":9847"
 
 const programName = "azurelinux-probe"
 
@@ -194,7 +194,7 @@ func (o *options) serveCommand(logger *slog.Logger) int {
 
 // addFlags declares the probe's flags (those of every command) on app.
 func (o *options) addFlags(app *kingpin.Application) {
-	o.web = kingpinflag.AddFlags(app, DefaultListenAddress)
+	o.web = kingpinflag.AddFlags(app, defaultListenAddress)
 	app.Flag("web.telemetry-path", "Path under which to expose metrics.").Default("/metrics").StringVar(&o.telemetryPath)
 	app.Flag("web.max-requests", "Maximum number of concurrent renders of filtered scrapes (collect[] or exclude[]) whose body is not cached yet; past it such a scrape gets 503; 0 disables the limit. Full scrapes and cached filter sets never take a slot.").
 		Default("40").IntVar(&o.maxRequests)
@@ -225,7 +225,7 @@ func (o *options) addFlags(app *kingpin.Application) {
 	}
 	o.optionFlags = addOptionFlags(app)
 	app.Flag("checks.dir", "Directory of the user's checks files (*.yml, *.yaml), evaluated with the embedded Azure Linux 4.0 matrix; a check named as an embedded one replaces it. For check, a directory given that does not exist is an error.").
-		Default(DefaultChecksDir).IsSetByUser(&o.checksDirSet).StringVar(&o.checksDir)
+		Default(defaultChecksDir).IsSetByUser(&o.checksDirSet).StringVar(&o.checksDir)
 	app.Flag("checks.embedded", "Evaluate the embedded Azure Linux 4.0 matrix (--no-checks.embedded: only the files in --checks.dir).").
 		Default("true").BoolVar(&o.checksEmbedded)
 	app.Flag("checks.skip", "Checks not to evaluate, by name (comma-separated or repeated), in check and in the daemon; an unknown name is an error.").
@@ -310,15 +310,15 @@ func (o *options) enabled() []string {
 }
 
 // build loads the configuration and builds the enabled collectors.
-func (o *options) build(logger *slog.Logger) (*Set, error) {
+func (o *options) build(logger *slog.Logger) (*collectorSet, error) {
 	// The file's problems with their places and in words (check-config's
-	// messages), before LoadConfig stops at the first.
+	// messages), before loadConfig stops at the first.
 	if o.configFile != "" {
-		if problems := ValidateConfigFile(o.configFile); len(problems) > 0 {
+		if problems := validateConfigFile(o.configFile); len(problems) > 0 {
 			return nil, configError(problems)
 		}
 	}
-	cfg, err := LoadConfig(o.configFile)
+	cfg, err := loadConfig(o.configFile)
 	if err != nil {
 		return nil, err
 	}
@@ -358,7 +358,7 @@ func (o *options) facts(stdout io.Writer, logger *slog.Logger) int {
 		logger.Error("invalid configuration", "err", err)
 		return 2
 	}
-	sched := NewScheduler(logger)
+	sched := newScheduler(logger)
 	sched.Load(set)
 	sched.RunOnce(context.Background())
 
@@ -369,7 +369,7 @@ func (o *options) facts(stdout io.Writer, logger *slog.Logger) int {
 			format = "table"
 		}
 	}
-	if err := WriteFacts(stdout, sched, format); err != nil {
+	if err := writeFacts(stdout, sched, format); err != nil {
 		logger.Error("print facts", "err", err)
 		return 1
 	}

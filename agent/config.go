@@ -16,21 +16,21 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
-// DefaultConfig is the configuration used when no --config.file is given,
+// defaultConfig is the configuration used when no --config.file is given,
 // and the base that a config file is laid over. packaging/ ships the same
 // file as /etc/azurelinux-probe/config.yml.
 //
 //go:embed default.yml
-var DefaultConfig []byte
+var defaultConfig []byte
 
-// Config is the parsed configuration: per collector, its refresh schedule and
+// probeConfig is the parsed configuration: per collector, its refresh schedule and
 // its option layers.
-type Config struct {
-	Collectors map[string]CollectorConfig
+type probeConfig struct {
+	Collectors map[string]collectorConfig
 }
 
-// CollectorConfig is one collector's section.
-type CollectorConfig struct {
+// collectorConfig is one collector's section.
+type collectorConfig struct {
 	// Interval is how often the collector refreshes in the background.
 	Interval time.Duration
 	// Timeout bounds one refresh; a run that exceeds it is abandoned and
@@ -48,15 +48,15 @@ var scheduleKeys = []string{"interval", "timeout"}
 // maxConfigSize bounds the config file; the shipped one is a few kilobytes.
 const maxConfigSize = 1 << 20
 
-// LoadConfig parses the embedded default configuration and, when path is not
+// loadConfig parses the embedded default configuration and, when path is not
 // empty, lays the file at path over it: a key set in the file replaces the
 // default, a key left out keeps it.
-func LoadConfig(path string) (*Config, error) {
-	cfg := &Config{Collectors: map[string]CollectorConfig{}}
+func loadConfig(path string) (*probeConfig, error) {
+	cfg := &probeConfig{Collectors: map[string]collectorConfig{}}
 	for _, s := range collectors.Specs() {
-		cfg.Collectors[s.Name] = CollectorConfig{Interval: s.Interval, Timeout: s.Timeout}
+		cfg.Collectors[s.Name] = collectorConfig{Interval: s.Interval, Timeout: s.Timeout}
 	}
-	if err := cfg.apply(DefaultConfig); err != nil {
+	if err := cfg.apply(defaultConfig); err != nil {
 		return nil, fmt.Errorf("embedded default config: %w", err)
 	}
 	if path != "" {
@@ -71,7 +71,7 @@ func LoadConfig(path string) (*Config, error) {
 	return cfg, nil
 }
 
-func (cfg *Config) apply(b []byte) error {
+func (cfg *probeConfig) apply(b []byte) error {
 	var doc struct {
 		Collectors map[string]yaml.Node `yaml:"collectors"`
 	}
@@ -132,7 +132,7 @@ func (cfg *Config) apply(b []byte) error {
 
 // options returns spec's options decoded from the configuration's layers
 // over the collector's built-in defaults.
-func (cfg *Config) options(spec collectors.Spec) (any, error) {
+func (cfg *probeConfig) options(spec collectors.Spec) (any, error) {
 	layers := cfg.Collectors[spec.Name].options
 	if spec.Options == nil {
 		if len(layers) > 0 {

@@ -15,7 +15,7 @@ import (
 // as /etc/azurelinux-probe/config.yml) shows every collector's real
 // defaults, so that editing a copy of it starts from the truth.
 func TestDefaultConfigMatchesCode(t *testing.T) {
-	cfg, err := LoadConfig("")
+	cfg, err := loadConfig("")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +25,7 @@ func TestDefaultConfigMatchesCode(t *testing.T) {
 			t.Errorf("%s: default.yml says interval %s timeout %s, the code %s and %s",
 				spec.Name, cc.Interval, cc.Timeout, spec.Interval, spec.Timeout)
 		}
-		if !strings.Contains(string(DefaultConfig), "\n  "+spec.Name+":\n") {
+		if !strings.Contains(string(defaultConfig), "\n  "+spec.Name+":\n") {
 			t.Errorf("default.yml has no section for %s", spec.Name)
 		}
 		if spec.Options == nil {
@@ -51,7 +51,7 @@ func writeConfig(t *testing.T, text string) string {
 }
 
 func TestConfigOverlay(t *testing.T) {
-	cfg, err := LoadConfig(writeConfig(t, "collectors:\n  kernel:\n    interval: 1m\n    modules: [nvidia]\n  os:\n"))
+	cfg, err := loadConfig(writeConfig(t, "collectors:\n  kernel:\n    interval: 1m\n    modules: [nvidia]\n  os:\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,15 +90,15 @@ func TestConfigErrors(t *testing.T) {
 			`collector kmsg: kmsg category "mine" rule "broken": error parsing regexp`},
 		{"collectors:\n  kmsg:\n    categories:\n      - name: mine\n        rules:\n          - name: r\n            regexp: 'x'\n", "field regexp not found"},
 	} {
-		cfg, err := LoadConfig(writeConfig(t, tc.text))
+		cfg, err := loadConfig(writeConfig(t, tc.text))
 		if err == nil {
-			_, err = BuildSet(cfg, []string{"os", "kernel", "kmsg"}, collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: discard()})
+			_, err = buildSetInProcess(cfg, []string{"os", "kernel", "kmsg"}, collectors.Env{Paths: collectors.DefaultPaths("/"), Logger: discard()})
 		}
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q: error %v, want one containing %q", tc.text, err, tc.want)
 		}
 	}
-	if _, err := LoadConfig("/nonexistent/config.yml"); err == nil {
+	if _, err := loadConfig("/nonexistent/config.yml"); err == nil {
 		t.Error("a missing config file was accepted")
 	}
 }

@@ -14,7 +14,7 @@ import (
 // complete at init: no collector is built), so that the document cannot
 // drift from the code.
 func MetricsDoc() (string, error) {
-	cfg, err := LoadConfig("")
+	cfg, err := loadConfig("")
 	if err != nil {
 		return "", err
 	}

@@ -16,11 +16,11 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
 
-// WriteFacts prints the latest snapshots of sched in format: "prometheus"
+// writeFacts prints the latest snapshots of sched in format: "prometheus"
 // (the text exposition format: facts and azurelinux_probe_collector_success,
 // without timings, so the output of a fixture tree is reproducible), "json"
 // or "table".
-func WriteFacts(w io.Writer, sched *Scheduler, format string) error {
+func writeFacts(w io.Writer, sched *scheduler, format string) error {
 	switch format {
 	case "prometheus":
 		families, err := gather(&factsCollector{sched: sched})
@@ -59,7 +59,7 @@ type (
 	sample          = factsdoc.Sample
 )
 
-func reportsOf(sched *Scheduler) ([]collectorReport, error) {
+func reportsOf(sched *scheduler) ([]collectorReport, error) {
 	snaps := sched.Snapshots()
 	var out []collectorReport
 	for _, name := range sched.Names() {

@@ -29,17 +29,17 @@ func TestFaultHungSource(t *testing.T) {
 	// collector would take a minute.
 	hung := &fakeCollector{facts: []string{"never"}, block: make(chan struct{})}
 	stuck := &fakeCollector{facts: []string{"never"}, block: make(chan struct{})}
-	s := NewScheduler(discard())
+	s := newScheduler(discard())
 	s.events = make(chan string, 1000)
 	hj := testJob("hung", hung)
 	hj.timeout = 100 * time.Millisecond
 	hj.interval = 150 * time.Millisecond
 	sj := testJob("stuck", stuck)
 	sj.timeout = time.Minute
-	s.Start(&Set{jobs: []*job{testJob("ok", &fakeCollector{facts: []string{"fine"}}), hj, sj}})
+	s.Start(&collectorSet{jobs: []*job{testJob("ok", &fakeCollector{facts: []string{"fine"}}), hj, sj}})
 	waitEvent(t, s.events, "published hung")
 
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,8 +102,8 @@ func TestFaultPanicEveryRefresh(t *testing.T) {
 	var logs bytes.Buffer
 	var mu sync.Mutex
 	logger := slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, nil))
-	s := NewScheduler(logger)
-	s.Load(&Set{jobs: []*job{
+	s := newScheduler(logger)
+	s.Load(&collectorSet{jobs: []*job{
 		testJob("bad", &fakeCollector{facts: []string{"x"}, panic: "nil map write"}),
 		testJob("good", &fakeCollector{facts: []string{"y"}}),
 	}})
@@ -156,16 +156,16 @@ func TestFaultConcurrentScrapesDuringRefreshes(t *testing.T) {
 	if testing.Short() {
 		dur = 3 * time.Second
 	}
-	s := NewScheduler(discard())
+	s := newScheduler(discard())
 	var jobs []*job
 	for _, name := range []string{"a", "b", "c", "d"} {
 		j := testJob(name, &churnCollector{})
 		j.interval = time.Millisecond
 		jobs = append(jobs, j)
 	}
-	s.Start(&Set{jobs: jobs})
+	s.Start(&collectorSet{jobs: jobs})
 	defer s.Stop()
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", MaxRequests: 40, Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", MaxRequests: 40, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 // abandonedGauge returns the served
 // azurelinux_probe_collector_abandoned_refreshes of collector name.
-func abandonedGauge(t *testing.T, s *Scheduler, name string) float64 {
+func abandonedGauge(t *testing.T, s *scheduler, name string) float64 {
 	t.Helper()
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&factsCollector{sched: s, timing: true})
@@ -44,7 +44,7 @@ func TestInFlightGuardSurvivesReload(t *testing.T) {
 	j.timeout = 50 * time.Millisecond
 	s := newTestScheduler()
 	s.events = make(chan string, 100)
-	s.Start(&Set{jobs: []*job{j}})
+	s.Start(&collectorSet{jobs: []*job{j}})
 	defer s.Stop()
 	waitEvent(t, s.events, "published hung")
 	if snap := s.Snapshots()["hung"]; snap.Success || errString(snap.Err) != "timed out after 50ms" {
@@ -58,7 +58,7 @@ func TestInFlightGuardSurvivesReload(t *testing.T) {
 	fresh := &fakeCollector{facts: []string{"y"}, started: make(chan struct{})}
 	for range 3 {
 		j2 := testJob("hung", fresh)
-		s.Start(&Set{jobs: []*job{j2}})
+		s.Start(&collectorSet{jobs: []*job{j2}})
 		waitEvent(t, s.events, "published hung")
 		if snap := s.Snapshots()["hung"]; snap.Success || !strings.Contains(errString(snap.Err), "previous refresh still running") {
 			t.Fatalf("refresh after reload: %+v", snap)

@@ -108,7 +108,7 @@ func constMetric(f *collectors.Fact, v float64, labels ...string) prometheus.Met
 // pass filter, with the per-collector self metrics. It reads only published
 // snapshots, so a Collect never waits on a collector.
 type factsCollector struct {
-	sched  *Scheduler
+	sched  *scheduler
 	filter func(string) bool
 	// timing adds duration and last-success series; the facts command
 	// leaves them out so that its output is reproducible.

@@ -70,7 +70,7 @@ const (
 func TestNegotiation(t *testing.T) {
 	s := newTestScheduler(testJob("os", &fakeCollector{facts: []string{"a.b"}}))
 	s.RunOnce(t.Context())
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}

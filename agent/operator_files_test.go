@@ -24,14 +24,14 @@ func TestConfigFileFIFO(t *testing.T) {
 	}
 	for _, p := range []string{fifo, zero} {
 		done := make(chan error, 1)
-		go func() { _, err := LoadConfig(p); done <- err }()
+		go func() { _, err := loadConfig(p); done <- err }()
 		select {
 		case err := <-done:
 			if err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
-				t.Errorf("LoadConfig(%s): %v", p, err)
+				t.Errorf("loadConfig(%s): %v", p, err)
 			}
 		case <-time.After(5 * time.Second):
-			t.Fatalf("LoadConfig(%s) still blocked after 5s", p)
+			t.Fatalf("loadConfig(%s) still blocked after 5s", p)
 		}
 	}
 }

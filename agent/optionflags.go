@@ -56,7 +56,7 @@ func addOptionFlags(app *kingpin.Application) []*optionFlag {
 }
 
 // applyOptionFlags lays the flags given on the command line over cfg.
-func applyOptionFlags(cfg *Config, flags []*optionFlag) {
+func applyOptionFlags(cfg *probeConfig, flags []*optionFlag) {
 	for _, of := range flags {
 		if !of.set {
 			continue

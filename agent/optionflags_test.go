@@ -38,7 +38,7 @@ func TestOptionFlags(t *testing.T) {
 			if tc.config != "" {
 				path = writeConfig(t, tc.config)
 			}
-			cfg, err := LoadConfig(path)
+			cfg, err := loadConfig(path)
 			if err != nil {
 				t.Fatal(err)
 			}

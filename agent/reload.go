@@ -14,7 +14,7 @@ const reloadTimeout = 30 * time.Second
 
 // reloadResult is what one reload built.
 type reloadResult struct {
-	set *Set
+	set *collectorSet
 	err error
 }
 
@@ -24,7 +24,7 @@ type reloadResult struct {
 // repeated SIGHUPs at a hung file cannot pile up goroutines and threads.
 type reloader struct {
 	timeout time.Duration
-	build   func() (*Set, error)
+	build   func() (*collectorSet, error)
 	logger  *slog.Logger
 
 	result    chan reloadResult // nil while no reload runs

@@ -16,11 +16,11 @@ func TestReloaderTimeout(t *testing.T) {
 	unblock := make(chan struct{})
 	calls := 0
 	r := &reloader{timeout: 20 * time.Millisecond, logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		build: func() (*Set, error) {
+		build: func() (*collectorSet, error) {
 			calls++
 			if calls == 1 {
 				<-unblock
-				return &Set{}, nil
+				return &collectorSet{}, nil
 			}
 			return nil, errors.New("bad config")
 		}}

@@ -61,8 +61,8 @@ func loadFacts(ctx context.Context, src string, timeout time.Duration) (*factsdo
 		return doc, nil
 	}
 	u := strings.TrimSuffix(src, "/")
-	if !strings.HasSuffix(u, StatusPath) {
-		u += StatusPath
+	if !strings.HasSuffix(u, statusPath) {
+		u += statusPath
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -76,7 +76,7 @@ func loadFacts(ctx context.Context, src string, timeout time.Duration) (*factsdo
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("probe at %s: %s answered %s (a probe older than the status page has no %s)", src, u, resp.Status, StatusPath)
+		return nil, fmt.Errorf("probe at %s: %s answered %s (a probe older than the status page has no %s)", src, u, resp.Status, statusPath)
 	}
 	b, err := io.ReadAll(io.LimitReader(resp.Body, maxStatusSize+1))
 	if err != nil {

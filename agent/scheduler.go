@@ -17,9 +17,9 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 )
 
-// Snapshot is the outcome of one collector refresh. It is immutable once
+// snapshot is the outcome of one collector refresh. It is immutable once
 // published.
-type Snapshot struct {
+type snapshot struct {
 	// Metrics are the facts of the refresh. A failed refresh keeps the facts
 	// it read before the failure (they are current) and drops everything
 	// else: facts of an earlier refresh are never served as current.
@@ -45,15 +45,15 @@ type job struct {
 	interval time.Duration
 	timeout  time.Duration
 
-	snap atomic.Pointer[Snapshot]
+	snap atomic.Pointer[snapshot]
 	// lastErr is the error text last logged, so a persistent failure is
 	// logged once at error level and not every interval.
 	lastErr string
 }
 
-// Scheduler refreshes each enabled collector in the background and keeps
+// scheduler refreshes each enabled collector in the background and keeps
 // its latest snapshot.
-type Scheduler struct {
+type scheduler struct {
 	logger *slog.Logger
 	jobs   atomic.Pointer[[]*job]
 	// generation changes whenever a snapshot is published or the set of
@@ -81,13 +81,13 @@ type Scheduler struct {
 	events chan string
 }
 
-// Set is a built set of enabled collectors with their schedules.
-type Set struct {
+// collectorSet is a built set of enabled collectors with their schedules.
+type collectorSet struct {
 	jobs []*job
 }
 
 // Names returns the collectors in the set, in order.
-func (s *Set) Names() []string {
+func (s *collectorSet) Names() []string {
 	out := make([]string, len(s.jobs))
 	for i, j := range s.jobs {
 		out[i] = j.name
@@ -101,9 +101,9 @@ type notApplicable struct{ err error }
 
 func (n notApplicable) Update(context.Context, *collectors.Metrics) error { return n.err }
 
-// NewScheduler returns a scheduler with no collectors; Start gives it some.
-func NewScheduler(logger *slog.Logger) *Scheduler {
-	s := &Scheduler{logger: logger}
+// newScheduler returns a scheduler with no collectors; Start gives it some.
+func newScheduler(logger *slog.Logger) *scheduler {
+	s := &scheduler{logger: logger}
 	s.jobs.Store(&[]*job{})
 	return s
 }
@@ -112,9 +112,9 @@ func NewScheduler(logger *slog.Logger) *Scheduler {
 // each refreshing at once and then on its interval. A collector that was
 // scheduled before keeps serving its last snapshot until its first refresh in
 // the new set completes.
-func (s *Scheduler) Start(set *Set) {
+func (s *scheduler) Start(set *collectorSet) {
 	s.Stop()
-	old := map[string]*Snapshot{}
+	old := map[string]*snapshot{}
 	for _, j := range *s.jobs.Load() {
 		if snap := j.snap.Load(); snap != nil {
 			old[j.name] = snap
@@ -160,7 +160,7 @@ func (s *Scheduler) Start(set *Set) {
 }
 
 // Stop ends the refresh loops. A refresh in flight is abandoned.
-func (s *Scheduler) Stop() {
+func (s *scheduler) Stop() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cancel != nil {
@@ -180,7 +180,7 @@ const streamGap = 50 * time.Millisecond
 // firstDone after the first refresh. A streaming collector
 // ([collectors.Streamer]) is also refreshed when it signals new data, no
 // sooner than streamGap after its previous refresh.
-func (s *Scheduler) loop(ctx context.Context, j *job, firstDone func()) {
+func (s *scheduler) loop(ctx context.Context, j *job, firstDone func()) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	var changed <-chan struct{}
@@ -222,7 +222,7 @@ func (s *Scheduler) loop(ctx context.Context, j *job, firstDone func()) {
 
 // RunOnce refreshes every collector of the scheduled set once, concurrently,
 // and returns when all have finished or timed out.
-func (s *Scheduler) RunOnce(ctx context.Context) {
+func (s *scheduler) RunOnce(ctx context.Context) {
 	var wg sync.WaitGroup
 	for _, j := range *s.jobs.Load() {
 		wg.Add(1)
@@ -236,7 +236,7 @@ func (s *Scheduler) RunOnce(ctx context.Context) {
 
 // Load schedules set without starting background refreshes (for one-shot
 // commands, followed by RunOnce).
-func (s *Scheduler) Load(set *Set) {
+func (s *scheduler) Load(set *collectorSet) {
 	jobs := set.jobs
 	s.jobs.Store(&jobs)
 	s.generation.Add(1)
@@ -257,14 +257,14 @@ type flight struct {
 }
 
 // flight returns the in-flight state of the collector called name.
-func (s *Scheduler) flight(name string) *flight {
+func (s *scheduler) flight(name string) *flight {
 	f, _ := s.flights.LoadOrStore(name, &flight{})
 	return f.(*flight)
 }
 
 // Abandoned returns how many refreshes of the collector called name were
 // abandoned and are still running.
-func (s *Scheduler) Abandoned(name string) int64 { return s.flight(name).abandoned.Load() }
+func (s *scheduler) Abandoned(name string) int64 { return s.flight(name).abandoned.Load() }
 
 type outcome struct {
 	metrics *collectors.Metrics
@@ -273,7 +273,7 @@ type outcome struct {
 
 // refresh runs one Update of j under its timeout and publishes the
 // snapshot. A panic in the collector is a failed refresh, not a crash.
-func (s *Scheduler) refresh(ctx context.Context, j *job) {
+func (s *scheduler) refresh(ctx context.Context, j *job) {
 	start := time.Now()
 	f := s.flight(j.name)
 	if !f.running.CompareAndSwap(false, true) {
@@ -338,9 +338,9 @@ func (s *Scheduler) refresh(ctx context.Context, j *job) {
 	}
 }
 
-func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric, err error) {
+func (s *scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric, err error) {
 	now := time.Now()
-	snap := &Snapshot{Metrics: metrics, Duration: now.Sub(start), Finished: now}
+	snap := &snapshot{Metrics: metrics, Duration: now.Sub(start), Finished: now}
 	if prev := j.snap.Load(); prev != nil {
 		snap.LastSuccess = prev.LastSuccess
 	}
@@ -386,7 +386,7 @@ func (s *Scheduler) publish(j *job, start time.Time, metrics []prometheus.Metric
 }
 
 // changes returns a channel closed at the next publication.
-func (s *Scheduler) changes() <-chan struct{} {
+func (s *scheduler) changes() <-chan struct{} {
 	s.changedMu.Lock()
 	defer s.changedMu.Unlock()
 	if s.changed == nil {
@@ -397,7 +397,7 @@ func (s *Scheduler) changes() <-chan struct{} {
 
 // waitFirstSnapshots returns once every scheduled collector except the one
 // called self has published a snapshot, or when ctx ends.
-func (s *Scheduler) waitFirstSnapshots(ctx context.Context, self string) error {
+func (s *scheduler) waitFirstSnapshots(ctx context.Context, self string) error {
 	for {
 		ch := s.changes()
 		missing := ""
@@ -418,7 +418,7 @@ func (s *Scheduler) waitFirstSnapshots(ctx context.Context, self string) error {
 	}
 }
 
-func (s *Scheduler) event(e string) {
+func (s *scheduler) event(e string) {
 	if s.events != nil {
 		s.events <- e
 	}
@@ -426,8 +426,8 @@ func (s *Scheduler) event(e string) {
 
 // Snapshots returns the latest snapshot of each scheduled collector (nil
 // before its first refresh), keyed by name.
-func (s *Scheduler) Snapshots() map[string]*Snapshot {
-	out := map[string]*Snapshot{}
+func (s *scheduler) Snapshots() map[string]*snapshot {
+	out := map[string]*snapshot{}
 	for _, j := range *s.jobs.Load() {
 		out[j.name] = j.snap.Load()
 	}
@@ -435,7 +435,7 @@ func (s *Scheduler) Snapshots() map[string]*Snapshot {
 }
 
 // Names returns the scheduled collectors, in order.
-func (s *Scheduler) Names() []string {
+func (s *scheduler) Names() []string {
 	jobs := *s.jobs.Load()
 	out := make([]string, len(jobs))
 	for i, j := range jobs {

@@ -20,10 +20,10 @@ func (c *closingCollector) Close() error                                      { 
 // the collectors it replaces, so that one holding a connection (systemd's
 // D-Bus) does not leak it on every SIGHUP.
 func TestStartClosesReplacedCollectors(t *testing.T) {
-	s := NewScheduler(slog.New(slog.DiscardHandler))
+	s := newScheduler(slog.New(slog.DiscardHandler))
 	first, second := &closingCollector{}, &closingCollector{}
-	set := func(c collectors.Collector) *Set {
-		return &Set{jobs: []*job{{name: "x", c: c, interval: time.Hour, timeout: time.Second}}}
+	set := func(c collectors.Collector) *collectorSet {
+		return &collectorSet{jobs: []*job{{name: "x", c: c, interval: time.Hour, timeout: time.Second}}}
 	}
 	s.Start(set(first))
 	s.Start(set(second))

@@ -7,16 +7,16 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
 )
 
-// BuildSet builds the enabled collectors, in registry order, with options and
+// buildSetInProcess builds the enabled collectors, in registry order, with options and
 // schedules from cfg.
-func BuildSet(cfg *Config, enabled []string, env collectors.Env) (*Set, error) {
+func buildSetInProcess(cfg *probeConfig, enabled []string, env collectors.Env) (*collectorSet, error) {
 	return buildSet(cfg, enabled, env, nil)
 }
 
-// buildSet is BuildSet with isolated collectors refreshing in child
+// buildSet is buildSetInProcess with isolated collectors refreshing in child
 // processes when iso is not nil (in-process otherwise).
-func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation) (*Set, error) {
-	set := &Set{}
+func buildSet(cfg *probeConfig, enabled []string, env collectors.Env, iso *isolation) (*collectorSet, error) {
+	set := &collectorSet{}
 	for _, spec := range collectors.Specs() {
 		if !contains(enabled, spec.Name) {
 			continue
@@ -57,7 +57,7 @@ func buildSet(cfg *Config, enabled []string, env collectors.Env, iso *isolation)
 // validateDisabled builds, and closes at once, every collector that is not
 // in enabled, so that the options of a disabled collector are validated
 // when the configuration loads, not on the day it is enabled.
-func validateDisabled(cfg *Config, enabled []string, env collectors.Env) error {
+func validateDisabled(cfg *probeConfig, enabled []string, env collectors.Env) error {
 	for _, spec := range collectors.Specs() {
 		if contains(enabled, spec.Name) {
 			continue

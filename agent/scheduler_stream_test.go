@@ -29,9 +29,9 @@ func (c *streamCollector) Changed() <-chan struct{} { return c.changed }
 // and a burst of signals costs at most one refresh per streamGap.
 func TestStreamingCollectorRefreshesOnData(t *testing.T) {
 	c := &streamCollector{changed: make(chan struct{}, 1)}
-	s := NewScheduler(slog.New(slog.DiscardHandler))
+	s := newScheduler(slog.New(slog.DiscardHandler))
 	s.events = make(chan string, 1000)
-	s.Start(&Set{jobs: []*job{testJob("stream", c)}})
+	s.Start(&collectorSet{jobs: []*job{testJob("stream", c)}})
 	defer s.Stop()
 	waitEvent(t, s.events, "published stream")
 	start := time.Now()

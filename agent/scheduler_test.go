@@ -42,9 +42,9 @@ func (f *fakeCollector) Update(ctx context.Context, m *collectors.Metrics) error
 	return f.err
 }
 
-func newTestScheduler(jobs ...*job) *Scheduler {
-	s := NewScheduler(slog.New(slog.DiscardHandler))
-	s.Load(&Set{jobs: jobs})
+func newTestScheduler(jobs ...*job) *scheduler {
+	s := newScheduler(slog.New(slog.DiscardHandler))
+	s.Load(&collectorSet{jobs: jobs})
 	return s
 }
 
@@ -155,14 +155,14 @@ func TestTimeoutAndStuckCollector(t *testing.T) {
 // TestStartServesAndReloads: background loops publish a first snapshot, and
 // a reload keeps serving the previous snapshot until the new one lands.
 func TestStartServesAndReloads(t *testing.T) {
-	s := NewScheduler(slog.New(slog.DiscardHandler))
+	s := newScheduler(slog.New(slog.DiscardHandler))
 	s.events = make(chan string, 100)
-	s.Start(&Set{jobs: []*job{testJob("a", &fakeCollector{facts: []string{"1"}})}})
+	s.Start(&collectorSet{jobs: []*job{testJob("a", &fakeCollector{facts: []string{"1"}})}})
 	defer s.Stop()
 	waitEvent(t, s.events, "published a")
 
 	block := make(chan struct{})
-	s.Start(&Set{jobs: []*job{testJob("a", &fakeCollector{facts: []string{"2"}, block: block})}})
+	s.Start(&collectorSet{jobs: []*job{testJob("a", &fakeCollector{facts: []string{"2"}, block: block})}})
 	if snap := s.Snapshots()["a"]; snap == nil || len(snap.Metrics) != 1 {
 		t.Errorf("reload dropped the served snapshot: %+v", snap)
 	}

@@ -37,7 +37,7 @@ func (o *options) serve(logger *slog.Logger) error {
 	}
 	logger.Info("enabled collectors", "collectors", strings.Join(set.Names(), ","), "rootfs", o.rootfs)
 
-	sched := NewScheduler(logger)
+	sched := newScheduler(logger)
 	// The collectors of the running configuration, without the checks
 	// job, for a reload whose config file is invalid but whose checks are
 	// not (or the reverse): each part reloads on its own.
@@ -57,7 +57,7 @@ func (o *options) serve(logger *slog.Logger) error {
 		}
 		return sched.Ready()
 	}
-	handler, err := NewHandler(sched, HandlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
+	handler, err := newHandler(sched, handlerOptions{TelemetryPath: o.telemetryPath, MaxRequests: o.maxRequests,
 		EnablePprof: o.enablePprof, Ready: ready, Logger: logger, Extra: append(limiter.collectors(), throttled), reload: state})
 	if err != nil {
 		return err
@@ -90,7 +90,7 @@ func (o *options) serve(logger *slog.Logger) error {
 
 // run serves until SIGTERM or a server's end, reloading on SIGHUP (each
 // reload under reloadTimeout, one at a time).
-func (o *options) run(sched *Scheduler, running []*job, state *reloadState, served <-chan error, shutdown func() error, logger *slog.Logger) error {
+func (o *options) run(sched *scheduler, running []*job, state *reloadState, served <-chan error, shutdown func() error, logger *slog.Logger) error {
 	signals := make(chan os.Signal, 1)
 	signal.Notify(signals, syscall.SIGHUP, syscall.SIGTERM, os.Interrupt)
 	defer signal.Stop(signals)
@@ -102,7 +102,7 @@ func (o *options) run(sched *Scheduler, running []*job, state *reloadState, serv
 		now []*job
 		ok  bool
 	}
-	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*Set, error) {
+	reload := &reloader{timeout: reloadTimeout, logger: logger, build: func() (*collectorSet, error) {
 		mu.Lock()
 		prev := running
 		mu.Unlock()
@@ -197,12 +197,12 @@ func (o *options) startServers(listeners []net.Listener, handler http.Handler, l
 // invalid checks keep the previous checks under newly configured
 // collectors. It returns the set to start, the collectors it holds without
 // the checks job, and whether everything loaded.
-func (o *options) prepareReload(logger *slog.Logger, sched *Scheduler, running []*job) (*Set, []*job, bool) {
+func (o *options) prepareReload(logger *slog.Logger, sched *scheduler, running []*job) (*collectorSet, []*job, bool) {
 	ok := true
 	set, err := o.build(logger)
 	if err != nil {
 		logger.Error("reload: invalid configuration, keeping the running collectors", "err", err)
-		set, ok = &Set{jobs: slices.Clone(running)}, false
+		set, ok = &collectorSet{jobs: slices.Clone(running)}, false
 	}
 	collectorsNow := slices.Clone(set.jobs)
 	if !o.addChecks(set, sched, logger) {

@@ -16,8 +16,8 @@ import (
 	"github.com/prometheus/common/expfmt"
 )
 
-// HandlerOptions configure the HTTP handler.
-type HandlerOptions struct {
+// handlerOptions configure the HTTP handler.
+type handlerOptions struct {
 	TelemetryPath string
 	// MaxRequests caps concurrent renders of filtered scrapes (collect[]
 	// or exclude[]) whose body is not cached yet; past it such a scrape
@@ -38,10 +38,10 @@ type HandlerOptions struct {
 	reload *reloadState
 }
 
-// NewHandler returns the probe's HTTP handler: the telemetry path, the
+// newHandler returns the probe's HTTP handler: the telemetry path, the
 // health endpoints, the status page (/) and its JSON (/status.json). No path
 // waits on a collector: the page renders the latest snapshots.
-func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
+func newHandler(sched *scheduler, o handlerOptions) (http.Handler, error) {
 	mux := http.NewServeMux()
 	mux.Handle(o.TelemetryPath, newMetricsHandler(sched, o))
 	mux.HandleFunc("/-/healthy", func(w http.ResponseWriter, _ *http.Request) { plain(w, http.StatusOK, "OK") })
@@ -63,14 +63,14 @@ func NewHandler(sched *Scheduler, o HandlerOptions) (http.Handler, error) {
 		addPprof(mux)
 	}
 	page := newStatusPage(sched, o)
-	mux.HandleFunc(StatusPath, page.serveJSON)
+	mux.HandleFunc(statusPath, page.serveJSON)
 	if o.TelemetryPath != "/" {
 		mux.Handle("/", page)
 	}
 	return mux, nil
 }
 
-func newMetricsHandler(sched *Scheduler, o HandlerOptions) *metricsHandler {
+func newMetricsHandler(sched *scheduler, o handlerOptions) *metricsHandler {
 	exporter := prometheus.NewRegistry()
 	exporter.MustRegister(
 		promcollectors.NewGoCollector(),
@@ -104,7 +104,7 @@ func plain(w http.ResponseWriter, code int, msg string) {
 	fmt.Fprintln(w, msg)
 }
 
-func newFactsRegistry(sched *Scheduler, filter func(string) bool) prometheus.Gatherer {
+func newFactsRegistry(sched *scheduler, filter func(string) bool) prometheus.Gatherer {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(&factsCollector{sched: sched, filter: filter, timing: true})
 	return reg
@@ -114,7 +114,7 @@ func newFactsRegistry(sched *Scheduler, filter func(string) bool) prometheus.Gat
 // collect[] or exclude[] query parameters select, as node_exporter does,
 // from bodies cached per filter set, format and encoding.
 type metricsHandler struct {
-	sched    *Scheduler
+	sched    *scheduler
 	exporter *prometheus.Registry
 	logger   *slog.Logger
 	cache    *bodyCache

@@ -18,7 +18,7 @@ func TestHandler(t *testing.T) {
 		testJob("kernel", &fakeCollector{facts: []string{"kernel"}}),
 	)
 	s.RunOnce(t.Context())
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", MaxRequests: 1, Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", MaxRequests: 1, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func grepLines(s, sub string) string {
 // EnablePprof, and then every link answers.
 func TestPprofFlag(t *testing.T) {
 	s := newTestScheduler()
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", EnablePprof: true, Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", EnablePprof: true, Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,9 +140,9 @@ func TestReady(t *testing.T) {
 	slow := testJob("slow", &fakeCollector{facts: []string{"slow"}, block: block})
 	slow.timeout = 200 * 1e6 // 200 ms
 	fast := testJob("fast", &fakeCollector{facts: []string{"fast"}})
-	s := NewScheduler(discard())
+	s := newScheduler(discard())
 	s.events = make(chan string, 100)
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestReady(t *testing.T) {
 		h.ServeHTTP(rec, httptest.NewRequest("GET", url, nil))
 		return rec.Code, rec.Body.String()
 	}
-	s.Start(&Set{jobs: []*job{fast, slow}})
+	s.Start(&collectorSet{jobs: []*job{fast, slow}})
 	defer s.Stop()
 	waitEvent(t, s.events, "published fast")
 	if code, body := get("/-/ready"); code != 503 || !strings.Contains(body, "collector slow has not finished its first refresh") {
@@ -172,7 +172,7 @@ func TestReady(t *testing.T) {
 func TestFilteredSlots(t *testing.T) {
 	s := newTestScheduler(testJob("os", &fakeCollector{facts: []string{"os"}}), testJob("kernel", &fakeCollector{facts: []string{"kernel"}}))
 	s.RunOnce(t.Context())
-	h := newMetricsHandler(s, HandlerOptions{TelemetryPath: "/metrics", MaxRequests: 2, Logger: discard()})
+	h := newMetricsHandler(s, handlerOptions{TelemetryPath: "/metrics", MaxRequests: 2, Logger: discard()})
 	get := func(url string) *httptest.ResponseRecorder {
 		rec := httptest.NewRecorder()
 		h.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, url, nil))
@@ -205,7 +205,7 @@ func TestCachedBody(t *testing.T) {
 	f := &fakeCollector{facts: []string{"before"}}
 	s := newTestScheduler(testJob("os", f))
 	s.RunOnce(t.Context())
-	h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func FuzzSelection(f *testing.F) {
 		f.Add(q)
 	}
 	s := newTestScheduler(testJob("os", &fakeCollector{}), testJob("kernel", &fakeCollector{}))
-	h := newMetricsHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h := newMetricsHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	f.Fuzz(func(t *testing.T, q string) {
 		sel, err := h.selection(q)
 		if err != nil {

@@ -14,36 +14,36 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/fleet"
 )
 
-// StatusPath is where the status page's data is served as JSON, for
+// statusPath is where the status page's data is served as JSON, for
 // scripts and for `azurelinux-probe diff` given a probe's URL.
-const StatusPath = "/status.json"
+const statusPath = "/status.json"
 
-// Status is the host's status page: what `/` renders and /status.json
+// hostStatus is the host's status page: what `/` renders and /status.json
 // serves. It is built from the scheduler's latest snapshots only (the
 // checks job's snapshot included), so that a request never runs a
 // collector.
-type Status struct {
+type hostStatus struct {
 	Generated  time.Time       `json:"generated"`
 	Version    string          `json:"version"`
-	Identity   Identity        `json:"identity"`
-	Collectors []CollectorInfo `json:"collectors"`
-	Checks     []CheckCategory `json:"checks"`
+	Identity   hostIdentity    `json:"identity"`
+	Collectors []collectorInfo `json:"collectors"`
+	Checks     []checkCategory `json:"checks"`
 	// Drift lists the facts that differ from --baseline.file (the checks
 	// job's azurelinux_baseline_drift series).
 	Drift []factsdoc.Drift `json:"drift"`
 	// KernelLogEvents are azurelinux_kernel_log_events_total by category
 	// (the kmsg collector), when it is enabled.
-	KernelLogEvents []CategoryCount `json:"kernel_log_events,omitempty"`
+	KernelLogEvents []categoryCount `json:"kernel_log_events,omitempty"`
 	// NextBoot is azurelinux_boot_kernel_ready per installed kernel, with
 	// azurelinux_boot_kernel_not_ready_reason.
-	NextBoot []KernelReadiness `json:"next_boot,omitempty"`
+	NextBoot []kernelReadiness `json:"next_boot,omitempty"`
 	// Facts is the facts document (as `facts --format=json` prints it), so
 	// that `diff` compares a probe's URL with a saved document.
 	Facts factsdoc.Doc `json:"facts"`
 }
 
-// Identity names the host.
-type Identity struct {
+// hostIdentity names the host.
+type hostIdentity struct {
 	OS        string `json:"os"`
 	ID        string `json:"id"`
 	VersionID string `json:"version_id"`
@@ -53,8 +53,8 @@ type Identity struct {
 	Region    string `json:"region,omitempty"`
 }
 
-// CollectorInfo is one collector's latest refresh.
-type CollectorInfo struct {
+// collectorInfo is one collector's latest refresh.
+type collectorInfo struct {
 	Name            string    `json:"name"`
 	Success         bool      `json:"success"`
 	Finished        time.Time `json:"finished,omitzero"`
@@ -62,51 +62,51 @@ type CollectorInfo struct {
 	Error           string    `json:"error,omitempty"`
 }
 
-// CheckCategory is the checks of one category.
-type CheckCategory struct {
+// checkCategory is the checks of one category.
+type checkCategory struct {
 	Category string `json:"category"`
 	Passed   int    `json:"passed"`
 	Failed   int    `json:"failed"`
 	// Skipped counts checks that the checks job reports as not
 	// applicable (azurelinux_checks_skipped, where the checks expose it).
 	Skipped int           `json:"skipped,omitempty"`
-	Checks  []CheckStatus `json:"checks"`
+	Checks  []checkStatus `json:"checks"`
 }
 
-// CheckStatus is one check's verdict: "pass" or "fail" (a check that could
+// checkStatus is one check's verdict: "pass" or "fail" (a check that could
 // not be judged is a failure whose reason says so).
-type CheckStatus struct {
+type checkStatus struct {
 	Name    string `json:"name"`
 	Verdict string `json:"verdict"`
 	Reason  string `json:"reason,omitempty"`
 }
 
-// CategoryCount is a count by category.
-type CategoryCount struct {
+// categoryCount is a count by category.
+type categoryCount struct {
 	Category string  `json:"category"`
 	Count    float64 `json:"count"`
 }
 
-// KernelReadiness is one installed kernel's next-boot readiness.
-type KernelReadiness struct {
+// kernelReadiness is one installed kernel's next-boot readiness.
+type kernelReadiness struct {
 	Release string   `json:"release"`
 	Ready   bool     `json:"ready"`
 	Reasons []string `json:"reasons,omitempty"`
 }
 
-// BuildStatus assembles the status from sched's latest snapshots.
-func BuildStatus(sched *Scheduler) (*Status, error) {
+// buildStatus assembles the status from sched's latest snapshots.
+func buildStatus(sched *scheduler) (*hostStatus, error) {
 	reports, err := reportsOf(sched)
 	if err != nil {
 		return nil, err
 	}
 	snaps := sched.Snapshots()
-	st := &Status{Generated: time.Now().UTC(), Version: version.Version, Drift: []factsdoc.Drift{}}
-	cats := map[string]*CheckCategory{}
-	category := func(name string) *CheckCategory {
+	st := &hostStatus{Generated: time.Now().UTC(), Version: version.Version, Drift: []factsdoc.Drift{}}
+	cats := map[string]*checkCategory{}
+	category := func(name string) *checkCategory {
 		c := cats[name]
 		if c == nil {
-			c = &CheckCategory{Category: name}
+			c = &checkCategory{Category: name}
 			cats[name] = c
 		}
 		return c
@@ -115,7 +115,7 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 	var statuses []sample
 	notReady := map[string][]string{}
 	for _, r := range reports {
-		ci := CollectorInfo{Name: r.Name, Success: r.Success, DurationSeconds: r.DurationSeconds, Error: r.Error}
+		ci := collectorInfo{Name: r.Name, Success: r.Success, DurationSeconds: r.DurationSeconds, Error: r.Error}
 		if s := snaps[r.Name]; s != nil {
 			ci.Finished = s.Finished.UTC()
 		}
@@ -142,9 +142,9 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 			case "azurelinux_baseline_drift":
 				st.Drift = append(st.Drift, factsdoc.Drift{Collector: l["collector"], Fact: l["fact"]})
 			case "azurelinux_kernel_log_events_total":
-				st.KernelLogEvents = append(st.KernelLogEvents, CategoryCount{Category: l["category"], Count: s.Value})
+				st.KernelLogEvents = append(st.KernelLogEvents, categoryCount{Category: l["category"], Count: s.Value})
 			case "azurelinux_boot_kernel_ready":
-				st.NextBoot = append(st.NextBoot, KernelReadiness{Release: l["release"], Ready: s.Value == 1})
+				st.NextBoot = append(st.NextBoot, kernelReadiness{Release: l["release"], Ready: s.Value == 1})
 			case "azurelinux_boot_kernel_not_ready_reason":
 				notReady[l["release"]] = append(notReady[l["release"]], l["reason"])
 			}
@@ -152,7 +152,7 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 	}
 	for _, s := range statuses {
 		c := category(s.Labels["category"])
-		cs := CheckStatus{Name: s.Labels["check"], Verdict: "pass"}
+		cs := checkStatus{Name: s.Labels["check"], Verdict: "pass"}
 		if s.Value == 1 {
 			c.Passed++
 		} else {
@@ -163,7 +163,7 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 	}
 	for _, c := range cats {
 		// Failures first, so that what broke is at the top of its group.
-		slices.SortFunc(c.Checks, func(a, b CheckStatus) int {
+		slices.SortFunc(c.Checks, func(a, b checkStatus) int {
 			if a.Verdict != b.Verdict {
 				return strings.Compare(a.Verdict, b.Verdict) // "fail" < "pass"
 			}
@@ -171,13 +171,13 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 		})
 		st.Checks = append(st.Checks, *c)
 	}
-	slices.SortFunc(st.Checks, func(a, b CheckCategory) int { return strings.Compare(a.Category, b.Category) })
+	slices.SortFunc(st.Checks, func(a, b checkCategory) int { return strings.Compare(a.Category, b.Category) })
 	for i := range st.NextBoot {
 		st.NextBoot[i].Reasons = notReady[st.NextBoot[i].Release]
 		slices.Sort(st.NextBoot[i].Reasons)
 	}
-	slices.SortFunc(st.NextBoot, func(a, b KernelReadiness) int { return strings.Compare(a.Release, b.Release) })
-	slices.SortFunc(st.KernelLogEvents, func(a, b CategoryCount) int { return strings.Compare(a.Category, b.Category) })
+	slices.SortFunc(st.NextBoot, func(a, b kernelReadiness) int { return strings.Compare(a.Release, b.Release) })
+	slices.SortFunc(st.KernelLogEvents, func(a, b categoryCount) int { return strings.Compare(a.Category, b.Category) })
 	return st, nil
 }
 
@@ -185,15 +185,15 @@ func BuildStatus(sched *Scheduler) (*Status, error) {
 // latest snapshots. links are the page's links: only paths this handler
 // serves.
 type statusPage struct {
-	sched *Scheduler
+	sched *scheduler
 	links []statusLink
 }
 
 type statusLink struct{ Path, Text string }
 
-func newStatusPage(sched *Scheduler, o HandlerOptions) *statusPage {
+func newStatusPage(sched *scheduler, o handlerOptions) *statusPage {
 	p := &statusPage{sched: sched, links: []statusLink{
-		{o.TelemetryPath, "Metrics"}, {StatusPath, "Status as JSON"},
+		{o.TelemetryPath, "Metrics"}, {statusPath, "Status as JSON"},
 		{"/-/healthy", "Health"}, {"/-/ready", "Readiness"},
 	}}
 	if o.EnablePprof {
@@ -203,7 +203,7 @@ func newStatusPage(sched *Scheduler, o HandlerOptions) *statusPage {
 }
 
 func (p *statusPage) serveJSON(w http.ResponseWriter, r *http.Request) {
-	st, err := BuildStatus(p.sched)
+	st, err := buildStatus(p.sched)
 	if err != nil {
 		plain(w, http.StatusInternalServerError, err.Error())
 		return
@@ -222,7 +222,7 @@ func (p *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	st, err := BuildStatus(p.sched)
+	st, err := buildStatus(p.sched)
 	if err != nil {
 		plain(w, http.StatusInternalServerError, err.Error())
 		return
@@ -232,7 +232,7 @@ func (p *statusPage) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The page has no script and loads nothing: inline CSS only.
 	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'")
 	statusTemplate.Execute(w, struct {
-		*Status
+		*hostStatus
 		Links []statusLink
 	}{st, p.links})
 }

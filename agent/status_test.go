@@ -19,7 +19,7 @@ func TestStatusPageLinks(t *testing.T) {
 	for _, pprof := range []bool{false, true} {
 		s := newTestScheduler(testJob("os", &fakeCollector{facts: []string{"os"}}))
 		s.RunOnce(t.Context())
-		h, err := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", EnablePprof: pprof, Logger: discard()})
+		h, err := newHandler(s, handlerOptions{TelemetryPath: "/metrics", EnablePprof: pprof, Logger: discard()})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,10 +47,10 @@ func TestStatusPageLinks(t *testing.T) {
 		if code, _ := get("/no-such-page"); code != 404 {
 			t.Errorf("unknown path: %d, want 404", code)
 		}
-		code, body := get(StatusPath)
-		var st Status
+		code, body := get(statusPath)
+		var st hostStatus
 		if code != 200 || json.Unmarshal([]byte(body), &st) != nil {
-			t.Fatalf("%s: %d %s", StatusPath, code, body)
+			t.Fatalf("%s: %d %s", statusPath, code, body)
 		}
 		if len(st.Collectors) != 1 || st.Collectors[0].Name != "os" || !st.Collectors[0].Success || len(st.Facts.Collectors) != 1 {
 			t.Errorf("status collectors: %+v", st.Collectors)
@@ -114,7 +114,7 @@ func TestStatusContent(t *testing.T) {
 	}})
 	s := newTestScheduler(os, boot, checksJob)
 	s.RunOnce(t.Context())
-	st, err := BuildStatus(s)
+	st, err := buildStatus(s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestStatusContent(t *testing.T) {
 		t.Errorf("identity %+v", st.Identity)
 	}
 	if len(st.Checks) != 1 || st.Checks[0].Passed != 1 || st.Checks[0].Failed != 1 ||
-		st.Checks[0].Checks[0] != (CheckStatus{Name: "selinux-enforcing", Verdict: "fail", Reason: "azurelinux_selinux_mode 0"}) {
+		st.Checks[0].Checks[0] != (checkStatus{Name: "selinux-enforcing", Verdict: "fail", Reason: "azurelinux_selinux_mode 0"}) {
 		t.Errorf("checks %+v", st.Checks)
 	}
 	if len(st.NextBoot) != 1 || st.NextBoot[0].Ready || len(st.NextBoot[0].Reasons) != 1 || st.NextBoot[0].Reasons[0] != "missing:nvidia" {
@@ -133,7 +133,7 @@ func TestStatusContent(t *testing.T) {
 			t.Errorf("boot collector %+v", c)
 		}
 	}
-	h, _ := NewHandler(s, HandlerOptions{TelemetryPath: "/metrics", Logger: discard()})
+	h, _ := newHandler(s, handlerOptions{TelemetryPath: "/metrics", Logger: discard()})
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	page := rec.Body.String()
