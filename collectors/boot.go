@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/rpmver"
 )
 
 func init() {
@@ -217,7 +218,7 @@ func (c *bootCollector) Update(ctx context.Context, m *Metrics) error {
 	running, _ := readValue(c.paths.Proc("sys", "kernel", "osrelease"))
 	if running != "" && validRelease(running) && !slices.Contains(releases, running) {
 		releases = append(releases, running)
-		sort.Slice(releases, func(i, j int) bool { return versionCompare(releases[i], releases[j]) < 0 })
+		sort.Slice(releases, func(i, j int) bool { return rpmver.Compare(releases[i], releases[j]) < 0 })
 	}
 	if len(releases) == 0 {
 		if err := errors.Join(errs...); err != nil {

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/rpmver"
 )
 
 // blsEntry is one Boot Loader Specification entry
@@ -49,7 +51,7 @@ func (c *bootCollector) installedKernels() ([]string, []blsEntry, error) {
 	for r := range set {
 		releases = append(releases, r)
 	}
-	sort.Slice(releases, func(i, j int) bool { return versionCompare(releases[i], releases[j]) < 0 })
+	sort.Slice(releases, func(i, j int) bool { return rpmver.Compare(releases[i], releases[j]) < 0 })
 	if len(releases) > maxKernels {
 		errs = append(errs, fmt.Errorf("installed kernels: more than %d, only the newest reported", maxKernels))
 		releases = releases[len(releases)-maxKernels:]
@@ -152,7 +154,7 @@ func (c *bootCollector) nextBoot(entries []blsEntry, fallback string) (string, e
 	}
 	newest := ""
 	for _, e := range entries {
-		if e.version != "" && (newest == "" || versionCompare(e.version, newest) > 0) {
+		if e.version != "" && (newest == "" || rpmver.Compare(e.version, newest) > 0) {
 			newest = e.version
 		}
 	}
@@ -163,49 +165,4 @@ func (c *bootCollector) nextBoot(entries []blsEntry, fallback string) (string, e
 		newest = fallback
 	}
 	return newest, nil
-}
-
-// versionCompare orders kernel releases as rpm's rpmvercmp does for the
-// digit and letter runs that releases are made of (rpmio/rpmvercmp.c; grub's
-// blscfg sorts entries with the same rule).
-func versionCompare(a, b string) int {
-	isDigit := func(c byte) bool { return c >= '0' && c <= '9' }
-	isAlpha := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' }
-	for {
-		for len(a) > 0 && !isDigit(a[0]) && !isAlpha(a[0]) {
-			a = a[1:]
-		}
-		for len(b) > 0 && !isDigit(b[0]) && !isAlpha(b[0]) {
-			b = b[1:]
-		}
-		if len(a) == 0 || len(b) == 0 {
-			return len(a) - len(b)
-		}
-		digit := isDigit(a[0])
-		run := func(s string) (string, string) {
-			i := 0
-			for i < len(s) && (isDigit(s[i]) == digit) && (isDigit(s[i]) || isAlpha(s[i])) {
-				i++
-			}
-			return s[:i], s[i:]
-		}
-		var sa, sb string
-		sa, a = run(a)
-		sb, b = run(b)
-		if sb == "" {
-			if digit {
-				return 1
-			}
-			return -1
-		}
-		if digit {
-			sa, sb = strings.TrimLeft(sa, "0"), strings.TrimLeft(sb, "0")
-			if len(sa) != len(sb) {
-				return len(sa) - len(sb)
-			}
-		}
-		if d := strings.Compare(sa, sb); d != 0 {
-			return d
-		}
-	}
 }

@@ -131,29 +131,6 @@ func TestBootTrees(t *testing.T) {
 	}
 }
 
-func TestVersionCompare(t *testing.T) {
-	for _, tc := range []struct {
-		a, b string
-		want int
-	}{
-		{"6.18.40-1.1.azl4.x86_64", "6.18.31-1.3.azl4.x86_64", 1},
-		{"6.18.31-1.10.azl4.x86_64", "6.18.31-1.9.azl4.x86_64", 1},
-		{"6.18.31-1.3.azl4.x86_64", "6.18.31-1.3.azl4.x86_64", 0},
-		{"6.6.104.2-4.azl3", "6.18.31-1.3.azl4.x86_64", -1},
-		{"6.18.0", "6.18", 1},
-	} {
-		got := versionCompare(tc.a, tc.b)
-		if got > 0 {
-			got = 1
-		} else if got < 0 {
-			got = -1
-		}
-		if got != tc.want {
-			t.Errorf("versionCompare(%q, %q) = %d, want %d", tc.a, tc.b, got, tc.want)
-		}
-	}
-}
-
 // TestNextBoot: grub2-reboot's next_entry wins over saved_entry, which
 // wins over the newest entry; an entry named by title works as grub's
 // blscfg allows.
