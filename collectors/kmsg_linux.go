@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -30,6 +31,33 @@ const maxBackoff = time.Minute
 // rate limit: NPD's reader hot-looped 37k restarts in 200 ms and, before
 // that, stopped for good after a flood (node-problem-detector #1168).
 func (r *kmsgReader) runKmsg() {
+	r.reopenLoop(readSource{
+		readOnce: r.readKmsgOnce,
+		failed: func(err error) {
+			r.setKmsgState(false, err)
+			r.markReady()
+		},
+		warn:  "kernel log reader cannot read; reopening",
+		again: "kernel log reader still cannot read",
+		attrs: []any{"path", r.path},
+	})
+}
+
+// readSource is one input of the reader, as reopenLoop runs it.
+type readSource struct {
+	readOnce func() error    // opens the source and reads until an error
+	failed   func(err error) // records a failure (the source's state)
+	// warn is logged for a failure, at warning level; the same failure
+	// again (an open refused every minute) is logged as again at debug
+	// level, or not at all when again is empty.
+	warn, again string
+	attrs       []any
+}
+
+// reopenLoop runs s until stop: after each failure it waits, from
+// minBackoff doubling to maxBackoff, and back to minBackoff once a read
+// lasted longer than maxBackoff.
+func (r *kmsgReader) reopenLoop(s readSource) {
 	backoff := r.minBackoff
 	logged := ""
 	for first := true; ; first = false {
@@ -37,22 +65,20 @@ func (r *kmsgReader) runKmsg() {
 			r.restarted()
 		}
 		started := time.Now()
-		err := r.readKmsgOnce()
+		err := s.readOnce()
 		if r.stopped() {
 			return
 		}
-		r.setKmsgState(false, err)
-		r.markReady()
+		s.failed(err)
 		if time.Since(started) > maxBackoff {
 			backoff, logged = r.minBackoff, ""
 		}
-		// A failure is logged once; the same failure again (an open
-		// refused every minute) only at debug level.
+		attrs := append(slices.Clip(s.attrs), "err", err, "retry_in", backoff)
 		if msg := err.Error(); msg != logged {
-			r.logger.Warn("kernel log reader cannot read; reopening", "path", r.path, "err", err, "retry_in", backoff)
+			r.logger.Warn(s.warn, attrs...)
 			logged = msg
-		} else {
-			r.logger.Debug("kernel log reader still cannot read", "path", r.path, "err", err, "retry_in", backoff)
+		} else if s.again != "" {
+			r.logger.Debug(s.again, attrs...)
 		}
 		select {
 		case <-r.stop:
@@ -174,32 +200,11 @@ const (
 // copy of every record (kauditd_send_multicast_skb()) whether auditd runs
 // or not, and does not take auditd's place.
 func (r *kmsgReader) runAudit() {
-	backoff := r.minBackoff
-	logged := ""
-	for first := true; ; first = false {
-		if !first {
-			r.restarted()
-		}
-		started := time.Now()
-		err := r.readAuditOnce()
-		if r.stopped() {
-			return
-		}
-		r.setAuditState(false, err)
-		if time.Since(started) > maxBackoff {
-			backoff, logged = r.minBackoff, ""
-		}
-		if msg := err.Error(); msg != logged {
-			r.logger.Warn("audit multicast reader cannot read; SELinux denials come from the kernel log only", "err", err, "retry_in", backoff)
-			logged = msg
-		}
-		select {
-		case <-r.stop:
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, maxBackoff)
-	}
+	r.reopenLoop(readSource{
+		readOnce: r.readAuditOnce,
+		failed:   func(err error) { r.setAuditState(false, err) },
+		warn:     "audit multicast reader cannot read; SELinux denials come from the kernel log only",
+	})
 }
 
 func (r *kmsgReader) readAuditOnce() error {
