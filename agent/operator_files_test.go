@@ -1,37 +1,23 @@
 package agent
 
 import (
-	"os"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // TestConfigFileFIFO: a FIFO or a link to /dev/zero as --config.file fails
 // at once, naming the file, instead of hanging the daemon's start or its
 // reload loop (issue 14, case 8).
 func TestConfigFileFIFO(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "config.yml")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	zero := filepath.Join(dir, "zero.yml")
-	if err := os.Symlink("/dev/zero", zero); err != nil {
-		t.Fatal(err)
-	}
+	_, fifo, zero := treetest.Traps(t, "config.yml", "zero.yml")
 	for _, p := range []string{fifo, zero} {
-		done := make(chan error, 1)
-		go func() { _, err := loadConfig(p); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
+		treetest.Within(t, 5*time.Second, func() {
+			if _, err := loadConfig(p); err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
 				t.Errorf("loadConfig(%s): %v", p, err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("loadConfig(%s) still blocked after 5s", p)
-		}
+		})
 	}
 }

@@ -5,35 +5,23 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
 // TestLoadFIFO: a FIFO or a link to /dev/zero as --baseline.file fails at
 // once with an error naming it, instead of blocking in open(2) until a
 // writer comes (issue 14, case 8).
 func TestLoadFIFO(t *testing.T) {
-	dir := t.TempDir()
-	fifo := filepath.Join(dir, "baseline.json")
-	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	zero := filepath.Join(dir, "zero.json")
-	if err := os.Symlink("/dev/zero", zero); err != nil {
-		t.Fatal(err)
-	}
+	_, fifo, zero := treetest.Traps(t, "baseline.json", "zero.json")
 	for _, p := range []string{fifo, zero} {
-		done := make(chan error, 1)
-		go func() { _, err := Load(p); done <- err }()
-		select {
-		case err := <-done:
-			if err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
+		treetest.Within(t, 5*time.Second, func() {
+			if _, err := Load(p); err == nil || !strings.Contains(err.Error(), p+": not a regular file") {
 				t.Errorf("Load(%s): %v", p, err)
 			}
-		case <-time.After(5 * time.Second):
-			t.Fatalf("Load(%s) still blocked after 5s", p)
-		}
+		})
 	}
 }
 

@@ -8,20 +8,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
-)
 
-// within runs f and fails the test when it has not returned by the
-// deadline: an open that blocks on a FIFO would otherwise hang the suite.
-func within(t *testing.T, d time.Duration, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() { defer close(done); f() }()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("still running after %s", d)
-	}
-}
+	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
+)
 
 func TestReadRegularFile(t *testing.T) {
 	dir := t.TempDir()
@@ -57,7 +46,7 @@ func TestReadRegularFile(t *testing.T) {
 		{"missing", filepath.Join(dir, "nope"), "no such file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			within(t, 5*time.Second, func() {
+			treetest.Within(t, 5*time.Second, func() {
 				b, err := ReadRegularFile(tc.path, 2048)
 				if tc.want == "" {
 					if err != nil || string(b) != "collectors: {}\n" {

@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // New builds files (see Build) in a new temporary directory and returns it.
@@ -67,5 +69,35 @@ func mkdir(t testing.TB, dir string) {
 	t.Helper()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Traps makes a FIFO named fifoName and a symbolic link to /dev/zero named
+// zeroName in a new temporary directory and returns the three paths: the
+// operator files (a configuration, a checks file, a baseline) that would
+// block open(2) until a writer comes, or never end, where a reader does not
+// check what it opens.
+func Traps(t testing.TB, fifoName, zeroName string) (dir, fifo, zero string) {
+	t.Helper()
+	dir = t.TempDir()
+	fifo = filepath.Join(dir, fifoName)
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	zero = filepath.Join(dir, zeroName)
+	Link(t, zero, "/dev/zero")
+	return dir, fifo, zero
+}
+
+// Within fails the test when f has not returned after d: a read that
+// blocks on a FIFO would otherwise hang the suite.
+func Within(t testing.TB, d time.Duration, f func()) {
+	t.Helper()
+	done := make(chan struct{})
+	go func() { defer close(done); f() }()
+	select {
+	case <-done:
+	case <-time.After(d):
+		t.Fatalf("still running after %s", d)
 	}
 }
