@@ -166,6 +166,23 @@ sleep "$IDLE" # the measurement window itself, not a synchronisation
 i1=$(cpu_ticks "$probe")
 idle_pct=$(awk -v d=$((i1 - i0)) -v t="$tck" -v s="$IDLE" 'BEGIN {printf "%.3f", (d / t) / s * 100}')
 
+# --- serving alone: no collector, no checks, the same load --------------------
+# What the collectors and the checks add to the peak: the same binary with
+# none of them, after the same 8-scraper run and a shorter 64-scraper soak.
+kill "$probe"
+wait "$probe" 2>/dev/null || true
+build/azurelinux-probe --web.listen-address=$PROBE_ADDR --log.level=warn \
+	--collector.disable-defaults --no-checks.embedded >"$work/probe-bare.log" 2>&1 &
+probe=$!
+pids+=("$probe")
+wait_http "http://$PROBE_ADDR/-/ready"
+bare_start_hwm_kb=$(status_kb "$probe" VmHWM)
+wrk -t2 -c$CONNS -d"$DURATION" "http://$PROBE_ADDR/metrics" >/dev/null
+wrk -t2 -c64 -d"${BARE_SOAK:-15}s" -H 'Accept-Encoding: gzip' "http://$PROBE_ADDR/metrics" >/dev/null
+bare_hwm_kb=$(status_kb "$probe" VmHWM)
+bare_anon_kb=$(status_kb "$probe" RssAnon)
+bare_file_kb=$(status_kb "$probe" RssFile)
+
 # --- scale: Go benchmarks of refresh and scrape cost ----------------------------
 # As root, the eBPF inventory benchmark loads a few hundred programs itself.
 echo "bench: scale benchmarks (go test -bench)" >&2
@@ -257,6 +274,13 @@ read-only data, 2.6 MB of the 8.2 MB pclntab), and \`azurelinux-probe --version\
 it starts, before its collectors start and after their first snapshots, so only what serving touches
 since then is counted; those pages stay in the page cache, shared and reclaimable. The rpm database, the
 eBPF collector's BTF and programs, and the userland tools are read or run in child processes.
+
+Serving alone: the same binary with no collector and no checks (\`--collector.disable-defaults
+--no-checks.embedded\`), after the same $CONNS-scraper run and a ${BARE_SOAK:-15} s soak of 64, peaked at
+$(mb "$bare_hwm_kb") MB ($(mb "$bare_start_hwm_kb") MB by the end of its start-up; $bare_anon_kb kB anonymous, $bare_file_kb kB
+file-backed). The collectors and the checks thus add $(awk -v a="$probe_hwm_kb" -v b="$bare_hwm_kb" 'BEGIN {printf "%.1f", (a - b) / 1024}') MB to the peak; the rest is this binary
+serving this load, where the static server, a binary a quarter the size touching the same net/http code,
+peaked at $(mb "$static_hwm_kb") MB.
 
 ## Scale
 
