@@ -44,9 +44,10 @@ var ebpfIterate = func(ctx context.Context, inv *bpf.Inventory, kind bpf.Kind, l
 
 // updateInventory counts the programs, maps and links loaded on the host by
 // type, with the BPF iterators of bpf/inventory.c: one pass in the kernel
-// per kind, two numbers per object, no descriptor of any object opened (pain
-// 15 of the anchors: opening every program on every refresh is what makes
-// inventories expensive on hosts with thousands of programs). A kind whose
+// per kind, two numbers per object, no descriptor of any object opened.
+// bpftool prog show (tools/bpf/bpftool/prog.c, do_show) and the
+// GET_NEXT_ID walk below open every program to read its type, which is
+// what makes an inventory expensive on a host with thousands. A kind whose
 // iterator the kernel cannot load (bpf_map 5.8, bpf_prog 5.9, bpf_link 5.19)
 // falls back, when the probe holds CAP_SYS_ADMIN, to the BPF_*_GET_NEXT_ID
 // walk, which opens each object to read its type; without it that kind is

@@ -143,8 +143,9 @@ var systemdTaintedInfoFact = declare(Fact{
 })
 
 // systemdCollector reads systemd's state over D-Bus through one long-lived
-// connection. The anchors' exporters dial per scrape and call without
-// deadlines, which is how they leak connections and hang scrapes; here the
+// connection. node_exporter's systemd collector (collector/systemd_linux.go,
+// Update) dials the bus on every scrape and calls it with context.TODO(),
+// no deadline, so a bus that stops answering hangs the scrape; here the
 // connection is kept between refreshes, every call has a deadline, and any
 // error drops the connection so that the next refresh dials afresh (a bus
 // restarted under us leaves a broken pipe that would otherwise fail forever).
