@@ -15,8 +15,9 @@ import (
 	"github.com/azurelinux-probe/azurelinux-probe/internal/treetest"
 )
 
-// The outputs below are the real formats of ../shared/reference/formats.md
-// §6.2 and §7, observed variants included.
+// The outputs below are the real output formats of dnf5 (with its plugin
+// list), dnf, tdnf, rpm, openssl, systemd, glibc and python3, observed
+// variants included.
 func TestVersionParsers(t *testing.T) {
 	dnf5Plugins := "dnf5 version 5.2.16.0\ndnf5 plugin API version 2.0\nlibdnf5 version 5.2.16.0\nlibdnf5 plugin API version 2.x\n\n" +
 		"Loaded dnf5 plugins:\n  name: builddep\n  version: 1.0.0\n  API version: 2.0\n\n  name: changelog\n  version: 1.0.0\n  API version: 2.0\n"

@@ -26,7 +26,8 @@ import (
 var binDirs = []string{"usr/bin", "usr/sbin", "bin", "sbin"}
 
 // tool describes one userland fact: the command that prints its version
-// and how to read that output (formats in ../shared/reference/formats.md §7).
+// and how to read that output (the outputs each parser reads, variants
+// included, are in TestVersionParsers, userland_test.go).
 type tool struct {
 	name, bin string
 	args      []string

@@ -22,8 +22,8 @@ import (
 // (empty /proc and /sys).
 const debianImage = "/var/cache/azurelinux-probe-test/debian12-systemd"
 
-// azl4Packages are the watched packages with their Azure Linux 4.0 versions
-// (../shared/reference/azurelinux.md, "Versions (4.0 April 2026 tree)").
+// azl4Packages are the watched packages with the versions of the Azure
+// Linux 4.0 preview tree of April 2026.
 var azl4Packages = []struct{ name, epoch, version, release string }{
 	{"dnf5", "", "5.2.18.0", "1.azl4"},
 	{"rpm", "", "6.0.1", "1.azl4"},
