@@ -55,20 +55,7 @@ scrape_configs:
   - job_name: prometheus
     static_configs: [{targets: [%q]}]
 `, strings.Join(targets, ", "), f.prom))
-	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+f.prom, "--log.level=warn")
-	var promLog bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &promLog, &promLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", promLog.String())
-		}
-	})
+	startPrometheus(t, prometheus, config, dir, f.prom)
 	// Every probe's checks scraped (Prometheus runs on its own clock: poll
 	// its API with a deadline).
 	deadline := time.Now().Add(90 * time.Second)

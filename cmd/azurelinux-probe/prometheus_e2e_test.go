@@ -103,20 +103,7 @@ scrape_configs:
     static_configs: [{targets: [%q]}]
 %s`, rulesCopy, plain.addr, certFile, secure.addr, certFile, secure.addr, kmsgJob))
 
-	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
-		"--web.listen-address="+promAddr, "--log.level=warn")
-	var promLog strings.Builder
-	cmd.Stdout, cmd.Stderr = &promLog, &promLog
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", promLog.String())
-		}
-	})
+	startPrometheus(t, prometheus, config, dir, promAddr)
 
 	api := func(path string, out any) bool {
 		resp, err := http.Get("http://" + promAddr + path)
@@ -301,6 +288,27 @@ func tlsConfigFor(t *testing.T, certFile string) *tls.Config {
 		t.Fatalf("load %s: %v", certFile, err)
 	}
 	return &tls.Config{RootCAs: pool}
+}
+
+// startPrometheus runs prometheus (either major) with config, its data
+// under dir and its web API on addr, until the test ends; its log is
+// shown when the test failed.
+func startPrometheus(t *testing.T, prometheus, config, dir, addr string) {
+	t.Helper()
+	cmd := exec.Command(prometheus, "--config.file="+config, "--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--web.listen-address="+addr, "--log.level=warn")
+	var promLog strings.Builder
+	cmd.Stdout, cmd.Stderr = &promLog, &promLog
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", promLog.String())
+		}
+	})
 }
 
 func writeFile(t *testing.T, path, content string) {
