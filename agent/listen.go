@@ -51,6 +51,7 @@ func newHTTPServer(h http.Handler, lim *connLimiter, logger *slog.Logger) *http.
 		IdleTimeout:       idleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 		ConnState:         lim.connState,
+		ConnContext:       withConn,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelDebug),
 	}
 }
@@ -149,7 +150,7 @@ func sourceOf(a net.Addr) string {
 // admit returns c tracked, or nil when it was refused (and closed).
 func (l *connLimiter) admit(c net.Conn) *limitedConn {
 	src := sourceOf(c.RemoteAddr())
-	now := time.Now()
+	now := monoNow()
 	var victims []*limitedConn
 	l.mu.Lock()
 	if l.perSource > 0 && l.bySource[src] >= l.perSource {
@@ -179,15 +180,16 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		l.shed.WithLabelValues("server", v.kind()).Inc()
 		l.remove(v)
 	}
+	lc := &limitedConn{Conn: c, lim: l, source: src}
 	if tc, ok := c.(*net.TCPConn); ok {
 		// A fixed send buffer instead of the kernel's autotuning (up to
 		// tcp_wmem's 4 MB): a client that never reads pins at most this
 		// much kernel memory, and its writer blocks after one body
 		// rather than after dozens of pipelined ones.
 		tc.SetWriteBuffer(sendBuffer)
+		lc.corker = newCorker(tc)
 	}
-	lc := &limitedConn{Conn: c, lim: l, source: src}
-	lc.since.Store(now.UnixNano())
+	lc.since.Store(now)
 	l.conns[lc] = struct{}{}
 	l.bySource[src]++
 	l.mu.Unlock()
@@ -203,7 +205,7 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 // has been idle or unused the longest, else the one stuck longest on a
 // request, or nil when all are busy with recent requests. Called with l.mu
 // held; a linear scan of at most max connections, only at a cap.
-func (l *connLimiter) victim(src string, now time.Time) *limitedConn {
+func (l *connLimiter) victim(src string, now int64) *limitedConn {
 	var idle, stuck *limitedConn
 	for c := range l.conns {
 		if src != "" && c.source != src {
@@ -213,7 +215,7 @@ func (l *connLimiter) victim(src string, now time.Time) *limitedConn {
 			if idle == nil || c.since.Load() < idle.since.Load() {
 				idle = c
 			}
-		} else if now.UnixNano()-c.since.Load() > int64(stuckAfter) {
+		} else if now-c.since.Load() > int64(stuckAfter) {
 			if stuck == nil || c.since.Load() < stuck.since.Load() {
 				stuck = c
 			}
@@ -231,7 +233,7 @@ func (l *connLimiter) victim(src string, now time.Time) *limitedConn {
 // oldest busy one): many sources at their per-source cap cannot lock out
 // one more. Otherwise it is the longest idle or stuck connection of any
 // source, or nil. Called with l.mu held.
-func (l *connLimiter) fairVictim(src string, now time.Time) *limitedConn {
+func (l *connLimiter) fairVictim(src string, now int64) *limitedConn {
 	hog, most := "", 0
 	for s, n := range l.bySource {
 		if n > most {
@@ -282,15 +284,24 @@ func (l *connLimiter) connState(c net.Conn, s http.ConnState) {
 	default:
 		return
 	}
-	lc.since.Store(time.Now().UnixNano())
+	lc.since.Store(monoNow())
 }
+
+// monoBase is the origin of monoNow.
+var monoBase = time.Now()
+
+// monoNow is the monotonic clock in nanoseconds since monoBase: the
+// connection states change twice a request, and time.Since reads one clock
+// where time.Now reads two (the wall clock as well).
+func monoNow() int64 { return int64(time.Since(monoBase)) }
 
 type limitedConn struct {
 	net.Conn
 	lim    *connLimiter
 	source string
 	state  atomic.Int32
-	since  atomic.Int64 // when the state last changed, Unix ns
+	since  atomic.Int64 // when the state last changed, monoNow
+	corker *corker      // a TCP connection's, else nil
 }
 
 func (c *limitedConn) kind() string {
