@@ -78,7 +78,7 @@ func (b *renderedBody) write(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
-		writeCorked(w, r, b.body)
+		writeWhole(w, r, b.body)
 	}
 }
 

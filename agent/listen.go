@@ -187,7 +187,6 @@ func (l *connLimiter) admit(c net.Conn) *limitedConn {
 		// much kernel memory, and its writer blocks after one body
 		// rather than after dozens of pipelined ones.
 		tc.SetWriteBuffer(sendBuffer)
-		lc.corker = newCorker(tc)
 	}
 	lc.since.Store(now)
 	l.conns[lc] = struct{}{}
@@ -301,7 +300,7 @@ type limitedConn struct {
 	source string
 	state  atomic.Int32
 	since  atomic.Int64 // when the state last changed, monoNow
-	corker *corker      // a TCP connection's, else nil
+	gather gathering    // while a body is written (gather.go)
 }
 
 func (c *limitedConn) kind() string {
