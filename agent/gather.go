@@ -34,9 +34,10 @@ var gatherBufs = sync.Pool{New: func() any { b := make([]byte, 0, gatherMax); re
 // *tls.Conn closed by Server.Close writes its alert from another, so the
 // state is behind a lock.
 type gathering struct {
-	mu  sync.Mutex
-	buf *[]byte // nil when not gathering
-	vec [2][]byte
+	mu   sync.Mutex
+	buf  *[]byte // nil when not gathering
+	vec  [2][]byte
+	bufs net.Buffers // over vec, here so that a writev allocates nothing
 }
 
 // Write writes p to the connection, or gathers it.
@@ -57,9 +58,9 @@ func (c *limitedConn) Write(p []byte) (int, error) {
 		return c.Conn.Write(p)
 	}
 	g.vec = [2][]byte{b, p}
-	bufs := net.Buffers(g.vec[:])
-	n, err := bufs.WriteTo(c.Conn)
-	g.vec = [2][]byte{}
+	g.bufs = g.vec[:]
+	n, err := g.bufs.WriteTo(c.Conn)
+	g.vec, g.bufs = [2][]byte{}, nil
 	return int(max(n-int64(len(b)), 0)), err
 }
 
