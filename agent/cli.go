@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/exporter-toolkit/web/kingpinflag"
 
 	"github.com/azurelinux-probe/azurelinux-probe/collectors"
+	"github.com/azurelinux-probe/azurelinux-probe/internal/exepages"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/heapprofile"
 	"github.com/azurelinux-probe/azurelinux-probe/internal/host"
 )
@@ -80,8 +81,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return host.ReaperMain(args[1:])
 	}
 	// The package inits are done: none of what they touched is needed again
-	// (releaseExecutablePages). A failure only costs memory.
-	releaseExecutablePages()
+	// (internal/exepages). A failure only costs memory.
+	exepages.Release()
 	o := &options{collectorFlags: map[string]*bool{}, explicit: map[string]bool{}}
 	app := kingpin.New(programName,
 		"In-guest probe for Azure Linux hosts: serves kernel, Hyper-V, GPU driver, eBPF, systemd and userland facts as Prometheus metrics.")

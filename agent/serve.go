@@ -23,6 +23,7 @@ import (
 
 func (o *options) serve(logger *slog.Logger) error {
 	logger.Info("starting "+programName, "version", version.Info(), "build_context", version.BuildContext())
+	logPageByPage(logger)
 	if !strings.HasPrefix(o.telemetryPath, "/") {
 		return fmt.Errorf("--web.telemetry-path %q must start with /", o.telemetryPath)
 	}
