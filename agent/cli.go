@@ -206,9 +206,10 @@ func (o *options) addFlags(app *kingpin.Application) {
 	app.Flag("web.enable-pprof", "Serve Go runtime profiles under /debug/pprof/ (and link them from the status page).").
 		Default("false").BoolVar(&o.enablePprof)
 	app.Flag("runtime.memory-limit", "Soft limit of the serving daemon's Go heap and runtime (GOMEMLIMIT): past it the garbage collector works harder rather than let the heap grow. "+
-		"The live heap is about 1.5 MB of cached facts; the runtime's own metadata maps about 6.5 MB more that count against the limit, little of it resident. "+
-		"The default leaves the heap the garbage collector's default goal (4 MB) under a scrape load; 0 disables the limit.").
-		Envar("GOMEMLIMIT").Default("14MiB").BytesVar(&o.memoryLimit)
+		"The live heap is about 2 MB (cached facts, compiled checks, connection buffers); the runtime's own metadata maps about 6.5 MB more that count against the limit, little of it resident. "+
+		"At the default the collector keeps close to its default goal under 8 scrapers (1.3 collections per 1,000 scrapes against 1.1 at 14MiB) and collects twice as often under 64, for 1 MB less RSS; "+
+		"at 12MiB, 64 scrapers make it collect all the time. 0 disables the limit.").
+		Envar("GOMEMLIMIT").Default("13MiB").BytesVar(&o.memoryLimit)
 	app.Flag("runtime.gomaxprocs", "The target number of CPUs Go runs on (GOMAXPROCS); collectors mostly wait on files and syscalls, so one is plenty.").
 		Envar("GOMAXPROCS").Default("1").IntVar(&o.gomaxprocs)
 	app.Flag("path.rootfs", "Root of the file system the collectors read.").Default("/").StringVar(&o.rootfs)

@@ -3,14 +3,18 @@
 // allocate, and turns it back on for a daemon that serves profiles.
 //
 // Why: with sampling on (runtime.MemProfileRate, one sample per 512 KiB
-// allocated on average), the first sample maps the profiler's bucket hash
-// table, 1.4 MiB (runtime/mprof.go buckhash), and every sample records the
-// allocating stack, which walks the function tables of the binary. The
-// daemon runs under a soft memory limit of a few megabytes above its live
-// heap (--runtime.memory-limit); the runtime counts that table against the
-// limit, and what is left before the limit is reached is so little that a
-// scrape load collects garbage every few hundred requests. Nothing reads
-// the samples unless --web.enable-pprof serves them.
+// allocated on average), every sample records the allocating stack, which
+// walks the function tables of the binary and maps their pages, and the
+// samples pile up in the profiler's buckets. Nothing reads them unless
+// --web.enable-pprof serves them.
+//
+// What it cannot save: the profiler's bucket hash table, 1.4 MiB of address
+// space (runtime/mprof.go buckhash), is mapped all the same, because in
+// Go 1.26 changing the rate makes each P record one sample on its next
+// allocation (runtime/malloc.go, MemProfileRate != c.memProfRate). Little of
+// it is resident, but the runtime counts it against the daemon's soft memory
+// limit (--runtime.memory-limit, docs/benchmarks.md); only
+// GODEBUG=memprofilerate=0 from the start avoids it.
 //
 // The package imports nothing but runtime, so that Go's initialisation
 // order (packages in import-path order, each after its imports; The Go
