@@ -161,9 +161,9 @@ idle_heap_kb=$((($(gauge "$murl" go_memstats_heap_idle_bytes) - $(gauge "$murl" 
 # --- working set: which mapped pages of the executable serving touches --------
 # Writing 1 to clear_refs (proc(5)) clears the accessed bit of every mapped
 # page; Referenced in smaps is then what the next $WS s of 8 scrapers (and
-# the refreshes meanwhile) touched. What stays mapped untouched was mapped
-# around another page by fault-around, or touched once (the first
-# collection, the first render).
+# the refreshes meanwhile) touched. What stays mapped untouched was touched
+# once (the first collection, the first render) or by a refresh that did not
+# recur in the window.
 WS=${WS:-10}
 echo 1 >"/proc/$probe/clear_refs"
 wrk -t2 -c$CONNS -d"${WS}s" -H 'Accept-Encoding: gzip' "http://$PROBE_ADDR/metrics" >/dev/null
@@ -281,24 +281,36 @@ Where the probe's $(mb "$rss_after") MB were after the soak (/proc/PID/smaps, th
 | Go heap free, not returned | $idle_heap_kb | kept for reuse; the scavenger returns it over minutes |
 | goroutine stacks | $stack_kb | scheduler, collectors, one per connection |
 
-Anonymous $anon_after kB, file-backed $file_after kB in all. The kernel maps 64 KiB of a file around each page
-touched (fault_around_bytes), so a few hundred scattered reads keep megabytes of the binary mapped: at
-main.main, before any probe code runs, the init functions of its 214 packages and the runtime's itab
-table have mapped about 13 MB of it (measured 2026-12-01 with the process stopped at its first open of
-/proc/self/smaps, /proc/PID/pagemap against the ELF sections: 7.5 MB of the 10.8 MB of code, all 2.7 MB of
-read-only data, 2.6 MB of the 8.2 MB pclntab), and \`azurelinux-probe --version\` peaks at 15.8 MB. The daemon unmaps its executable's clean pages (agent/memory.go) when
-it starts, before its collectors start and after their first snapshots, so only what serving touches
-since then is counted; those pages stay in the page cache, shared and reclaimable. The rpm database, the
-eBPF collector's BTF and programs, and the userland tools are read or run in child processes.
+Anonymous $anon_after kB, file-backed $file_after kB in all. On a read fault in a file mapping the kernel
+maps every page of the file in the page cache within 64 KiB of the faulting one (fault_around_bytes,
+mm/memory.c do_fault_around), so a few hundred scattered reads of a 33 MB binary keep megabytes of it
+mapped. The probe turns that off for its own code and read-only data from the init of
+internal/exepages on, among the first of its 214 packages' inits: a mapping registered with a
+userfaultfd for write-protect faults is mapped a page at a time (internal/exepages/pagebypage.go says
+why and how). Measured on 2026-12-01 beside the previous commit (fe6570e), which had fault-around:
+at main.main, before any probe code runs (the process stopped at its first madvise, /proc/PID/pagemap
+against the ELF sections), 7.6 MB of the binary mapped instead of 13.4 MB (2.9 instead of 7.5 MB of
+code, 1.7 instead of 2.9 MB of pclntab; the 2.5 MB of read-only data are read whole by the runtime's
+start-up, itabsinit and typelinks, either way); \`azurelinux-probe --version\` peaks at 9.9 MB instead of
+16.0 MB; the daemon's first scrape maps 2.6 MB of the binary instead of 4.9 MB; and its start-up peak
+is 11.2 MB instead of 18.3 MB. The daemon also unmaps its executable's clean pages (internal/exepages
+Release) when it starts, before its collectors start and after their first snapshots, so only what
+serving touches since then is counted; those pages stay in the page cache, shared and reclaimable. The
+rpm database, the eBPF collector's BTF and programs, and the userland tools are read or run in child
+processes.
 
 What of the executable serving uses: after the soak, its accessed bits cleared (\`/proc/PID/clear_refs\`),
 ${WS} s more of $CONNS gzip scrapers touched $ws_code_ref kB of the $ws_code_rss kB of code mapped and
-$ws_rodata_ref kB of the $ws_rodata_rss kB of read-only data (smaps Referenced): the rest is mapped by
-fault-around or was touched once. Measured on 2026-12-01 with the process's pages released after
-start-up: one garbage collection alone (\`runtime.GC\` on a signal, in a test build) mapped 3.4 MB
-of the binary, 2.6 MB of it pclntab (which the collector reads for the stack maps of every
-goroutine's frames, mapped 64 KiB around each), and the first scrape, which rendered the body and set
-off a collection, mapped 7.9 MB (RSS 9.0 to 17.3 MB).
+$ws_rodata_ref kB of the $ws_rodata_rss kB of read-only data (smaps Referenced): the rest was touched
+once (the first collection and render, a refresh that did not recur in those ${WS} s).
+
+The heap is held near the garbage collector's default goal by the soft memory limit
+(\`--runtime.memory-limit\`, 13 MiB; the runtime counts about 6.5 MB of its own metadata against it,
+1.4 MB of it the heap profiler's bucket table, which turning sampling off at init maps all the same:
+internal/heapprofile says why; little of it is resident). Measured on 2026-12-01, 8 s of wrk at 8 and then 64
+gzip scrapers against three daemons side by side: 1.06, 1.26 and 1.62 collections per 1,000 scrapes
+at 8 scrapers with a limit of 14 MiB, 13 MiB and 12.5 MiB, 1.19, 2.69 and 4.76 at 64, with the same
+throughput at 14 and 13 MiB and a quarter less at 12.5 MiB; peak RSS 14.7, 13.6 and 13.3 MB.
 
 Serving alone: the same binary with no collector and no checks (\`--collector.disable-defaults
 --no-checks.embedded\`), after the same $CONNS-scraper run and a ${BARE_SOAK:-15} s soak of 64, peaked at
