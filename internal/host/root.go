@@ -137,6 +137,26 @@ const resolveFlags = unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS
 // seccomp filter): the user-space walk takes over for good.
 var noOpenat2 atomic.Bool
 
+// maxOpenat2Tries bounds openat2Retry. A rename anywhere on the system
+// during a resolution is enough for one EAGAIN, about 1 in 20 lookups
+// through a sysfs-style "../../.." link while another process renames as
+// fast as it can (TestConcurrentRenamesDoNotFailReads).
+const maxOpenat2Tries = 32
+
+// openat2Retry is openat2 that tries again on EAGAIN: with RESOLVE_IN_ROOT
+// the kernel returns it when a rename or mount raced a ".." it resolved and
+// it cannot prove the walk stayed inside the root, and "the caller may
+// choose to retry" (openat2(2)). A rename storm that outlasts the tries
+// gets the error, not an unconfined walk.
+func openat2Retry(dirfd int, path string, how *unix.OpenHow) (int, error) {
+	for try := 1; ; try++ {
+		fd, err := unix.Openat2(dirfd, path, how)
+		if err != unix.EAGAIN || try == maxOpenat2Tries {
+			return fd, err
+		}
+	}
+}
+
 // openFlags opens p with flags (O_CLOEXEC is added). O_NOFOLLOW in flags
 // applies to the last element only, as with open(2).
 func (p Path) openFlags(flags int) (*os.File, error) {
@@ -151,7 +171,7 @@ func (p Path) openFlags(flags int) (*os.File, error) {
 		rel = "."
 	}
 	if !noOpenat2.Load() {
-		fd, err := unix.Openat2(int(p.root.f.Fd()), rel, &unix.OpenHow{
+		fd, err := openat2Retry(int(p.root.f.Fd()), rel, &unix.OpenHow{
 			Flags:   uint64(flags | unix.O_CLOEXEC),
 			Resolve: resolveFlags,
 		})

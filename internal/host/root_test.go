@@ -256,3 +256,45 @@ func TestFallbackLiveRoot(t *testing.T) {
 		t.Errorf("readlink proc/self: %v", err)
 	}
 }
+
+// TestConcurrentRenamesDoNotFailReads: openat2 with RESOLVE_IN_ROOT fails
+// with EAGAIN when any rename on the system races a ".." it resolves (it
+// cannot prove the ".." stayed inside: openat2(2)). sysfs's device links
+// are all "../../..", and a busy host renames files all the time, so the
+// host layer retries; before it did, a collector's read of a fixture tree
+// failed now and then while other tests ran (CI, 2026-12-01: "open
+// …/vmbus/devices/…/class_id: resource temporarily unavailable").
+func TestConcurrentRenamesDoNotFailReads(t *testing.T) {
+	root := t.TempDir()
+	write(t, filepath.Join(root, "devices/vmbus/dev0/class_id"), "{57164f39-9115-4e78-ab55-382f3bd5422d}\n")
+	os.MkdirAll(filepath.Join(root, "bus/vmbus/devices"), 0o755)
+	os.Symlink("../../../devices/vmbus/dev0", filepath.Join(root, "bus/vmbus/devices/dev0"))
+	r := OpenRoot(root)
+	// Renames in an unrelated directory, outside the root.
+	other := t.TempDir()
+	a, b := filepath.Join(other, "a"), filepath.Join(other, "b")
+	write(t, a, "x")
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for !stop.Load() {
+			os.Rename(a, b)
+			os.Rename(b, a)
+		}
+	}()
+	failed := 0
+	var last error
+	for i := 0; i < 20000; i++ {
+		if _, err := r.Path("bus/vmbus/devices/dev0/class_id").ReadFile(1 << 10); err != nil {
+			failed++
+			last = err
+		}
+	}
+	stop.Store(true)
+	wg.Wait()
+	if failed > 0 {
+		t.Errorf("%d of 20000 reads failed, the last with %v", failed, last)
+	}
+}
