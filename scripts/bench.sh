@@ -285,7 +285,7 @@ Anonymous $anon_after kB, file-backed $file_after kB in all. On a read fault in 
 maps every page of the file in the page cache within 64 KiB of the faulting one (fault_around_bytes,
 mm/memory.c do_fault_around), so a few hundred scattered reads of a 33 MB binary keep megabytes of it
 mapped. The probe turns that off for its own code and read-only data from the init of
-internal/exepages on, among the first of its 214 packages' inits: a mapping registered with a
+internal/exepages on, among the first of its 215 package inits: a mapping registered with a
 userfaultfd for write-protect faults is mapped a page at a time (internal/exepages/pagebypage.go says
 why and how). Measured on 2026-12-01 beside the previous commit (fe6570e), which had fault-around:
 at main.main, before any probe code runs (the process stopped at its first madvise, /proc/PID/pagemap

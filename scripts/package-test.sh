@@ -741,6 +741,17 @@ step_container() {
 	assert_eq "CapAmb" "$(awk '/^CapAmb:/ { print $2 }' <<<"$status")" 0000000000000000
 	assert_eq "NoNewPrivs" "$(awk '/^NoNewPrivs:/ { print $2 }' <<<"$status")" 1
 	assert_eq "Seccomp (filter mode)" "$(awk '/^Seccomp:/ { print $2 }' <<<"$status")" 2
+	# The filter lets userfaultfd(2) through (@system-service has it): the
+	# executable's read-only mappings carry the userfaultfd write-protect
+	# flag, so it is mapped a page at a time (internal/exepages).
+	local ro_maps
+	ro_maps=$(cexec cat /proc/$pid/smaps | awk -v exe=/usr/bin/$NAME '
+		/^[0-9a-f]+-[0-9a-f]+ / { m = ($6 == exe && substr($2, 2, 1) == "-") }
+		m && /^VmFlags:/ { n++; if ($0 ~ / uw( |$)/) u++ }
+		END { print u + 0, n + 0 }')
+	[ "${ro_maps#* }" -ge 2 ] && [ "${ro_maps% *}" = "${ro_maps#* }" ] ||
+		die "read-only mappings of /usr/bin/$NAME with the userfaultfd flag, and in all: $ro_maps"
+	ok "under the unit's filter the executable is mapped a page at a time (${ro_maps% *} read-only mappings registered)"
 	# The sandbox: / read-only (ProtectSystem=strict), private /tmp, no /home.
 	local mi
 	mi=$(cexec cat /proc/$pid/mountinfo)
