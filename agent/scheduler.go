@@ -297,6 +297,7 @@ func (s *scheduler) refresh(ctx context.Context, j *job) {
 		}
 	}
 	go func() {
+		var o outcome
 		defer func() {
 			mu.Lock()
 			returned = true
@@ -306,6 +307,9 @@ func (s *scheduler) refresh(ctx context.Context, j *job) {
 			mu.Unlock()
 			f.running.Store(false)
 			s.event("idle " + j.name)
+			// Only with the flight clear: the refresh publishes on this,
+			// and the next may start the moment it has.
+			done <- o
 		}()
 		m := &collectors.Metrics{}
 		var err error
@@ -324,7 +328,7 @@ func (s *scheduler) refresh(ctx context.Context, j *job) {
 			}()
 			err = j.c.Update(rctx, m)
 		}()
-		done <- outcome{m, boundErrors(errors.Join(err, m.Err()))}
+		o = outcome{m, boundErrors(errors.Join(err, m.Err()))}
 	}()
 	select {
 	case o := <-done:

@@ -168,3 +168,25 @@ func TestStartServesAndReloads(t *testing.T) {
 	}
 	close(block)
 }
+
+// TestBackToBackRefreshes: a refresh that starts the moment the previous one
+// published (RunOnce after RunOnce, a reload right after a refresh) finds the
+// flight clear. The Update's goroutine used to hand over its outcome before
+// clearing it, so the next refresh now and then failed with "previous
+// refresh still running" (TestCachedBody in the RPM's %check, 2026-12-01).
+func TestBackToBackRefreshes(t *testing.T) {
+	j := testJob("os", &fakeCollector{facts: []string{"a"}})
+	s := newTestScheduler(j)
+	failed := 0
+	var last error
+	for i := 0; i < 20000; i++ {
+		s.RunOnce(t.Context())
+		if snap := j.snap.Load(); !snap.Success {
+			failed++
+			last = snap.Err
+		}
+	}
+	if failed > 0 {
+		t.Errorf("%d of 20000 back-to-back refreshes failed, the last with %v", failed, last)
+	}
+}
