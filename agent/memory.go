@@ -8,10 +8,9 @@ import (
 
 // The daemon's resident memory is mostly pages of its own executable, not
 // heap (docs/benchmarks.md, "Resident memory"). internal/exepages maps them
-// a page at a time from its init on, and releasePages unmaps those that
-// start-up touched and serving does not need: what the package inits, the
-// flags, the configuration and the checks, and the first refresh of every
-// collector at once, read.
+// a page at a time from its init on, and releasePages unmaps the ones that
+// only start-up read: the package inits, the flags, the configuration, the
+// checks and the first refresh of every collector at once.
 
 // releasePages releases the executable's pages and logs how much at debug
 // level; a failure only costs memory, so it is a warning.

@@ -43,10 +43,9 @@ tck=$(getconf CLK_TCK)
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 status_kb() { awk -v k="$2:" '$1 == k {print $2}' "/proc/$1/status"; }
-# smaps_kb pid file perms: resident kB of the mappings of file with perms
-# (r-xp code, r--p read-only data, rw-p data) in /proc/pid/smaps.
-# smaps_kb pid file perms [field]: resident kB (or the field's kB, e.g.
-# Referenced:) of the mappings of file with perms.
+# smaps_kb pid file perms [field]: resident kB (or the kB of field, e.g.
+# Referenced) of the mappings of file with perms (r-xp code, r--p read-only
+# data, rw-p data) in /proc/pid/smaps.
 smaps_kb() {
 	awk -v f="$2" -v p="$3" -v k="${4:-Rss}:" '/^[0-9a-f]+-[0-9a-f]+ / {in_ = ($6 == f && $2 == p)} in_ && $1 == k {n += $2} END {print n + 0}' "/proc/$1/smaps"
 }
